@@ -1,0 +1,57 @@
+"""irouter: hundreds of LLMs through OpenRouter (or any OpenAI-compatible server) in a few lines.
+
+>>> from irouter import Chat                                          # doctest: +SKIP
+>>> chat = Chat(["openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct"])   # doctest: +SKIP
+>>> chat("Who created you?")                                          # doctest: +SKIP
+{'openai/gpt-4o-mini': 'OpenAI...', 'meta-llama/llama-3.3-70b-instruct': 'Meta...'}
+"""
+
+from ._wire import Response
+from .call import Call
+from .catalog import get_all_models, list_models
+from .chat import Chat
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    IrouterError,
+    MissingAPIKeyError,
+    MultiModelError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+)
+
+__version__ = "1.0.0.dev0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Call",
+    "Chat",
+    "IrouterError",
+    "MissingAPIKeyError",
+    "MultiModelError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "Response",
+    "ServerError",
+    "__version__",
+    "get_all_models",
+    "list_models",
+]

@@ -1,0 +1,148 @@
+"""The only place that does HTTP: endpoints, the shared connection pool, status -> exception mapping.
+
+``httpx`` is imported on first use, so ``import irouter`` stays light. One pooled ``httpx.Client`` serves the whole
+process (it is thread-safe); creating one costs milliseconds (TLS context), so it is never made per call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ._wire import error_from_body, loads
+from .errors import APIConnectionError, APITimeoutError, MissingAPIKeyError
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger("irouter")
+
+OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+DEFAULT_TIMEOUT = 600.0
+"""Seconds a request may take (long: big models can think for minutes). Connecting is capped at 10 s."""
+ATTRIBUTION_HEADERS = {
+    # OpenRouter credits apps in its rankings by these; override them with extra_headers={...}.
+    "HTTP-Referer": "https://github.com/CarloLepelaars/irouter",
+    "X-Title": "irouter",
+}
+
+USER_AGENT = "irouter/1.0.0.dev0"
+
+_client_lock = threading.Lock()
+_sync_client: httpx.Client | None = None
+
+
+def http_client() -> httpx.Client:
+    """The process-wide pooled client (created on first use)."""
+    global _sync_client
+    if _sync_client is None:
+        with _client_lock:
+            if _sync_client is None:
+                import httpx
+
+                _sync_client = httpx.Client(
+                    limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+                    timeout=httpx.Timeout(DEFAULT_TIMEOUT, connect=10.0),
+                    follow_redirects=False,
+                )
+    return _sync_client
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """``base_url``, else ``OPENROUTER_BASE_URL``, else OpenRouter's; without a trailing slash."""
+    url = base_url or os.environ.get("OPENROUTER_BASE_URL") or OPENROUTER_BASE_URL
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"base_url must be an http(s) URL such as {OPENROUTER_BASE_URL!r}, got {url!r}")
+    return url.rstrip("/")
+
+
+def is_openrouter(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    return host == "openrouter.ai" or host.endswith(".openrouter.ai")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class Endpoint:
+    """A base URL and the key for it. The key is kept private: it appears in no repr, log or error."""
+
+    __slots__ = ("__api_key", "base_url")
+
+    def __init__(self, base_url: str | None = None, api_key: str | None = None) -> None:
+        self.base_url = resolve_base_url(base_url)
+        key = api_key if api_key is not None else os.environ.get("OPENROUTER_API_KEY")
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"api_key must be a string, got {type(key).__name__}")
+        key = (key or "").strip() or None
+        if key is None and is_openrouter(self.base_url):
+            raise MissingAPIKeyError()
+        self.__api_key = key
+
+    def __repr__(self) -> str:
+        return f"Endpoint(base_url={self.base_url!r}, api_key={'set' if self.__api_key else 'not set'})"
+
+    @property
+    def has_key(self) -> bool:
+        return self.__api_key is not None
+
+    def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT,
+                   **ATTRIBUTION_HEADERS}
+        if self.__api_key:
+            headers["Authorization"] = f"Bearer {self.__api_key}"
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        model: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """POST ``body`` as JSON and return the parsed JSON answer; HTTP errors raise irouter's exceptions."""
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return self._send("POST", path, model=model, content=data, headers=self.headers(extra_headers),
+                          timeout=timeout)
+
+    def get(self, path: str, *, params: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
+        """GET ``path`` and return the parsed JSON answer."""
+        return self._send("GET", path, params=params, headers=self.headers(), timeout=timeout)
+
+    def _send(self, method: str, path: str, *, model: str | None = None, timeout: float | None = None,
+              **kwargs: Any) -> Any:
+        import httpx
+
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        if timeout is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout, connect=min(10.0, timeout))
+        log.debug("%s %s model=%s", method, url, model)
+        try:
+            response = http_client().request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError(f"Request timed out ({type(exc).__name__})", model=model) from exc
+        except httpx.TransportError as exc:
+            raise APIConnectionError(f"Could not reach {self.base_url}: {exc}", model=model) from exc
+        if response.status_code >= 400:
+            text = response.text
+            try:
+                parsed: Any = json.loads(text)
+            except ValueError:
+                parsed = None
+            raise error_from_body(response.status_code, parsed, model=model,
+                                  retry_after=_retry_after(response.headers), text=text)
+        return loads(response.content, model=model)

@@ -1,0 +1,336 @@
+"""OpenRouter's wire format, as pure functions: request bodies out, replies in.
+
+Nothing here does I/O or imports anything heavy. It knows the shapes OpenRouter has sent over time (see
+``openrouter-protocol.md``): leading whitespace before JSON bodies, errors inside HTTP 200 bodies, tool calls
+without ``arguments``, three forms of the final usage chunk in streams.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import APIResponseError, APIStatusError, status_error_class
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+class Response(dict):  # type: ignore[type-arg]
+    """A JSON object from the server, readable as attributes: ``r.choices[0].message.content``.
+
+    It is a plain ``dict`` underneath (``json.dumps`` works, ``r["usage"]["cost"]`` works). Attribute access
+    returns ``None`` for keys the server did not send (like the optional fields of the ``openai`` SDK), so
+    ``r.choices[0].message.images`` is ``None`` on a text-only reply. Nested objects and lists of objects come
+    back wrapped the same way.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _wrap(self.get(name))
+
+    def __dir__(self) -> Iterable[str]:
+        return [*super().__dir__(), *(k for k in self if isinstance(k, str))]
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, dict) and not isinstance(value, Response):
+        return Response(value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value
+
+
+@dataclass
+class Reply:
+    """One completion, parsed: what the turn engine and ``Chat`` need, plus the raw body."""
+
+    message: dict[str, Any]
+    """The assistant message to append to history (plain JSON-ready dict)."""
+    content: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- requests
+
+
+def build_body(model: str, messages: list[dict[str, Any]], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body of a ``POST /chat/completions``.
+
+    ``options`` are request fields (``temperature``, ``provider``...); ``None`` values are dropped so a caller can
+    unset a default by passing ``None``. An ``extra_body`` mapping inside ``options`` is merged in last.
+    """
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    extra = options.get("extra_body")
+    for key, value in options.items():
+        if value is not None and key != "extra_body":
+            body[key] = value
+    if extra:
+        body.update(extra)
+    return body
+
+
+def user_message(content: Any) -> dict[str, Any]:
+    """A user message with ``content`` as given (a string or a list of content parts)."""
+    return {"role": "user", "content": content}
+
+
+# --------------------------------------------------------------------------------------------- responses
+
+
+def loads(data: bytes | str, *, model: str | None = None) -> Any:
+    """Parse a JSON body; OpenRouter's leading keep-alive whitespace is fine, anything else non-JSON raises."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        snippet = text.strip()[:300] or "(empty body)"
+        raise APIResponseError(
+            f"The server's answer is not valid JSON: {snippet!r}", model=model, body=text
+        ) from None
+
+
+def error_from_body(
+    status: int,
+    body: Any,
+    *,
+    model: str | None = None,
+    retry_after: float | None = None,
+    text: str = "",
+) -> APIStatusError:
+    """Turn an error response (OpenRouter's ``{"error": {code, message, metadata}}`` or anything else) into the
+    matching exception. ``status`` is the HTTP status; the class follows ``error.code`` when it is numeric."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        code = err.get("code", status)
+        message = str(err.get("message") or "(no message)")
+        metadata = err.get("metadata") if isinstance(err.get("metadata"), dict) else {}
+    else:
+        code = status
+        message = (str(err) if err else "") or text.strip()[:500] or f"HTTP {status}"
+        metadata = {}
+    cls = status_error_class(status if status >= 400 else code)
+    return cls(
+        message,
+        status=status,
+        code=code,
+        metadata=metadata,
+        model=model,
+        generation_id=body.get("id") if isinstance(body, dict) else None,
+        retry_after=retry_after,
+        body=body,
+    )
+
+
+def normalize_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool call as history keeps it: ``{'id', 'type': 'function', 'function': {'name', 'arguments'}}``.
+
+    A missing or null ``arguments`` (OpenRouter sends that for no-argument calls) becomes ``"{}"``; the
+    stream-only ``index`` is dropped.
+    """
+    function = call.get("function") or {}
+    arguments = function.get("arguments")
+    if arguments is None or arguments == "":
+        arguments = "{}"
+    elif not isinstance(arguments, str):
+        arguments = json.dumps(arguments)
+    return {
+        "id": call.get("id") or "",
+        "type": call.get("type") or "function",
+        "function": {"name": function.get("name") or "", "arguments": arguments},
+    }
+
+
+def assistant_message(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The assistant message appended to history: the seed's two keys, plus ``tool_calls`` when there are some."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return message
+
+
+def parse_completion(body: Any, *, model: str | None = None) -> Reply:
+    """Read a non-streaming completion body into a `Reply`.
+
+    Raises the matching `APIStatusError` when the body is an error envelope (OpenRouter sends those with HTTP 200
+    when a provider fails after the keep-alive bytes went out) or when the choice ended with
+    ``finish_reason: "error"``; raises `APIResponseError` when it is not a completion at all.
+    """
+    if not isinstance(body, dict):
+        raise APIResponseError(f"Expected a JSON object, got {type(body).__name__}", model=model, body=str(body))
+    if "error" in body and body["error"]:
+        raise error_from_body(200, body, model=model)
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise APIResponseError(
+            "The server's answer has no choices", model=model, body=json.dumps(body)[:1000]
+        )
+    choice = choices[0]
+    if choice.get("finish_reason") == "error" or choice.get("error"):
+        err = choice.get("error") or {"message": "The provider failed while generating", "code": 502}
+        raise error_from_body(200, {"error": err, "id": body.get("id")}, model=model)
+    msg = choice.get("message") or {}
+    content = msg.get("content")
+    text = content if isinstance(content, str) else _parts_text(content)
+    tool_calls = [normalize_tool_call(tc) for tc in msg.get("tool_calls") or []]
+    return Reply(
+        message=assistant_message(text, tool_calls),
+        content=text,
+        tool_calls=tool_calls,
+        usage=body.get("usage") if isinstance(body.get("usage"), dict) else None,
+        finish_reason=choice.get("finish_reason"),
+        model=body.get("model"),
+        provider=body.get("provider"),
+        id=body.get("id"),
+        raw=body,
+    )
+
+
+def _parts_text(content: Any) -> str:
+    if not isinstance(content, list):
+        return ""
+    return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+
+
+def add_usage(total: dict[str, int], usage: Mapping[str, Any] | None) -> None:
+    """Add a response's token counts to a running ``{'prompt_tokens', 'completion_tokens', 'total_tokens'}``."""
+    if not usage:
+        return
+    for key in USAGE_KEYS:
+        value = usage.get(key)
+        if isinstance(value, (int, float)):
+            total[key] += int(value)
+    if not isinstance(usage.get("total_tokens"), (int, float)):
+        total["total_tokens"] += int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+
+
+def zero_usage() -> dict[str, int]:
+    return dict.fromkeys(USAGE_KEYS, 0)
+
+
+# --------------------------------------------------------------------------------------------- streams
+
+
+def sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """The ``data:`` payloads of a server-sent event stream, one per event, ``[DONE]`` excluded.
+
+    Comment lines (``: OPENROUTER PROCESSING``) and other fields are skipped; multi-line data is joined with
+    newlines as the SSE spec says.
+    """
+    data: list[str] = []
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if not line:
+            if data:
+                payload = "\n".join(data)
+                data = []
+                if payload.strip() == "[DONE]":
+                    return
+                yield payload
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        if name == "data":
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        payload = "\n".join(data)
+        if payload.strip() != "[DONE]":
+            yield payload
+
+
+class StreamAccumulator:
+    """Merges ``chat.completion.chunk`` objects into the `Reply` a non-streaming call would have given.
+
+    Feed chunks in order with `add`, which returns the text each chunk adds. Tool-call deltas are merged by
+    ``index`` (arguments concatenated); usage is taken from whichever chunk carries it (a choice with a null
+    finish, an empty ``choices`` list, or a repeated finish chunk); the first non-null ``finish_reason`` wins.
+    A chunk with a top-level ``error`` (or a choice finishing with ``"error"``) raises the matching
+    `APIStatusError` with the text so far on ``.partial_text``.
+    """
+
+    def __init__(self, model: str | None = None) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage: dict[str, Any] | None = None
+        self.finish_reason: str | None = None
+        self.meta: dict[str, Any] = {}
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def add(self, chunk: Mapping[str, Any]) -> str:
+        for key in ("id", "model", "provider", "created"):
+            if chunk.get(key) is not None:
+                self.meta.setdefault(key, chunk[key])
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = dict(chunk["usage"])
+        added = []
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            piece = delta.get("content")
+            if isinstance(piece, str) and piece:
+                added.append(piece)
+            for call in delta.get("tool_calls") or []:
+                self._merge_call(call)
+            if choice.get("finish_reason") and self.finish_reason is None:
+                self.finish_reason = choice["finish_reason"]
+        self.parts.extend(added)
+        error = chunk.get("error") or next(
+            (c.get("error") or {"message": "The provider failed mid-stream", "code": 502}
+             for c in chunk.get("choices") or [] if c.get("finish_reason") == "error"),
+            None,
+        )
+        if error:
+            exc = error_from_body(200, {"error": error, "id": chunk.get("id")}, model=self.model)
+            exc.partial_text = self.text  # type: ignore[attr-defined]
+            exc.usage = self.usage  # type: ignore[attr-defined]
+            raise exc
+        return "".join(added)
+
+    def _merge_call(self, delta: Mapping[str, Any]) -> None:
+        index = delta.get("index", len(self.calls))
+        call = self.calls.setdefault(
+            index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+        )
+        if delta.get("id"):
+            call["id"] = delta["id"]
+        if delta.get("type"):
+            call["type"] = delta["type"]
+        function = delta.get("function") or {}
+        if function.get("name"):
+            call["function"]["name"] += function["name"]
+        if isinstance(function.get("arguments"), str):
+            call["function"]["arguments"] += function["arguments"]
+
+    def reply(self) -> Reply:
+        """The complete reply once the stream has ended."""
+        tool_calls = [normalize_tool_call(self.calls[i]) for i in sorted(self.calls)]
+        text = self.text
+        raw = {**self.meta, "object": "chat.completion", "usage": self.usage, "choices": [
+            {"index": 0, "finish_reason": self.finish_reason,
+             "message": {"role": "assistant", "content": text, **({"tool_calls": tool_calls} if tool_calls else {})}}
+        ]}
+        return Reply(
+            message=assistant_message(text, tool_calls),
+            content=text,
+            tool_calls=tool_calls,
+            usage=self.usage,
+            finish_reason=self.finish_reason,
+            model=self.meta.get("model"),
+            provider=self.meta.get("provider"),
+            id=self.meta.get("id"),
+            raw=raw,
+        )

@@ -1,0 +1,213 @@
+"""irouter's exceptions: one root, one class per thing a caller may want to catch.
+
+The tree::
+
+    IrouterError
+    ├── MissingAPIKeyError          no key given and none in OPENROUTER_API_KEY (also a ValueError)
+    ├── MultiModelError             some models of a fan-out failed; carries .answers and .errors
+    └── APIError                    anything the server (or the way to it) did wrong
+        ├── APIConnectionError      could not reach the server / connection dropped
+        │   └── APITimeoutError     the server took longer than `timeout`
+        ├── APIResponseError        the server answered with something that is not a valid completion
+        └── APIStatusError          the server answered with an error (HTTP status, or an error inside a 200 body)
+            ├── BadRequestError         400  invalid request, unknown model, provider rejected input
+            ├── AuthenticationError     401  missing, invalid or disabled key
+            ├── PaymentRequiredError    402  out of credits
+            ├── PermissionDeniedError   403  moderation flag, guardrail, key limit
+            ├── NotFoundError           404  no endpoint serves this model / these features
+            ├── RequestTimeoutError     408  OpenRouter timed out
+            ├── RateLimitError          429  rate limited (see .retry_after)
+            └── ServerError             5xx  provider down, overloaded, internal error
+
+Every `APIStatusError` carries the HTTP ``status``, OpenRouter's ``code`` (the ``error.code`` in the body, which
+differs from ``status`` when the error came inside an HTTP 200 body), its ``message`` and ``metadata``, the
+``model`` asked for and the ``generation_id`` when there was one. None of them ever holds the API key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "IrouterError",
+    "MissingAPIKeyError",
+    "MultiModelError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServerError",
+]
+
+
+class IrouterError(Exception):
+    """The root of every exception irouter raises on purpose."""
+
+
+class MissingAPIKeyError(IrouterError, ValueError):
+    """No API key: neither ``api_key=`` nor the ``OPENROUTER_API_KEY`` environment variable."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "No OpenRouter API key found. Set the OPENROUTER_API_KEY environment variable "
+            "(for example in a .env file loaded with python-dotenv's load_dotenv()) or pass "
+            "api_key=... to Chat/Call."
+        )
+
+
+class APIError(IrouterError):
+    """Something went wrong talking to the server. ``model`` is the slug the request was for."""
+
+    def __init__(self, message: str, *, model: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.model = model
+
+    def __str__(self) -> str:
+        return f"{self.message} (model: {self.model})" if self.model else self.message
+
+
+class APIConnectionError(APIError):
+    """The server could not be reached, or the connection broke before the answer was complete."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request took longer than the configured ``timeout``."""
+
+
+class APIResponseError(APIError):
+    """The server answered 2xx, but not with something irouter can read as a completion."""
+
+    def __init__(self, message: str, *, model: str | None = None, body: str = "") -> None:
+        super().__init__(message, model=model)
+        self.body = body
+
+
+class APIStatusError(APIError):
+    """The server answered with an error object.
+
+    Attributes:
+        status: the HTTP status code of the response (200 when the error came inside a 200 body).
+        code: OpenRouter's ``error.code`` (normally equal to ``status``; the real cause for errors in a 200 body).
+        message: OpenRouter's ``error.message``.
+        metadata: OpenRouter's ``error.metadata`` (``provider_name``, ``raw``, ``reasons``...), ``{}`` if none.
+        generation_id: the ``gen-...`` id when the error arrived inside a completion.
+        retry_after: seconds the server asked to wait (``Retry-After``), if it said.
+        body: the parsed error body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: int | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        generation_id: str | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message, model=model)
+        self.status = status
+        self.code = status if code is None else code
+        self.metadata: dict[str, Any] = metadata or {}
+        self.generation_id = generation_id
+        self.retry_after = retry_after
+        self.body = body
+
+    def __str__(self) -> str:
+        parts = [f"{self.code}: {self.message}"]
+        provider = self.metadata.get("provider_name")
+        raw = self.metadata.get("raw")
+        if provider:
+            parts.append(f"provider {provider}")
+        if self.model:
+            parts.append(f"model {self.model}")
+        text = parts[0] + (f" ({', '.join(parts[1:])})" if parts[1:] else "")
+        if raw:
+            text += f"\nprovider said: {str(raw)[:500]}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r})"
+
+
+class BadRequestError(APIStatusError):
+    """400: the request is invalid (bad parameter, unknown model id, or the provider rejected the input)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key is missing, invalid or disabled."""
+
+
+class PaymentRequiredError(APIStatusError):
+    """402: not enough credits for this request (add credits, or lower max_tokens)."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: moderation flagged the input, a guardrail blocked it, or the key may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no endpoint serves this model, or none supports the requested features."""
+
+
+class RequestTimeoutError(APIStatusError):
+    """408: OpenRouter gave up waiting for the provider."""
+
+
+class RateLimitError(APIStatusError):
+    """429: rate limited, by OpenRouter (free tier) or by the provider upstream."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the provider is down or overloaded, or OpenRouter failed internally."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(code: int | str | None) -> type[APIStatusError]:
+    """The exception class for an HTTP status or OpenRouter error code (int or numeric string)."""
+    try:
+        number = int(code)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return APIStatusError
+    if number in _STATUS_CLASSES:
+        return _STATUS_CLASSES[number]
+    return ServerError if number >= 500 else APIStatusError
+
+
+class MultiModelError(IrouterError):
+    """Some models of a multi-model call failed.
+
+    Nothing that succeeded is lost: ``answers`` maps each successful slug to its return value (and those models'
+    histories were updated), ``errors`` maps each failed slug to its exception (those histories are unchanged).
+    """
+
+    def __init__(self, answers: dict[str, Any], errors: dict[str, BaseException]) -> None:
+        self.answers = answers
+        self.errors = errors
+        failed = ", ".join(f"{slug}: {type(e).__name__}: {e}" for slug, e in errors.items())
+        super().__init__(
+            f"{len(errors)} of {len(errors) + len(answers)} models failed ({failed}). "
+            "The successful answers are in .answers, the errors in .errors."
+        )
