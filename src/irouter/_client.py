@@ -18,8 +18,7 @@ def check_models(model: Any) -> list[str]:
     models = [model] if isinstance(model, str) else model
     if not isinstance(models, (list, tuple)) or not models:
         raise TypeError(
-            "model must be a model slug such as 'openai/gpt-4o-mini' or a non-empty list of slugs, "
-            f"got {model!r}"
+            f"model must be a model slug such as 'openai/gpt-4o-mini' or a non-empty list of slugs, got {model!r}"
         )
     for slug in models:
         if not isinstance(slug, str) or not slug.strip() or slug != slug.strip():

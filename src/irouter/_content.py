@@ -20,9 +20,7 @@ def to_content(message: Any) -> str | list[dict[str, Any]]:
         if not message:
             raise ValueError("message is an empty list: pass at least one text or attachment")
         return [_part(item, i) for i, item in enumerate(message)]
-    raise TypeError(
-        f"message must be a string or a list of strings/content parts, got {type(message).__name__}"
-    )
+    raise TypeError(f"message must be a string or a list of strings/content parts, got {type(message).__name__}")
 
 
 def _part(item: Any, index: int) -> dict[str, Any]:
@@ -30,8 +28,10 @@ def _part(item: Any, index: int) -> dict[str, Any]:
         return {"type": "text", "text": item}
     if isinstance(item, Mapping):
         if "type" not in item:
-            raise ValueError(f"message[{index}] is a dict without a 'type' key; content parts look like "
-                             "{'type': 'text', 'text': '...'}")
+            raise ValueError(
+                f"message[{index}] is a dict without a 'type' key; content parts look like "
+                "{'type': 'text', 'text': '...'}"
+            )
         return dict(item)
     raise TypeError(f"message[{index}] must be a string or a content-part dict, got {type(item).__name__}")
 

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -97,8 +98,12 @@ class Endpoint:
         return self.__api_key is not None
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT,
-                   **ATTRIBUTION_HEADERS}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            **ATTRIBUTION_HEADERS,
+        }
         if self.__api_key:
             headers["Authorization"] = f"Bearer {self.__api_key}"
         if extra:
@@ -116,33 +121,48 @@ class Endpoint:
     ) -> Any:
         """POST ``body`` as JSON and return the parsed JSON answer; HTTP errors raise irouter's exceptions."""
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        return self._send("POST", path, model=model, content=data, headers=self.headers(extra_headers),
-                          timeout=timeout)
+        return self._send("POST", path, model=model, content=data, headers=self.headers(extra_headers), timeout=timeout)
 
     def get(self, path: str, *, params: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
         """GET ``path`` and return the parsed JSON answer."""
         return self._send("GET", path, params=params, headers=self.headers(), timeout=timeout)
 
-    def _send(self, method: str, path: str, *, model: str | None = None, timeout: float | None = None,
-              **kwargs: Any) -> Any:
+    def _send(
+        self, method: str, path: str, *, model: str | None = None, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Send a request and read the whole answer within ``timeout`` seconds in total.
+
+        The deadline covers the whole exchange, not each read: OpenRouter keeps a slow request alive by writing
+        whitespace every few seconds, which would reset a per-read timeout forever.
+        """
         import httpx
 
         url = f"{self.base_url}/{path.lstrip('/')}"
-        if timeout is not None:
-            kwargs["timeout"] = httpx.Timeout(timeout, connect=min(10.0, timeout))
+        limit = DEFAULT_TIMEOUT if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        kwargs["timeout"] = httpx.Timeout(limit, connect=min(10.0, limit))
         log.debug("%s %s model=%s", method, url, model)
         try:
-            response = http_client().request(method, url, **kwargs)
+            with http_client().stream(method, url, **kwargs) as response:
+                chunks = []
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout(f"no complete answer within {limit:g} s")
         except httpx.TimeoutException as exc:
-            raise APITimeoutError(f"Request timed out ({type(exc).__name__})", model=model) from exc
+            raise APITimeoutError(
+                f"Request timed out after {limit:g} s ({exc or type(exc).__name__})", model=model
+            ) from exc
         except httpx.TransportError as exc:
             raise APIConnectionError(f"Could not reach {self.base_url}: {exc}", model=model) from exc
+        content = b"".join(chunks)
         if response.status_code >= 400:
-            text = response.text
+            text = content.decode("utf-8", "replace")
             try:
                 parsed: Any = json.loads(text)
             except ValueError:
                 parsed = None
-            raise error_from_body(response.status_code, parsed, model=model,
-                                  retry_after=_retry_after(response.headers), text=text)
-        return loads(response.content, model=model)
+            raise error_from_body(
+                response.status_code, parsed, model=model, retry_after=_retry_after(response.headers), text=text
+            )
+        return loads(content, model=model)

@@ -95,9 +95,7 @@ def loads(data: bytes | str, *, model: str | None = None) -> Any:
     except ValueError:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         snippet = text.strip()[:300] or "(empty body)"
-        raise APIResponseError(
-            f"The server's answer is not valid JSON: {snippet!r}", model=model, body=text
-        ) from None
+        raise APIResponseError(f"The server's answer is not valid JSON: {snippet!r}", model=model, body=text) from None
 
 
 def error_from_body(
@@ -168,13 +166,11 @@ def parse_completion(body: Any, *, model: str | None = None) -> Reply:
     """
     if not isinstance(body, dict):
         raise APIResponseError(f"Expected a JSON object, got {type(body).__name__}", model=model, body=str(body))
-    if "error" in body and body["error"]:
+    if body.get("error"):
         raise error_from_body(200, body, model=model)
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise APIResponseError(
-            "The server's answer has no choices", model=model, body=json.dumps(body)[:1000]
-        )
+        raise APIResponseError("The server's answer has no choices", model=model, body=json.dumps(body)[:1000])
     choice = choices[0]
     if choice.get("finish_reason") == "error" or choice.get("error"):
         err = choice.get("error") or {"message": "The provider failed while generating", "code": 502}
@@ -289,8 +285,11 @@ class StreamAccumulator:
                 self.finish_reason = choice["finish_reason"]
         self.parts.extend(added)
         error = chunk.get("error") or next(
-            (c.get("error") or {"message": "The provider failed mid-stream", "code": 502}
-             for c in chunk.get("choices") or [] if c.get("finish_reason") == "error"),
+            (
+                c.get("error") or {"message": "The provider failed mid-stream", "code": 502}
+                for c in chunk.get("choices") or []
+                if c.get("finish_reason") == "error"
+            ),
             None,
         )
         if error:
@@ -302,9 +301,7 @@ class StreamAccumulator:
 
     def _merge_call(self, delta: Mapping[str, Any]) -> None:
         index = delta.get("index", len(self.calls))
-        call = self.calls.setdefault(
-            index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
-        )
+        call = self.calls.setdefault(index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
         if delta.get("id"):
             call["id"] = delta["id"]
         if delta.get("type"):
@@ -319,10 +316,22 @@ class StreamAccumulator:
         """The complete reply once the stream has ended."""
         tool_calls = [normalize_tool_call(self.calls[i]) for i in sorted(self.calls)]
         text = self.text
-        raw = {**self.meta, "object": "chat.completion", "usage": self.usage, "choices": [
-            {"index": 0, "finish_reason": self.finish_reason,
-             "message": {"role": "assistant", "content": text, **({"tool_calls": tool_calls} if tool_calls else {})}}
-        ]}
+        raw = {
+            **self.meta,
+            "object": "chat.completion",
+            "usage": self.usage,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": self.finish_reason,
+                    "message": {
+                        "role": "assistant",
+                        "content": text,
+                        **({"tool_calls": tool_calls} if tool_calls else {}),
+                    },
+                }
+            ],
+        }
         return Reply(
             message=assistant_message(text, tool_calls),
             content=text,

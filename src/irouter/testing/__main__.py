@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ._server import OpenRouterDouble
+from ._server import DEFAULT_KEY, OpenRouterDouble
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each completion takes")
     parser.add_argument("--any-key", action="store_true", help="accept any bearer key")
     args = parser.parse_args(argv)
-    double = OpenRouterDouble(host=args.host, port=args.port, latency=args.latency,
-                              **({"api_key": None} if args.any_key else {}))
+    double = OpenRouterDouble(
+        host=args.host, port=args.port, latency=args.latency, api_key=None if args.any_key else DEFAULT_KEY
+    )
     double.start()
     print(f"OPENROUTER_BASE_URL={double.base_url}", flush=True)
     print(f"OPENROUTER_API_KEY={double.api_key}", flush=True)

@@ -4,26 +4,62 @@ from __future__ import annotations
 
 from typing import Any
 
-_TOOLS = ["max_tokens", "temperature", "top_p", "stop", "seed", "response_format", "structured_outputs",
-          "tools", "tool_choice"]
+_TOOLS = [
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "response_format",
+    "structured_outputs",
+    "tools",
+    "tool_choice",
+]
 _MODELS = [
     # id, name, context, input modalities, prompt $/token, completion $/token, supported parameters
-    ("openai/gpt-4o-mini", "OpenAI: GPT-4o-mini", 128000, ["text", "image", "file"], "0.00000015", "0.0000006",
-     _TOOLS),
-    ("meta-llama/llama-3.3-70b-instruct", "Meta: Llama 3.3 70B Instruct", 131072, ["text"], "0.00000013",
-     "0.0000004", _TOOLS),
-    ("anthropic/claude-sonnet-4.5", "Anthropic: Claude Sonnet 4.5", 1000000, ["text", "image", "file"],
-     "0.000003", "0.000015", [*_TOOLS, "reasoning", "include_reasoning"]),
-    ("google/gemini-2.0-flash-exp:free", "Google: Gemini 2.0 Flash Experimental (free)", 1048576,
-     ["text", "image", "file", "audio"], "0", "0", _TOOLS),
-    ("google/gemma-3n-e2b-it:free", "Google: Gemma 3n 2B (free)", 8192, ["text"], "0", "0",
-     ["max_tokens", "temperature", "top_p"]),
+    ("openai/gpt-4o-mini", "OpenAI: GPT-4o-mini", 128000, ["text", "image", "file"], "0.00000015", "0.0000006", _TOOLS),
+    (
+        "meta-llama/llama-3.3-70b-instruct",
+        "Meta: Llama 3.3 70B Instruct",
+        131072,
+        ["text"],
+        "0.00000013",
+        "0.0000004",
+        _TOOLS,
+    ),
+    (
+        "anthropic/claude-sonnet-4.5",
+        "Anthropic: Claude Sonnet 4.5",
+        1000000,
+        ["text", "image", "file"],
+        "0.000003",
+        "0.000015",
+        [*_TOOLS, "reasoning", "include_reasoning"],
+    ),
+    (
+        "google/gemini-2.0-flash-exp:free",
+        "Google: Gemini 2.0 Flash Experimental (free)",
+        1048576,
+        ["text", "image", "file", "audio"],
+        "0",
+        "0",
+        _TOOLS,
+    ),
+    (
+        "google/gemma-3n-e2b-it:free",
+        "Google: Gemma 3n 2B (free)",
+        8192,
+        ["text"],
+        "0",
+        "0",
+        ["max_tokens", "temperature", "top_p"],
+    ),
     ("moonshotai/kimi-k2:free", "MoonshotAI: Kimi K2 0711 (free)", 32768, ["text"], "0", "0", _TOOLS),
 ]
 
 
 def model_record(
-    id: str,  # noqa: A002 - OpenRouter's field name
+    id: str,
     name: str,
     context_length: int,
     input_modalities: list[str],
@@ -34,15 +70,28 @@ def model_record(
     """One ``/models`` record with every field OpenRouter sends."""
     modality = "+".join(input_modalities) + "->text"
     return {
-        "id": id, "canonical_slug": id.split(":")[0], "hugging_face_id": "", "name": name, "created": 1744651381,
-        "description": f"{name}, served by the OpenRouter test double.", "context_length": context_length,
-        "architecture": {"modality": modality, "input_modalities": input_modalities,
-                         "output_modalities": ["text"], "tokenizer": "Other", "instruct_type": None},
+        "id": id,
+        "canonical_slug": id.split(":")[0],
+        "hugging_face_id": "",
+        "name": name,
+        "created": 1744651381,
+        "description": f"{name}, served by the OpenRouter test double.",
+        "context_length": context_length,
+        "architecture": {
+            "modality": modality,
+            "input_modalities": input_modalities,
+            "output_modalities": ["text"],
+            "tokenizer": "Other",
+            "instruct_type": None,
+        },
         "pricing": {"prompt": prompt, "completion": completion},
-        "top_provider": {"context_length": context_length, "max_completion_tokens": 16384,
-                         "is_moderated": False},
-        "per_request_limits": None, "supported_parameters": supported_parameters, "default_parameters": {},
-        "supported_voices": None, "knowledge_cutoff": None, "expiration_date": None,
+        "top_provider": {"context_length": context_length, "max_completion_tokens": 16384, "is_moderated": False},
+        "per_request_limits": None,
+        "supported_parameters": supported_parameters,
+        "default_parameters": {},
+        "supported_voices": None,
+        "knowledge_cutoff": None,
+        "expiration_date": None,
         "links": {"details": f"/api/v1/models/{id.split(':')[0]}/endpoints"},
     }
 

@@ -53,9 +53,7 @@ class ToolCall:
     def wire(self, index: int) -> dict[str, Any]:
         function: dict[str, Any] = {"name": self.name}
         if self.arguments is not None:
-            function["arguments"] = (
-                self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
-            )
+            function["arguments"] = self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
         call_id = self.id or f"call_{index}_{''.join(random.choices(string.ascii_letters, k=12))}"
         return {"id": call_id, "type": "function", "index": index, "function": function}
 
@@ -145,8 +143,12 @@ def echo(request: dict[str, Any]) -> Text:
     for message in reversed(request.get("messages") or []):
         if message.get("role") == "user":
             content = message.get("content")
-            text = content if isinstance(content, str) else " ".join(
-                p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text"
+            text = (
+                content
+                if isinstance(content, str)
+                else " ".join(
+                    p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text"
+                )
             )
             return Text(f"You said: {text}")
     return Text("Hello from the OpenRouter double.")
@@ -155,10 +157,14 @@ def echo(request: dict[str, Any]) -> Text:
 def usage_for(request: dict[str, Any], reply: Text, prices: tuple[float, float] = PRICES) -> dict[str, Any]:
     """A full 2026-style usage object counted from the request and the reply."""
     prompt = count_tokens(request.get("messages") or [])
-    completion = max(1, count_tokens(reply.content) + sum(
-        1 + count_tokens(json.dumps(t.arguments) if not isinstance(t.arguments, str) else t.arguments)
-        for t in reply.tool_calls
-    ))
+    completion = max(
+        1,
+        count_tokens(reply.content)
+        + sum(
+            1 + count_tokens(json.dumps(t.arguments) if not isinstance(t.arguments, str) else t.arguments)
+            for t in reply.tool_calls
+        ),
+    )
     prompt_cost, completion_cost = prompt * prices[0], completion * prices[1]
     return {
         "prompt_tokens": prompt,
@@ -166,11 +172,12 @@ def usage_for(request: dict[str, Any], reply: Text, prices: tuple[float, float] 
         "total_tokens": prompt + completion,
         "cost": round(prompt_cost + completion_cost, 12),
         "is_byok": False,
-        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0,
-                                  "video_tokens": 0},
-        "cost_details": {"upstream_inference_cost": round(prompt_cost + completion_cost, 12),
-                         "upstream_inference_prompt_cost": round(prompt_cost, 12),
-                         "upstream_inference_completions_cost": round(completion_cost, 12)},
+        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0, "video_tokens": 0},
+        "cost_details": {
+            "upstream_inference_cost": round(prompt_cost + completion_cost, 12),
+            "upstream_inference_prompt_cost": round(prompt_cost, 12),
+            "upstream_inference_completions_cost": round(completion_cost, 12),
+        },
         "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0, "audio_tokens": 0},
     }
 
@@ -193,15 +200,32 @@ class Rendered:
 
     def completion(self) -> dict[str, Any]:
         """The non-streaming body, in the key order OpenRouter used in 2026."""
-        message: dict[str, Any] = {"role": "assistant", "content": self.reply.content, "refusal": None,
-                                   "reasoning": None, **self.reply.extra_message}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": self.reply.content,
+            "refusal": None,
+            "reasoning": None,
+            **self.reply.extra_message,
+        }
         if self.calls:
             message["tool_calls"] = self.calls
         body: dict[str, Any] = {
-            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-            "provider": self.reply.provider, "system_fingerprint": None, "service_tier": "default",
-            "choices": [{"index": 0, "logprobs": None, "finish_reason": self.finish_reason,
-                         "native_finish_reason": self.finish_reason, "message": message}],
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "provider": self.reply.provider,
+            "system_fingerprint": None,
+            "service_tier": "default",
+            "choices": [
+                {
+                    "index": 0,
+                    "logprobs": None,
+                    "finish_reason": self.finish_reason,
+                    "native_finish_reason": self.finish_reason,
+                    "message": message,
+                }
+            ],
         }
         if self.usage is not None:
             body["usage"] = self.usage
@@ -209,24 +233,44 @@ class Rendered:
 
     def chunks(self, usage_style: str = "repeat-finish") -> Iterator[dict[str, Any]]:
         """The streaming chunks: a role chunk, content pieces, tool-call deltas, the finish and the usage."""
-        head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "provider": self.reply.provider}
+        head = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "provider": self.reply.provider,
+        }
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
-            return {**head, "choices": [{"index": 0, "delta": {"role": "assistant", **delta},
-                                         "finish_reason": finish, "native_finish_reason": finish}], **extra}
+            return {
+                **head,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", **delta},
+                        "finish_reason": finish,
+                        "native_finish_reason": finish,
+                    }
+                ],
+                **extra,
+            }
 
         yield chunk({"content": ""})
         for piece in _pieces(self.reply.content):
             yield chunk({"content": piece})
         for call in self.calls:
             arguments = call["function"].get("arguments", "")
-            first = {"index": call["index"], "id": call["id"], "type": "function",
-                     "function": {"name": call["function"]["name"], "arguments": ""}}
+            first = {
+                "index": call["index"],
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
             yield chunk({"content": None, "tool_calls": [first]})
             for piece in _pieces(arguments, size=8):
-                yield chunk({"content": None, "tool_calls": [{"index": call["index"],
-                                                               "function": {"arguments": piece}}]})
+                yield chunk(
+                    {"content": None, "tool_calls": [{"index": call["index"], "function": {"arguments": piece}}]}
+                )
         finish = chunk({"content": ""}, self.finish_reason)
         yield finish
         if self.usage is None:

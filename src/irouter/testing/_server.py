@@ -124,8 +124,9 @@ class OpenRouterDouble:
 
     def start(self) -> OpenRouterDouble:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="openrouter-double", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="openrouter-double", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -187,15 +188,24 @@ class OpenRouterDouble:
         """Fix ids, served model, tool calls and usage for a reply to ``request``."""
         calls = [call.wire(i) for i, call in enumerate(reply.tool_calls)]
         usage = reply.usage if reply.usage is not None else usage_for(request, reply, self.prices)
-        rendered = Rendered(reply=reply, request=request, id=generation_id(),
-                            model=reply.model or str(request.get("model")),
-                            usage=usage if self.report_usage else None, calls=calls)
+        rendered = Rendered(
+            reply=reply,
+            request=request,
+            id=generation_id(),
+            model=reply.model or str(request.get("model")),
+            usage=usage if self.report_usage else None,
+            calls=calls,
+        )
         with self._lock:
             self.generations[rendered.id] = {
-                "id": rendered.id, "model": rendered.model, "provider_name": reply.provider,
-                "total_cost": (usage or {}).get("cost"), "tokens_prompt": (usage or {}).get("prompt_tokens"),
+                "id": rendered.id,
+                "model": rendered.model,
+                "provider_name": reply.provider,
+                "total_cost": (usage or {}).get("cost"),
+                "tokens_prompt": (usage or {}).get("prompt_tokens"),
                 "tokens_completion": (usage or {}).get("completion_tokens"),
-                "streamed": bool(request.get("stream")), "finish_reason": rendered.finish_reason,
+                "streamed": bool(request.get("stream")),
+                "finish_reason": rendered.finish_reason,
             }
         return rendered
 
@@ -211,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     # ------------------------------------------------------------------------------------------ plumbing
@@ -229,8 +239,9 @@ class _Handler(BaseHTTPRequestHandler):
                 parsed = json.loads(body)
             except ValueError:
                 parsed = None
-        request = Request(self.command, url.path, parse_qs(url.query),
-                          {k.lower(): v for k, v in self.headers.items()}, body, parsed)
+        request = Request(
+            self.command, url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()}, body, parsed
+        )
         self.double._record(request)
         return request
 
@@ -277,8 +288,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = request.path.removeprefix(PREFIX)
         if path == "/models":
             models = self.double.models
-            self._json(200, {"data": models, "total_count": len(models), "links": {"next": None}},
-                       {"Cache-Control": "public, max-age=300"})
+            self._json(
+                200,
+                {"data": models, "total_count": len(models), "links": {"next": None}},
+                {"Cache-Control": "public, max-age=300"},
+            )
         elif path in ("/key", "/auth/key", "/credits", "/generation"):
             if self._authorized(request):
                 self._account(path, request)
@@ -299,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            self._error(400, "Input required: specify \"messages\" (a non-empty array)")
+            self._error(400, 'Input required: specify "messages" (a non-empty array)')
             return
         model = body.get("model")
         reply = self.double._next(model if isinstance(model, str) else None, body)
@@ -343,9 +357,15 @@ class _Handler(BaseHTTPRequestHandler):
         if stream:  # the documented mid-stream error chunk, after the status already went out as 200
             self._start(200, "text/event-stream", {"Cache-Control": "no-cache", **headers})
             self._wait(self._delay(reply), SSE_COMMENT)
-            chunk = {"id": generation_id(), "object": "chat.completion.chunk", "created": int(time.time()),
-                     "model": "", "provider": "OpenAI", "error": reply.envelope()["error"],
-                     "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}
+            chunk = {
+                "id": generation_id(),
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": "",
+                "provider": "OpenAI",
+                "error": reply.envelope()["error"],
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+            }
             self._chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             self._chunk(b"data: [DONE]\n\n")
         else:
@@ -382,9 +402,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, {"data": record})
         else:
             spent = self._spent()
-            self._json(200, {"data": {"label": "sk-or-v1-000...000", "limit": None, "limit_remaining": None,
-                                      "limit_reset": None, "usage": spent, "usage_daily": spent,
-                                      "is_free_tier": False}})
+            self._json(
+                200,
+                {
+                    "data": {
+                        "label": "sk-or-v1-000...000",
+                        "limit": None,
+                        "limit_remaining": None,
+                        "limit_reset": None,
+                        "usage": spent,
+                        "usage_daily": spent,
+                        "is_free_tier": False,
+                    }
+                },
+            )
 
     def _spent(self) -> float:
         return round(sum(g.get("total_cost") or 0 for g in list(self.double.generations.values())), 12)

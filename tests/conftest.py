@@ -1,0 +1,33 @@
+"""Shared fixtures: a fresh OpenRouter double per test, and an environment that can never reach the internet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from irouter.testing import OpenRouterDouble
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openrouter-samples"
+"""The captured OpenRouter payloads (``../shared/openrouter-samples`` beside the repository)."""
+
+
+@pytest.fixture(autouse=True)
+def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach OpenRouter: the default base URL points at a closed loopback port, no key is set."""
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    monkeypatch.setenv("OPENROUTER_BASE_URL", "http://127.0.0.1:9/api/v1")
+
+
+@pytest.fixture
+def router() -> Iterator[OpenRouterDouble]:
+    """A running OpenRouter double."""
+    with OpenRouterDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def connect(router: OpenRouterDouble) -> dict[str, str]:
+    """Keyword arguments that point Chat/Call at the double."""
+    return {"base_url": router.base_url, "api_key": router.api_key}

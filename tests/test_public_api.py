@@ -1,0 +1,64 @@
+"""The public surface: exported names are pinned, imports stay light, the exception tree is one tree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import irouter
+import irouter.errors
+
+EXPORTED = {
+    "APIConnectionError",
+    "APIError",
+    "APIResponseError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Call",
+    "Chat",
+    "IrouterError",
+    "MissingAPIKeyError",
+    "MultiModelError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "Response",
+    "ServerError",
+    "__version__",
+    "get_all_models",
+    "list_models",
+}
+
+
+def test_exported_names_are_pinned() -> None:
+    assert set(irouter.__all__) == EXPORTED
+    for name in irouter.__all__:
+        assert hasattr(irouter, name), name
+
+
+def test_every_error_descends_from_one_root() -> None:
+    for name in irouter.errors.__all__:
+        cls = getattr(irouter.errors, name)
+        assert issubclass(cls, irouter.IrouterError), name
+        assert getattr(irouter, name) is cls
+
+
+def test_seed_import_path() -> None:
+    from irouter.base import get_all_models
+
+    assert get_all_models is irouter.get_all_models
+
+
+def test_import_is_light() -> None:
+    """``import irouter`` must not load the HTTP stack, pydantic, openai or the test double."""
+    code = (
+        "import sys, irouter\n"
+        "heavy = {'httpx', 'httpcore', 'openai', 'pydantic', 'anyio', 'ssl', 'irouter.testing', 'http.server'}\n"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
