@@ -28,7 +28,12 @@ EXPORTED = {
     "RequestTimeoutError",
     "Response",
     "ServerError",
+    "StructuredOutputError",
+    "Tool",
+    "ToolCall",
+    "ToolResult",
     "__version__",
+    "function_schema",
     "get_all_models",
     "list_models",
 }

@@ -27,7 +27,9 @@ from .errors import (
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    StructuredOutputError,
 )
+from .tools import Tool, ToolCall, ToolResult, function_schema
 
 __version__ = "1.0.0.dev0"
 
@@ -51,7 +53,12 @@ __all__ = [
     "RequestTimeoutError",
     "Response",
     "ServerError",
+    "StructuredOutputError",
+    "Tool",
+    "ToolCall",
+    "ToolResult",
     "__version__",
+    "function_schema",
     "get_all_models",
     "list_models",
 ]

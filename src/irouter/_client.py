@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from ._engine import Send, merge_options, split_options
+from ._engine import (
+    RunTools,
+    Send,
+    TurnResult,
+    TurnSpec,
+    chat_turn,
+    merge_options,
+    run_sync,
+    run_tools_in_threads,
+    split_options,
+)
+from ._structured import is_output_type, parser_for, response_format_for
 from ._transport import Endpoint
 from ._wire import Reply, parse_completion
+from .tools import AfterTool, BeforeTool, Toolbox
 
 CHAT_PATH = "chat/completions"
+DEFAULT_MAX_STEPS = 100
 _RESERVED = {"stream": "streaming", "messages": "the message argument", "model": "the model argument"}
 
 
@@ -45,6 +59,36 @@ def check_options(options: Mapping[str, Any]) -> None:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
 
+@dataclass
+class Plan:
+    """A call's keyword arguments sorted out: request fields, transport settings, tools, output type."""
+
+    body: dict[str, Any]
+    extra_headers: Mapping[str, str] | None = None
+    timeout: float | None = None
+    toolbox: Toolbox | None = None
+    max_steps: int = DEFAULT_MAX_STEPS
+    before_tool: BeforeTool | None = None
+    after_tool: AfterTool | None = None
+    output_type: type | None = None
+
+    def spec(self, model: str) -> TurnSpec:
+        output = parser_for(self.output_type, model) if self.output_type is not None else None
+        return TurnSpec(self.body, self.toolbox, self.max_steps, output)
+
+
+def check_max_steps(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_steps must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def check_hook(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a function (or None), got {type(value).__name__}")
+    return value
+
+
 class ModelClient:
     """Base of `Chat` and `Call`: one or several models behind one endpoint."""
 
@@ -52,10 +96,10 @@ class ModelClient:
         self, model: str | list[str], api_key: str | None, base_url: str | None, defaults: dict[str, Any]
     ) -> None:
         self._models = check_models(model)
-        check_options(defaults)
+        self._plan(defaults)  # raises now, not at the first call, for a bad default
         self._endpoint = Endpoint(base_url, api_key)
         self.defaults: dict[str, Any] = defaults
-        """Options sent with every request (``temperature``, ``provider``...); per-call arguments win."""
+        """Options used by every request (``temperature``, ``provider``, ``tools``...); per-call arguments win."""
 
     @property
     def models(self) -> list[str]:
@@ -66,21 +110,53 @@ class ModelClient:
     def base_url(self) -> str:
         return self._endpoint.base_url
 
-    def _options(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _plan(self, kwargs: Mapping[str, Any]) -> Plan:
         check_options(kwargs)
-        options = merge_options(self.defaults, kwargs)
+        options = merge_options(getattr(self, "defaults", {}), kwargs)
         options.pop("stream", None)
-        return split_options(options)
+        body, client = split_options(options)
+        plan = Plan(body, extra_headers=client.get("extra_headers"), timeout=client.get("timeout"))
+        if client.get("tools") is not None:
+            plan.toolbox = Toolbox(client["tools"])
+        if client.get("max_steps") is not None:
+            plan.max_steps = check_max_steps(client["max_steps"])
+        plan.before_tool = check_hook("before_tool", client.get("before_tool"))
+        plan.after_tool = check_hook("after_tool", client.get("after_tool"))
+        response_format = body.get("response_format")
+        if isinstance(response_format, type) and is_output_type(response_format):
+            plan.output_type = response_format
+            body["response_format"] = response_format_for(response_format)
+        elif isinstance(response_format, type):
+            raise TypeError(
+                f"response_format={response_format.__name__} is not a pydantic model, dataclass or TypedDict; "
+                "pass one of those, or a response_format dict"
+            )
+        return plan
 
-    def _send(self, model: str, action: Send, transport: Mapping[str, Any]) -> Reply:
-        body = self._endpoint.post(
-            CHAT_PATH,
-            action.body,
-            model=model,
-            extra_headers=transport.get("extra_headers"),
-            timeout=transport.get("timeout"),
-        )
-        return parse_completion(body, model=model)
+    def _run(
+        self,
+        model: str,
+        history: list[dict[str, Any]],
+        user: dict[str, Any],
+        plan: Plan,
+        on_reply: Callable[[Reply], None] | None = None,
+    ) -> TurnResult:
+        """Run one turn for one model to the end (requests, tool steps), reporting each reply to ``on_reply``."""
+
+        def send(action: Send) -> Reply:
+            raw = self._endpoint.post(
+                CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
+            )
+            reply = parse_completion(raw, model=model)
+            if on_reply is not None:
+                on_reply(reply)
+            return reply
+
+        def tools(action: RunTools) -> list[dict[str, Any]]:
+            assert plan.toolbox is not None  # the engine asks for tools only when there are some
+            return run_tools_in_threads(action, plan.toolbox, plan.before_tool, plan.after_tool)
+
+        return run_sync(chat_turn(model, history, user, plan.spec(model)), send, tools)
 
     def _shape(self, per_model: dict[str, Any]) -> Any:
         """One model -> its value; several -> ``{slug: value}`` (the seed's shapes)."""

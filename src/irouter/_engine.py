@@ -8,17 +8,19 @@ decides nothing. Tool steps, ``max_steps`` and budgets live in the engine, so ev
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ._wire import Reply, build_body
 from .errors import MultiModelError
+from .tools import AfterTool, BeforeTool, Toolbox, ToolCall, describe_call, run_call, tool_message
 
 T = TypeVar("T")
 
 TRANSPORT_OPTIONS = frozenset({"extra_headers", "timeout"})
 """Keyword arguments that shape the HTTP request rather than its JSON body."""
+CLIENT_OPTIONS = frozenset({"tools", "max_steps", "before_tool", "after_tool"})
+"""Keyword arguments irouter itself acts on (never sent as they are)."""
 
 
 @dataclass
@@ -26,6 +28,13 @@ class Send:
     """Post this body to ``/chat/completions`` and send back the parsed `Reply`."""
 
     body: dict[str, Any]
+
+
+@dataclass
+class RunTools:
+    """Run these tool calls (concurrently is fine) and send back their tool messages, in the same order."""
+
+    calls: list[ToolCall]
 
 
 @dataclass
@@ -38,32 +47,88 @@ class TurnResult:
     replies: list[Reply] = field(default_factory=list)
 
 
-Engine = Generator[Send, Reply, TurnResult]
+Action = Send | RunTools
+Engine = Generator[Action, Any, TurnResult]
+
+FINAL_PROMPT = (
+    "You have used all the tool steps you may take for this request. Do not call any more tools. Summarise for "
+    "the user what you did and what you found, and if the goal was not reached, say so and say what is still left "
+    "to do; the user will decide how to go on."
+)
+"""Sent (as a user message) when ``max_steps`` runs out, in a last request where the model may not use tools."""
 
 
-def chat_turn(
-    model: str, history: Sequence[dict[str, Any]], user: dict[str, Any], options: Mapping[str, Any]
-) -> Engine:
-    """One user message to one model: send it with the history, keep the answer."""
-    reply = yield Send(build_body(model, [*history, user], options))
-    return TurnResult([user, reply.message], reply, reply.content, [reply])
+@dataclass
+class TurnSpec:
+    """Everything a turn needs besides the model and its history."""
+
+    options: Mapping[str, Any]
+    toolbox: Toolbox | None = None
+    max_steps: int = 100
+    output: Callable[[str], Any] | None = None
+    """Turns the final text into the return value (structured output); may raise to fail the turn."""
 
 
-def run_sync(engine: Engine, send: Callable[[Send], Reply]) -> TurnResult:
-    """Drive an engine to the end, doing each `Send` with ``send``."""
+def chat_turn(model: str, history: Sequence[dict[str, Any]], user: dict[str, Any], spec: TurnSpec) -> Engine:
+    """One user message to one model: send it with the history; while the model calls tools, run them and send
+    the results back; when ``max_steps`` requests have all asked for tools, ask once more for a summary with
+    ``tool_choice="none"``."""
+    new = [user]
+    replies: list[Reply] = []
+    toolbox = spec.toolbox
+    options = {**spec.options, "tools": toolbox.schemas} if toolbox else spec.options
+    step = 0
+    while True:
+        reply = yield Send(build_body(model, [*history, *new], options))
+        replies.append(reply)
+        new.append(reply.message)
+        if not (toolbox and toolbox.local and reply.tool_calls):
+            break
+        step += 1
+        new.extend((yield RunTools([describe_call(c, model, step) for c in reply.tool_calls])))
+        if step >= spec.max_steps:
+            new.append({"role": "user", "content": FINAL_PROMPT})
+            reply = yield Send(build_body(model, [*history, *new], {**options, "tool_choice": "none"}))
+            reply.message.pop("tool_calls", None)  # answered without tools: no call may stay unanswered
+            replies.append(reply)
+            new.append(reply.message)
+            break
+    value = spec.output(reply.content) if spec.output else reply.content
+    return TurnResult(new, reply, value, replies)
+
+
+def run_sync(engine: Engine, send: Callable[[Send], Reply], run_tools: Callable[[RunTools], Any]) -> TurnResult:
+    """Drive an engine to the end, doing each `Send` with ``send`` and each `RunTools` with ``run_tools``."""
     action = next(engine)
     while True:
+        outcome = send(action) if isinstance(action, Send) else run_tools(action)
         try:
-            action = engine.send(send(action))
+            action = engine.send(outcome)
         except StopIteration as stop:
             result: TurnResult = stop.value
             return result
 
 
+def run_tools_in_threads(
+    action: RunTools, toolbox: Toolbox, before: BeforeTool | None, after: AfterTool | None
+) -> list[dict[str, Any]]:
+    """Run the calls of one step at once (a thread each; async tools get their own event loop) and return their
+    tool messages in the order the model asked."""
+    calls = action.calls
+    if len(calls) == 1:
+        results = [run_call(calls[0], toolbox, before, after)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="irouter-tool") as pool:
+            results = list(pool.map(lambda c: run_call(c, toolbox, before, after), calls))
+    return [tool_message(r) for r in results]
+
+
 def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split keyword arguments into (request-body fields, transport options)."""
-    body = {k: v for k, v in options.items() if k not in TRANSPORT_OPTIONS}
-    transport = {k: v for k, v in options.items() if k in TRANSPORT_OPTIONS}
+    body = {k: v for k, v in options.items() if k not in TRANSPORT_OPTIONS and k not in CLIENT_OPTIONS}
+    transport = {k: v for k, v in options.items() if k in TRANSPORT_OPTIONS or k in CLIENT_OPTIONS}
     return body, transport
 
 
@@ -85,6 +150,8 @@ def fan_out(models: Sequence[str], work: Callable[[str], T]) -> dict[str, T]:
     """
     if len(models) == 1:
         return {models[0]: work(models[0])}
+    from concurrent.futures import ThreadPoolExecutor
+
     results: dict[str, T] = {}
     errors: dict[str, BaseException] = {}
     with ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="irouter") as pool:

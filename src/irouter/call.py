@@ -6,8 +6,8 @@ from typing import Any
 
 from ._client import ModelClient
 from ._content import is_message_list, to_content
-from ._engine import Send, fan_out
-from ._wire import Response, build_body, user_message
+from ._engine import fan_out
+from ._wire import Response, user_message
 
 
 class Call(ModelClient):
@@ -42,13 +42,14 @@ class Call(ModelClient):
         ``message`` is a string, a list of texts and content parts, or a list of message dicts
         (``[{'role': 'user', 'content': ...}]``) sent exactly as they are (no system prompt added). The raw
         response reads as attributes: ``r.choices[0].message.content``, ``r.usage.cost``, ``r.provider``.
+        ``tools=``, ``max_steps=`` and a typed ``response_format=`` work as for `Chat`.
         """
         messages = self._messages(message)
-        body_options, transport = self._options(kwargs)
+        plan = self._plan(kwargs)
 
         def one(model: str) -> Any:
-            reply = self._send(model, Send(build_body(model, messages, body_options)), transport)
-            return Response(reply.raw) if raw else reply.content
+            result = self._run(model, messages[:-1], messages[-1], plan)
+            return Response(result.reply.raw) if raw else result.value
 
         return self._shape(fan_out(self._models, one))
 

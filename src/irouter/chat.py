@@ -7,7 +7,7 @@ from typing import Any
 
 from ._client import ModelClient
 from ._content import to_content
-from ._engine import chat_turn, fan_out, run_sync
+from ._engine import fan_out
 from ._wire import add_usage, user_message, zero_usage
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -59,21 +59,24 @@ class Chat(ModelClient):
         ``max_tokens``, ``response_format``, ``provider``, ``models``, ``reasoning``, ``extra_body``,
         ``extra_headers``, ``timeout``...) apply to this turn only. The user message and the answer are added to
         a model's history only when its turn succeeds; a failed turn leaves that history as it was.
+
+        Tools: ``tools=[f, g]`` lets the model call plain Python functions; irouter runs them (several calls of one
+        step at once) and sends the results back until the model answers, at most ``max_steps`` (100) requests,
+        then asks it to sum up. ``tool_choice`` and ``parallel_tool_calls`` pass through. ``before_tool(call)``
+        sees each call before it runs (return ``False`` to refuse it, or a string to answer in its place) and
+        ``after_tool(result)`` each result.
+
+        Structured output: ``response_format=SomeModel`` (a pydantic model, dataclass or TypedDict) returns a
+        validated instance (history keeps the JSON text) or raises `StructuredOutputError` with the raw text.
         """
         content = to_content(message)
-        body_options, transport = self._options(kwargs)
+        plan = self._plan(kwargs)
         user = user_message(content)
 
         def turn(model: str) -> Any:
             with self._locks[model]:
                 history = self._history[model]
-
-                def send(action: Any) -> Any:
-                    reply = self._send(model, action, transport)
-                    add_usage(self._usage[model], reply.usage)
-                    return reply
-
-                result = run_sync(chat_turn(model, history, dict(user), body_options), send)
+                result = self._run(model, history, dict(user), plan, lambda r: add_usage(self._usage[model], r.usage))
                 history.extend(result.messages)
                 return result.value
 

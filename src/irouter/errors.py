@@ -5,6 +5,7 @@ The tree::
     IrouterError
     ├── MissingAPIKeyError          no key given and none in OPENROUTER_API_KEY (also a ValueError)
     ├── MultiModelError             some models of a fan-out failed; carries .answers and .errors
+    ├── StructuredOutputError       the reply does not validate against response_format (also a ValueError)
     └── APIError                    anything the server (or the way to it) did wrong
         ├── APIConnectionError      could not reach the server / connection dropped
         │   └── APITimeoutError     the server took longer than `timeout`
@@ -45,6 +46,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ServerError",
+    "StructuredOutputError",
 ]
 
 
@@ -62,6 +64,19 @@ class MissingAPIKeyError(IrouterError, ValueError):
             "(for example in a .env file loaded with python-dotenv's load_dotenv()) or pass "
             "api_key=... to Chat/Call."
         )
+
+
+class StructuredOutputError(IrouterError, ValueError):
+    """The model's reply is not valid JSON for the requested ``response_format`` type, or does not fit it.
+
+    ``text`` holds the raw reply, ``target`` the type asked for, ``model`` the slug.
+    """
+
+    def __init__(self, message: str, *, text: str, target: Any = None, model: str | None = None) -> None:
+        super().__init__(f"{message} (model: {model})" if model else message)
+        self.text = text
+        self.target = target
+        self.model = model
 
 
 class APIError(IrouterError):

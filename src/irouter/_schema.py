@@ -1,0 +1,275 @@
+"""Python types <-> JSON Schema: schemas from type hints, and JSON values converted back to the hinted types.
+
+Pure and light: the standard library only (pydantic is used only for pydantic models, which bring it along).
+Supported: str, int, float, bool, None, Any, list/set/frozenset/Sequence[T], tuple[A, B] and tuple[T, ...],
+dict[str, T], Optional/Union/``X | Y``, Literal, Enum, dataclasses, TypedDict, pydantic models, datetime/date,
+``Annotated[T, "description"]``, nested to any depth.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import datetime as dt
+import enum
+import types
+import typing
+from typing import Any, Literal, Union, get_args, get_origin
+
+_BASIC: dict[Any, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+    type(None): {"type": "null"},
+    dt.datetime: {"type": "string", "format": "date-time"},
+    dt.date: {"type": "string", "format": "date"},
+}
+_SEQUENCES = (list, set, frozenset, cabc.Sequence, cabc.MutableSequence, cabc.Set, cabc.Iterable, cabc.Collection)
+_MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
+
+
+def is_pydantic_model(tp: Any) -> bool:
+    return isinstance(tp, type) and hasattr(tp, "model_json_schema") and hasattr(tp, "model_validate")
+
+
+def is_typeddict(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__required_keys__")
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) in (Union, types.UnionType)
+
+
+class SchemaBuilder:
+    """Builds schemas, hoisting pydantic ``$defs`` to the root so ``$ref`` pointers resolve."""
+
+    def __init__(self) -> None:
+        self.defs: dict[str, Any] = {}
+        self._active: set[Any] = set()
+
+    def finish(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self.defs:
+            schema = {**schema, "$defs": dict(self.defs)}
+        return schema
+
+    def schema(self, tp: Any) -> dict[str, Any]:
+        if tp is Any or tp is typing.Any or tp is object:
+            return {}
+        if tp is None:
+            return {"type": "null"}
+        if tp in _BASIC:
+            return dict(_BASIC[tp])
+        origin, args = get_origin(tp), get_args(tp)
+        if origin is typing.Annotated:
+            schema = self.schema(args[0])
+            notes = [a for a in args[1:] if isinstance(a, str)]
+            return {**schema, "description": " ".join(notes)} if notes else schema
+        if _is_union(tp):
+            return {"anyOf": [self.schema(a) for a in args]}
+        if origin is Literal:
+            return _literal(args)
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            return _literal(tuple(m.value for m in tp))
+        if tp in _SEQUENCES or origin in _SEQUENCES:
+            schema = {"type": "array"}
+            if args:
+                schema["items"] = self.schema(args[0])
+            if tp in (set, frozenset) or origin in (set, frozenset, cabc.Set):
+                schema["uniqueItems"] = True
+            return schema
+        if tp is tuple or origin is tuple:
+            if not args or (len(args) == 2 and args[1] is Ellipsis):
+                return {"type": "array", **({"items": self.schema(args[0])} if args else {})}
+            items = [self.schema(a) for a in args]
+            return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
+        if tp in _MAPPINGS or origin in _MAPPINGS:
+            schema = {"type": "object"}
+            if len(args) == 2:
+                schema["additionalProperties"] = self.schema(args[1])
+            return schema
+        if tp in self._active:  # a recursive type: stay permissive rather than loop forever
+            return {}
+        if is_pydantic_model(tp):
+            return self._pydantic(tp)
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            return self._record(tp, {f.name: f.type for f in dataclasses.fields(tp)}, _dataclass_required(tp))
+        if is_typeddict(tp):
+            return self._record(tp, None, set(tp.__required_keys__))
+        return {}
+
+    def _record(self, tp: type, fields: dict[str, Any] | None, required: set[str]) -> dict[str, Any]:
+        self._active.add(tp)
+        try:
+            hints = typing.get_type_hints(tp, include_extras=True)
+            names = list(fields) if fields is not None else list(hints)
+            properties = {name: self.schema(hints.get(name, Any)) for name in names}
+        finally:
+            self._active.discard(tp)
+        schema: dict[str, Any] = {"type": "object", "title": tp.__name__, "properties": properties}
+        schema["required"] = [n for n in names if n in required]
+        schema["additionalProperties"] = False
+        doc = _class_doc(tp)
+        if doc:
+            schema["description"] = doc
+        return schema
+
+    def _pydantic(self, tp: Any) -> dict[str, Any]:
+        schema = dict(tp.model_json_schema(ref_template="#/$defs/{model}"))
+        self.defs.update(schema.pop("$defs", {}))
+        return schema
+
+
+def _literal(values: tuple[Any, ...]) -> dict[str, Any]:
+    kinds = {type(v) for v in values}
+    schema: dict[str, Any] = {"enum": list(values)}
+    if len(kinds) == 1 and next(iter(kinds)) in _BASIC:
+        schema = {**_BASIC[next(iter(kinds))], **schema}
+    return schema
+
+
+def _dataclass_required(tp: type) -> set[str]:
+    missing = dataclasses.MISSING
+    return {f.name for f in dataclasses.fields(tp) if f.default is missing and f.default_factory is missing}
+
+
+def _class_doc(tp: type) -> str:
+    doc = tp.__doc__ or ""
+    # dataclasses invent "Name(field: type, ...)" docstrings; those say nothing new
+    if not doc or doc.startswith(f"{tp.__name__}(") or tp.__doc__ == dict.__doc__:
+        return ""
+    return doc.strip().split("\n\n")[0].strip()
+
+
+def type_schema(tp: Any) -> dict[str, Any]:
+    """The JSON Schema of one type (with a root ``$defs`` when pydantic models need one)."""
+    builder = SchemaBuilder()
+    return builder.finish(builder.schema(tp))
+
+
+# --------------------------------------------------------------------------------------------- conversion
+
+
+class ConversionError(ValueError):
+    """A JSON value does not fit the annotated type; the message names where and why."""
+
+
+def convert(value: Any, tp: Any, where: str = "value") -> Any:
+    """``value`` (parsed JSON) as an instance of ``tp``; raises `ConversionError` when it does not fit."""
+    if tp is Any or tp is typing.Any or tp is object or tp is dataclasses.MISSING:
+        return value
+    if tp is None or tp is type(None):
+        if value is not None:
+            raise ConversionError(f"{where} must be null, got {_show(value)}")
+        return None
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is typing.Annotated:
+        return convert(value, args[0], where)
+    if _is_union(tp):
+        return _convert_union(value, args, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConversionError(f"{where} must be one of {list(args)}, got {_show(value)}")
+        return value
+    if tp is bool:
+        return _check(value, bool, "a boolean", where)
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConversionError(f"{where} must be an integer, got {_show(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConversionError(f"{where} must be a number, got {_show(value)}")
+        return float(value)
+    if tp is str:
+        return _check(value, str, "a string", where)
+    if tp in (dt.datetime, dt.date):
+        text = _check(value, str, "an ISO 8601 string", where)
+        try:
+            return tp.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConversionError(f"{where} must be an ISO 8601 date, got {_show(value)}") from None
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            raise ConversionError(f"{where} must be one of {[m.value for m in tp]}, got {_show(value)}") from None
+    if tp in _SEQUENCES or origin in _SEQUENCES:
+        items = _check(value, list, "an array", where)
+        converted = [convert(v, args[0], f"{where}[{i}]") if args else v for i, v in enumerate(items)]
+        container = origin or tp
+        return (
+            set(converted)
+            if container in (set, cabc.Set)
+            else (frozenset(converted) if container is frozenset else converted)
+        )
+    if tp is tuple or origin is tuple:
+        items = _check(value, list, "an array", where)
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            return tuple(convert(v, args[0], f"{where}[{i}]") if args else v for i, v in enumerate(items))
+        if len(items) != len(args):
+            raise ConversionError(f"{where} must have exactly {len(args)} items, got {len(items)}")
+        return tuple(convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(items, args, strict=True)))
+    if tp in _MAPPINGS or origin in _MAPPINGS:
+        mapping = _check(value, dict, "an object", where)
+        if len(args) == 2:
+            return {k: convert(v, args[1], f"{where}[{k!r}]") for k, v in mapping.items()}
+        return dict(mapping)
+    if is_pydantic_model(tp):
+        if isinstance(value, tp):
+            return value
+        try:
+            return tp.model_validate(value)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise ConversionError(f"{where} does not fit {tp.__name__}: {exc}") from None
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
+        kwargs = _convert_fields(value, tp, {n: f.type for n, f in fields.items()}, _dataclass_required(tp), where)
+        return tp(**kwargs)
+    if is_typeddict(tp):
+        return _convert_fields(value, tp, None, set(tp.__required_keys__), where)
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConversionError(f"{where} must be {tp.__name__}, got {_show(value)}")
+    return value
+
+
+def _convert_union(value: Any, args: tuple[Any, ...], where: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    problems = []
+    for arm in args:
+        if arm is type(None):
+            continue
+        try:
+            return convert(value, arm, where)
+        except ConversionError as exc:
+            problems.append(str(exc))
+    raise ConversionError(" or ".join(problems) if problems else f"{where} must not be null")
+
+
+def _convert_fields(
+    value: Any, tp: type, fields: dict[str, Any] | None, required: set[str], where: str
+) -> dict[str, Any]:
+    mapping = _check(value, dict, f"an object ({tp.__name__})", where)
+    hints = typing.get_type_hints(tp, include_extras=True)
+    names = set(fields) if fields is not None else set(hints)
+    unknown = sorted(set(mapping) - names)
+    if unknown:
+        raise ConversionError(f"{where} has unexpected field(s) {unknown} for {tp.__name__}")
+    missing = sorted(required - set(mapping))
+    if missing:
+        raise ConversionError(f"{where} is missing required field(s) {missing} of {tp.__name__}")
+    return {k: convert(v, hints.get(k, Any), f"{where}.{k}") for k, v in mapping.items()}
+
+
+def _check(value: Any, kind: type, what: str, where: str) -> Any:
+    if not isinstance(value, kind):
+        raise ConversionError(f"{where} must be {what}, got {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
