@@ -7,6 +7,8 @@ examples talk to a real HTTP server and never to the internet.
 from __future__ import annotations
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -26,9 +28,10 @@ def test_every_doc_has_examples() -> None:
 def test_examples_run(path: Path, router: OpenRouterDouble, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENROUTER_BASE_URL", router.base_url)
     monkeypatch.setenv("OPENROUTER_API_KEY", router.api_key)
-    namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
+    module = types.ModuleType(f"docs_{path.stem.replace('-', '_')}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)  # dataclasses look their module up
     for number, block in enumerate(BLOCK.findall(path.read_text()), 1):
         code = compile(block, f"{path.name}[block {number}]", "exec")
-        exec(code, namespace)
+        exec(code, module.__dict__)
     if path.name == "README.md":  # its examples rely on the environment, so they must have reached the double
         assert len(router.chat_requests) >= 8

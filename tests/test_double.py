@@ -136,3 +136,35 @@ def test_runs_standalone() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_default_reply_plays_along_with_tools_and_schemas(router: OpenRouterDouble) -> None:
+    """With nothing queued, the double calls every offered function once (arguments made from the schema), then
+    reports the results; with a json_schema response format it answers JSON that fits."""
+    from dataclasses import dataclass
+
+    import jsonschema
+
+    from irouter import Chat
+    from irouter._structured import response_format_for
+
+    calls: list[tuple[str, int, list[str]]] = []
+
+    def book(city: str, nights: int, extras: list[str]) -> str:
+        """Book a hotel."""
+        calls.append((city, nights, extras))
+        return f"booked {city}"
+
+    chat = Chat("m/m", base_url=router.base_url, api_key=router.api_key)
+    assert chat("book it", tools=[book]) == "You said: book it Tool results: booked example"
+    assert calls == [("example", 1, ["example"])]
+
+    @dataclass
+    class Stay:
+        city: str
+        nights: int
+        breakfast: bool
+
+    assert chat("structured", response_format=Stay) == Stay("example", 1, True)
+    schema = response_format_for(Stay)["json_schema"]["schema"]
+    jsonschema.validate(json.loads(chat.history[-1]["content"]), schema)

@@ -13,6 +13,7 @@ mistakes raise at once: something that is not callable, two tools with one name,
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import inspect
 import json
@@ -264,6 +265,9 @@ _NOT_JSON = object()
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` as JSON data (an Enum member as its value), or ``_NOT_JSON``."""
+    if isinstance(value, enum.Enum):
+        value = value.value
     try:
         json.dumps(value)
     except (TypeError, ValueError):

@@ -139,19 +139,73 @@ def as_script(item: Script | str | Responder, request: dict[str, Any]) -> Script
 
 
 def echo(request: dict[str, Any]) -> Text:
-    """The default answer when nothing is queued: repeats the last user text."""
-    for message in reversed(request.get("messages") or []):
-        if message.get("role") == "user":
-            content = message.get("content")
-            text = (
-                content
-                if isinstance(content, str)
-                else " ".join(
-                    p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text"
-                )
-            )
-            return Text(f"You said: {text}")
-    return Text("Hello from the OpenRouter double.")
+    """The default answer when nothing is queued, like a model that plays along with any request:
+
+    - function tools offered and the last message is the user's: call every function tool once, with arguments
+      made from its parameter schema;
+    - a ``json_schema`` response format: JSON that fits the schema;
+    - otherwise ``"You said: <last user text>"`` (after tool results: ``"... Tool results: r1; r2"``).
+    """
+    messages = request.get("messages") or []
+    last = messages[-1] if messages else {}
+    functions = [t["function"] for t in request.get("tools") or [] if t.get("type") == "function"]
+    if functions and last.get("role") == "user" and request.get("tool_choice") != "none":
+        return Text(tool_calls=[ToolCall(f["name"], example(f.get("parameters") or {})) for f in functions])
+    response_format = request.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        return Text(json.dumps(example(schema)))
+    said = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), None)
+    if said is None:
+        return Text("Hello from the OpenRouter double.")
+    answer = f"You said: {said}"
+    results: list[str] = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        results.insert(0, _text(message.get("content")))
+    return Text(f"{answer} Tool results: {'; '.join(results)}" if results else answer)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
+
+
+def example(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
+    """A small value that fits a JSON schema (required properties only, first enum value, first union arm)."""
+    root = root if root is not None else schema
+    if "$ref" in schema:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        return example((root.get("$defs") or root.get("definitions") or {}).get(name, {}), root)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            arms = [a for a in schema[key] if a.get("type") != "null"] or schema[key]
+            return example(arms[0], root)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        return {k: example(properties[k], root) for k in schema.get("required", []) if k in properties}
+    if kind == "array":
+        if "prefixItems" in schema:
+            return [example(s, root) for s in schema["prefixItems"]]
+        return [example(schema["items"], root)] if isinstance(schema.get("items"), dict) else []
+    formats = {"date-time": "2025-01-01T00:00:00+00:00", "date": "2025-01-01"}
+    simple = {
+        "string": formats.get(str(schema.get("format", "")), "example"),
+        "integer": 1,
+        "number": 1.5,
+        "boolean": True,
+        "null": None,
+    }
+    return simple.get(str(kind), schema.get("default"))
 
 
 def usage_for(request: dict[str, Any], reply: Text, prices: tuple[float, float] = PRICES) -> dict[str, Any]:
