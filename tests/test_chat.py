@@ -101,7 +101,7 @@ def test_list_message_becomes_text_parts(router: OpenRouterDouble, connect: dict
 
 
 def test_history_is_plain_json_and_reply_content(router: OpenRouterDouble, connect: dict[str, str]) -> None:
-    router.queue(Text("caf\u00e9 \u2615", extra_message={"reasoning": "thinking..."}))
+    router.queue(Text("caf\u00e9 \u2615", extra_message={"annotations": [], "images": None}))
     chat = Chat(M, system=None, **connect)
     assert chat.history == []
     assert chat("Coffee?") == "caf\u00e9 \u2615"

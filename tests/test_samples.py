@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 import pytest
-from conftest import SAMPLES
 
 from irouter import (
     APIStatusError,
@@ -38,6 +37,8 @@ from irouter._wire import (
 from irouter.testing import OpenRouterDouble, Raw
 from irouter.testing._replies import generation_id
 from irouter.testing._server import KEEPALIVE
+
+from .conftest import SAMPLES
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -553,11 +554,14 @@ def test_completion_sample_parses(name: str) -> None:
     for call in calls:
         assert set(call) == {"id", "type", "function"}
         json.loads(call["function"]["arguments"])  # arguments are always a JSON string
-    assert reply.message == (
-        {"role": "assistant", "content": reply.content, "tool_calls": calls}
-        if calls
-        else {"role": "assistant", "content": reply.content}
-    )
+    sent = body["choices"][0]["message"]
+    kept = {k: sent[k] for k in ("images", "annotations", "reasoning", "reasoning_details") if sent.get(k)}
+    assert reply.message == {
+        "role": "assistant",
+        "content": reply.content,
+        **({"tool_calls": calls} if calls else {}),
+        **kept,  # images, annotations and reasoning stay on the message, exactly as sent
+    }
     assert json.loads(json.dumps(reply.message)) == reply.message  # history stays plain JSON
 
     assert reply.usage == body["usage"]

@@ -6,6 +6,7 @@
 {'openai/gpt-4o-mini': 'OpenAI...', 'meta-llama/llama-3.3-70b-instruct': 'Meta...'}
 """
 
+from ._content import PDF, Audio, Image, Video
 from ._wire import Response
 from .call import Call
 from .catalog import get_all_models, list_models
@@ -16,6 +17,7 @@ from .errors import (
     APIResponseError,
     APIStatusError,
     APITimeoutError,
+    AttachmentError,
     AuthenticationError,
     BadRequestError,
     IrouterError,
@@ -34,15 +36,19 @@ from .tools import Tool, ToolCall, ToolResult, function_schema
 __version__ = "1.0.0.dev0"
 
 __all__ = [
+    "PDF",
     "APIConnectionError",
     "APIError",
     "APIResponseError",
     "APIStatusError",
     "APITimeoutError",
+    "AttachmentError",
+    "Audio",
     "AuthenticationError",
     "BadRequestError",
     "Call",
     "Chat",
+    "Image",
     "IrouterError",
     "MissingAPIKeyError",
     "MultiModelError",
@@ -57,6 +63,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolResult",
+    "Video",
     "__version__",
     "function_schema",
     "get_all_models",

@@ -37,6 +37,11 @@ def is_typeddict(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__required_keys__")
 
 
+_TYPEDDICT_QUALIFIERS = tuple(
+    q for q in (getattr(typing, n, None) for n in ("Required", "NotRequired", "ReadOnly")) if q is not None
+)
+
+
 def _is_union(tp: Any) -> bool:
     return get_origin(tp) in (Union, types.UnionType)
 
@@ -61,6 +66,8 @@ class SchemaBuilder:
         if tp in _BASIC:
             return dict(_BASIC[tp])
         origin, args = get_origin(tp), get_args(tp)
+        if origin in _TYPEDDICT_QUALIFIERS:
+            return self.schema(args[0])
         if origin is typing.Annotated:
             schema = self.schema(args[0])
             notes = [a for a in args[1:] if isinstance(a, str)]
@@ -93,7 +100,7 @@ class SchemaBuilder:
         if is_pydantic_model(tp):
             return self._pydantic(tp)
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-            return self._record(tp, {f.name: f.type for f in dataclasses.fields(tp)}, _dataclass_required(tp))
+            return self._record(tp, {f.name: f.type for f in dataclasses.fields(tp) if f.init}, _dataclass_required(tp))
         if is_typeddict(tp):
             return self._record(tp, None, set(tp.__required_keys__))
         return {}
@@ -130,7 +137,7 @@ def _literal(values: tuple[Any, ...]) -> dict[str, Any]:
 
 def _dataclass_required(tp: type) -> set[str]:
     missing = dataclasses.MISSING
-    return {f.name for f in dataclasses.fields(tp) if f.default is missing and f.default_factory is missing}
+    return {f.name for f in dataclasses.fields(tp) if f.init and f.default is missing and f.default_factory is missing}
 
 
 def _class_doc(tp: type) -> str:
@@ -163,14 +170,15 @@ def convert(value: Any, tp: Any, where: str = "value") -> Any:
             raise ConversionError(f"{where} must be null, got {_show(value)}")
         return None
     origin, args = get_origin(tp), get_args(tp)
-    if origin is typing.Annotated:
+    if origin is typing.Annotated or origin in _TYPEDDICT_QUALIFIERS:
         return convert(value, args[0], where)
     if _is_union(tp):
         return _convert_union(value, args, where)
     if origin is Literal:
-        if value not in args:
-            raise ConversionError(f"{where} must be one of {list(args)}, got {_show(value)}")
-        return value
+        for arg in args:
+            if _json_equal(arg, value):
+                return arg
+        raise ConversionError(f"{where} must be one of {list(args)}, got {_show(value)}")
     if tp is bool:
         return _check(value, bool, "a boolean", where)
     if tp is int:
@@ -182,7 +190,10 @@ def convert(value: Any, tp: Any, where: str = "value") -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConversionError(f"{where} must be a number, got {_show(value)}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConversionError(f"{where} is too large for a float, got {_show(value)}") from None
     if tp is str:
         return _check(value, str, "a string", where)
     if tp in (dt.datetime, dt.date):
@@ -193,9 +204,12 @@ def convert(value: Any, tp: Any, where: str = "value") -> Any:
             raise ConversionError(f"{where} must be an ISO 8601 date, got {_show(value)}") from None
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
-            return tp(value)
+            member = tp(value)
         except ValueError:
-            raise ConversionError(f"{where} must be one of {[m.value for m in tp]}, got {_show(value)}") from None
+            member = None
+        if member is None or isinstance(member.value, bool) != isinstance(value, bool):
+            raise ConversionError(f"{where} must be one of {[m.value for m in tp]}, got {_show(value)}")
+        return member
     if tp in _SEQUENCES or origin in _SEQUENCES:
         items = _check(value, list, "an array", where)
         converted = [convert(v, args[0], f"{where}[{i}]") if args else v for i, v in enumerate(items)]
@@ -262,6 +276,11 @@ def _convert_fields(
     if missing:
         raise ConversionError(f"{where} is missing required field(s) {missing} of {tp.__name__}")
     return {k: convert(v, hints.get(k, Any), f"{where}.{k}") for k, v in mapping.items()}
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON sees it: ``true`` is not ``1``."""
+    return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
 
 
 def _check(value: Any, kind: type, what: str, where: str) -> Any:

@@ -48,7 +48,10 @@ def _strict_ready(schema: Any) -> bool:
         ok = False  # free-form mappings cannot be strict
     if "default" in schema:
         ok = False
-    checks = [_strict_ready(v) for k, v in schema.items() if k != "enum"]
+    # keywords whose values map names to schemas: the names may be anything ("default", "enum", ...)
+    named = [s for k in ("properties", "$defs") if isinstance(schema.get(k), dict) for s in schema[k].values()]
+    checks = [_strict_ready(s) for s in named]
+    checks += [_strict_ready(v) for k, v in schema.items() if k not in ("enum", "const", "properties", "$defs")]
     return ok and all(checks)
 
 

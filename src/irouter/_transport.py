@@ -166,3 +166,43 @@ class Endpoint:
                 response.status_code, parsed, model=model, retry_after=_retry_after(response.headers), text=text
             )
         return loads(content, model=model)
+
+
+def download(url: str, *, max_bytes: int, timeout: float) -> bytes:
+    """Fetch ``url`` (http or https only) for an attachment, with a total time limit and a size cap.
+
+    Sends no API key and no attribution headers: the file's host is not OpenRouter.
+    """
+    import httpx
+
+    from .errors import AttachmentError
+
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise AttachmentError(f"Only http(s) URLs can be downloaded, got {url!r}")
+    deadline = time.monotonic() + timeout
+    try:
+        with http_client().stream(
+            "GET",
+            url,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=True,
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+        ) as response:
+            if response.status_code >= 400:
+                raise AttachmentError(f"Downloading {url} failed: HTTP {response.status_code}")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise AttachmentError(f"{url} is {int(declared):,} bytes; the limit is {max_bytes:,}")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise AttachmentError(f"{url} is larger than the limit of {max_bytes:,} bytes")
+                if time.monotonic() > deadline:
+                    raise AttachmentError(f"Downloading {url} took longer than {timeout:g} s")
+                chunks.append(chunk)
+    except httpx.TimeoutException:
+        raise AttachmentError(f"Downloading {url} took longer than {timeout:g} s") from None
+    except httpx.HTTPError as exc:
+        raise AttachmentError(f"Downloading {url} failed: {exc}") from None
+    return b"".join(chunks)

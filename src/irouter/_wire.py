@@ -149,11 +149,24 @@ def normalize_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def assistant_message(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any]:
-    """The assistant message appended to history: the seed's two keys, plus ``tool_calls`` when there are some."""
+KEPT_FIELDS = ("images", "annotations", "reasoning", "reasoning_details")
+"""Message fields kept in history when the server sends them non-empty: generated images (so an editing
+conversation continues), annotations (citations, parsed files: OpenRouter skips re-parsing when they come back),
+reasoning text and ``reasoning_details`` (to be sent back unmodified for multi-turn reasoning with tools)."""
+
+
+def assistant_message(
+    content: str, tool_calls: list[dict[str, Any]], extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The assistant message appended to history: the seed's two keys, plus ``tool_calls`` when there are some,
+    plus the `KEPT_FIELDS` the server sent (as they were sent)."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if extra:
+        for key in KEPT_FIELDS:
+            if extra.get(key):
+                message[key] = extra[key]
     return message
 
 
@@ -180,7 +193,7 @@ def parse_completion(body: Any, *, model: str | None = None) -> Reply:
     text = content if isinstance(content, str) else _parts_text(content)
     tool_calls = [normalize_tool_call(tc) for tc in msg.get("tool_calls") or []]
     return Reply(
-        message=assistant_message(text, tool_calls),
+        message=assistant_message(text, tool_calls, msg),
         content=text,
         tool_calls=tool_calls,
         usage=body.get("usage") if isinstance(body.get("usage"), dict) else None,

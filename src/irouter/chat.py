@@ -8,6 +8,7 @@ from typing import Any
 from ._client import ModelClient
 from ._content import to_content
 from ._engine import fan_out
+from ._outputs import citations_in, images_in, last_reasoning
 from ._wire import add_usage, user_message, zero_usage
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -92,6 +93,23 @@ class Chat(ModelClient):
         """Tokens used so far, summed over every request: ``{'prompt_tokens', 'completion_tokens',
         'total_tokens'}`` for one model, ``{slug: that}`` for several."""
         return self._shape({m: dict(u) for m, u in self._usage.items()})
+
+    @property
+    def images(self) -> Any:
+        """Images the models made (``modalities=["image", "text"]``), oldest first: a list of `GeneratedImage`
+        (``.data``, ``.save(path)``, shown inline in notebooks); ``{slug: list}`` for several models."""
+        return self._shape({m: images_in(h) for m, h in self._history.items()})
+
+    @property
+    def web_citations(self) -> Any:
+        """Web-search citations of the answers so far (``url``, ``title``, ``content``); ``{slug: list}`` for several
+        models. Cleared by `reset_history`."""
+        return self._shape({m: citations_in(h) for m, h in self._history.items()})
+
+    @property
+    def reasoning(self) -> Any:
+        """The reasoning text of the last answer, when the model sent it (``None`` otherwise); ``{slug: text}``."""
+        return self._shape({m: last_reasoning(h) for m, h in self._history.items()})
 
     @property
     def turns(self) -> int:

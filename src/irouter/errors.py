@@ -6,6 +6,7 @@ The tree::
     ├── MissingAPIKeyError          no key given and none in OPENROUTER_API_KEY (also a ValueError)
     ├── MultiModelError             some models of a fan-out failed; carries .answers and .errors
     ├── StructuredOutputError       the reply does not validate against response_format (also a ValueError)
+    ├── AttachmentError             an attachment cannot be used: unknown type, download failed or too big
     └── APIError                    anything the server (or the way to it) did wrong
         ├── APIConnectionError      could not reach the server / connection dropped
         │   └── APITimeoutError     the server took longer than `timeout`
@@ -35,6 +36,7 @@ __all__ = [
     "APIResponseError",
     "APIStatusError",
     "APITimeoutError",
+    "AttachmentError",
     "AuthenticationError",
     "BadRequestError",
     "IrouterError",
@@ -64,6 +66,10 @@ class MissingAPIKeyError(IrouterError, ValueError):
             "(for example in a .env file loaded with python-dotenv's load_dotenv()) or pass "
             "api_key=... to Chat/Call."
         )
+
+
+class AttachmentError(IrouterError, ValueError):
+    """An attachment cannot be sent: its type is unknown, or downloading it failed, took too long or was too big."""
 
 
 class StructuredOutputError(IrouterError, ValueError):

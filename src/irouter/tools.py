@@ -85,7 +85,9 @@ def _rest_params(text: str) -> dict[str, str]:
 
 def _google_params(text: str) -> dict[str, str]:
     block = re.search(
-        r"^(\s*)(?:Args|Arguments|Parameters|Params|Keyword Args)\s*:\s*\n((?:\1\s+.*\n?|\s*\n)+)", text, re.M
+        r"^([ \t]*)(?:Args|Arguments|Parameters|Params|Keyword Args)[ \t]*:[ \t]*\n((?:\1[ \t]+.*\n?|[ \t]*\n)+)",
+        text,
+        re.M,
     )
     if not block:
         return {}
@@ -153,7 +155,7 @@ class Tool:
             target.__name__ if inspect.isfunction(target) and target.__name__ != "__call__" else type(func).__name__
         )
         self.name = name or default_name
-        if not TOOL_NAME.match(self.name):
+        if not TOOL_NAME.fullmatch(self.name):
             raise ValueError(
                 f"Tool name {self.name!r} is not allowed: OpenRouter takes 1-64 letters, digits, '_' or '-'. "
                 "Pass Tool(func, name='...') to rename it."

@@ -1,0 +1,94 @@
+"""All benchmarks in one run: irouter (this repo) vs the bare ``openai`` SDK vs irouter 0.3.1, side by side.
+
+    python bench/run.py            # full run (about 2 minutes)
+    python bench/run.py --quick    # fewer repetitions (about 1 minute)
+    python bench/run.py --only fanout,import --no-031 --json results.json
+
+irouter 0.3.1 runs from its own virtualenv (``.bench-venv-031`` beside ``bench/``, override with
+``BENCH_031_VENV``), created and filled from PyPI on first use. Progress goes to stderr, the tables to stdout.
+See ``bench/README.md`` for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import common
+import fanout
+import import_time
+import overhead
+
+BENCHES = ("fanout", "overhead", "import")
+
+
+def header(info: dict[str, Any], versions: dict[str, str | None], quick: bool, seconds: float) -> str:
+    """Where and what was measured."""
+    vers = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+    return (
+        f"Machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']} ({info['platform']})\n"
+        f"Versions: {vers}; mode: {'quick' if quick else 'full'}; took {seconds:.0f} s"
+    )
+
+
+def versions(*datasets: dict[str, Any] | None) -> dict[str, str | None]:
+    """The irouter/openai versions the drivers reported."""
+    found: dict[str, str | None] = {"irouter (this repo)": None, "irouter (old)": None, "openai": None}
+    for data in datasets:
+        for key, result in ((data or {}).get("results") or {}).items():
+            if not result:
+                continue
+            found["irouter (old)" if key.startswith("old") else "irouter (this repo)"] = result["irouter"]
+            if not key.startswith("old"):
+                found["openai"] = result["openai"]
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions everywhere")
+    parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
+    parser.add_argument("--no-031", action="store_true", help=f"skip irouter {common.OLD_VERSION} (no venv needed)")
+    parser.add_argument(
+        "--seq-max",
+        type=int,
+        default=None,
+        help="fan-out: largest size for the sequential openai column (default 16, quick 4)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write every raw result here")
+    args = parser.parse_args(argv)
+    only = {b.strip() for b in args.only.split(",") if b.strip()}
+    unknown = only - set(BENCHES)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+
+    started = time.perf_counter()
+    old = common.old_or_none(not args.no_031)
+    data: dict[str, Any] = {"machine": common.machine(), "quick": args.quick}
+    if "fanout" in only:
+        data["fanout"] = fanout.run(args.quick, old, args.seq_max)
+    if "overhead" in only:
+        data["overhead"] = overhead.run(args.quick, old)
+    if "import" in only:
+        data["import"] = import_time.run(args.quick, old)
+    seconds = time.perf_counter() - started
+
+    sections = [header(data["machine"], versions(data.get("fanout"), data.get("overhead")), args.quick, seconds)]
+    if "fanout" in data:
+        sections.append(fanout.render(data["fanout"]))
+    if "overhead" in data:
+        sections.append(overhead.render(data["overhead"]))
+    if "import" in data:
+        sections.append(import_time.render(data["import"]))
+    print("\n\n".join(sections))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
