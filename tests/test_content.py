@@ -288,3 +288,63 @@ def test_unknown_bytes_never_pass_silently(data: bytes) -> None:
     else:
         part = to_content([data])[0]
         assert part["type"] in {"image_url", "file", "input_audio", "video_url"}
+
+
+# --------------------------------------------------------------------------------------------- big files
+
+
+@pytest.fixture
+def remote_router() -> Iterator[tuple[str, str]]:
+    """The double in its own process, so this process's memory holds only the client's allocations."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "irouter.testing", "--latency", "0.3"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip().split("=", 1)[1]
+        key = proc.stdout.readline().strip().split("=", 1)[1]
+        yield base, key
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_big_attachment_memory_follows_the_file_not_the_models(remote_router: tuple[str, str]) -> None:
+    """8 models at once, a 3 MB image: the client holds the file's encoding once, not once per request."""
+    import tracemalloc
+
+    base, key = remote_router
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(3 * 1024 * 1024)
+    encoded = len(b64(data))
+    chat = Chat([f"m/{i}" for i in range(8)], base_url=base, api_key=key)
+    chat("warm up the connections")
+    tracemalloc.start()
+    try:
+        answers = chat(["What is this?", data])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert set(answers.values()) == {"You said: What is this?"}
+    # the base64 text, its data URL, one shared JSON encoding and temporaries (~4x); 8 private copies: ~10x
+    assert peak < 5 * encoded, f"peak {peak:,} bytes for an attachment of {encoded:,} base64 characters"
+
+
+def test_shared_encoding_sends_exact_json(router: OpenRouterDouble, connect: dict) -> None:
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 1024
+    text = 'quotes " and \\ and unicode \u00e9\u2615'
+    chat = Chat(["a/a", "b/b"], **connect)
+    chat([text, data, {"type": "text", "text": "x" * 70000}])
+    chat("second turn resends the parts")
+    expected = [
+        {"type": "text", "text": text},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(data)}},
+        {"type": "text", "text": "x" * 70000},
+    ]
+    assert len(router.chat_requests) == 4
+    for body in router.chat_requests:
+        assert body["messages"][1] == {"role": "user", "content": expected}
+    for request in router.requests:
+        assert int(request.headers["content-length"]) == len(request.body)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ._wire import error_from_body, loads
+from ._wire import encode_body, error_from_body, iter_pieces, loads
 from .errors import APIConnectionError, APITimeoutError, MissingAPIKeyError
 
 if TYPE_CHECKING:
@@ -120,8 +120,12 @@ class Endpoint:
         timeout: float | None = None,
     ) -> Any:
         """POST ``body`` as JSON and return the parsed JSON answer; HTTP errors raise irouter's exceptions."""
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        return self._send("POST", path, model=model, content=data, headers=self.headers(extra_headers), timeout=timeout)
+        encoded = encode_body(body)
+        headers = self.headers(extra_headers)
+        if isinstance(encoded, bytes):
+            return self._send("POST", path, model=model, content=encoded, headers=headers, timeout=timeout)
+        headers["Content-Length"] = str(sum(len(p) for p in encoded))
+        return self._send("POST", path, model=model, content=iter_pieces(encoded), headers=headers, timeout=timeout)
 
     def get(self, path: str, *, params: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
         """GET ``path`` and return the parsed JSON answer."""

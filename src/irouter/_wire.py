@@ -8,6 +8,7 @@ without ``arguments``, three forms of the final usage chunk in streams.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -356,3 +357,88 @@ class StreamAccumulator:
             id=self.meta.get("id"),
             raw=raw,
         )
+
+
+# --------------------------------------------------------------------------------------------- encoding
+
+BIG_STRING = 64 * 1024
+"""Strings this long (base64 attachments) are JSON-encoded once and shared by every request that sends them."""
+_PIECE = 64 * 1024
+_encoded: dict[int, tuple[str, bytes]] = {}
+_encoded_lock = threading.Lock()
+_ENCODED_MAX = 64
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _big(value: str) -> bytes:
+    """The JSON encoding of a big string, made once while the string lives in some history (strings are
+    immutable, so the id is a safe key while the entry holds the string)."""
+    key = id(value)
+    with _encoded_lock:
+        hit = _encoded.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+    data = _dumps(value)
+    with _encoded_lock:
+        if len(_encoded) >= _ENCODED_MAX:
+            _encoded.pop(next(iter(_encoded)))
+        _encoded[key] = (value, data)
+    return data
+
+
+def _has_big(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) >= BIG_STRING
+    if isinstance(value, dict):
+        return any(_has_big(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_big(v) for v in value)
+    return False
+
+
+def _pieces(value: Any, out: list[bytes]) -> None:
+    """Append the JSON encoding of ``value`` to ``out``, big strings as shared pieces."""
+    if isinstance(value, str) and len(value) >= BIG_STRING:
+        out.append(_big(value))
+    elif isinstance(value, dict) and _has_big(value):
+        out.append(b"{")
+        for i, (key, item) in enumerate(value.items()):
+            out.append((b"," if i else b"") + _dumps(str(key)) + b":")
+            _pieces(item, out)
+        out.append(b"}")
+    elif isinstance(value, list) and _has_big(value):
+        out.append(b"[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(b",")
+            _pieces(item, out)
+        out.append(b"]")
+    else:
+        out.append(_dumps(value))
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes | list[bytes]:
+    """A request body as JSON: one ``bytes``, or (when messages carry big attachments) a list of pieces in which
+    each big string is a piece shared with every other request sending it. Sending the pieces one after another
+    keeps memory proportional to the attachments, not to attachments x models x turns."""
+    messages = body.get("messages")
+    content_lists = [m.get("content") for m in messages or [] if isinstance(m, dict)]
+    if not any(isinstance(c, list) and _has_big(c) for c in content_lists):
+        return _dumps(body)
+    out: list[bytes] = []
+    _pieces(dict(body), out)
+    return out
+
+
+def iter_pieces(pieces: list[bytes]) -> Iterator[bytes | memoryview]:
+    """The pieces in slices of 64 KiB, so the HTTP layer never copies a whole attachment at once."""
+    for piece in pieces:
+        if len(piece) <= _PIECE:
+            yield piece
+        else:
+            view = memoryview(piece)
+            for start in range(0, len(piece), _PIECE):
+                yield view[start : start + _PIECE]
