@@ -26,6 +26,7 @@ def test_every_doc_has_examples() -> None:
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
 def test_examples_run(path: Path, router: OpenRouterDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # examples use paths such as docs/assets/cat.png
     monkeypatch.setenv("OPENROUTER_BASE_URL", router.base_url)
     monkeypatch.setenv("OPENROUTER_API_KEY", router.api_key)
     module = types.ModuleType(f"docs_{path.stem.replace('-', '_')}")
