@@ -401,5 +401,5 @@ def is_message_list(message: Any) -> bool:
     return (
         isinstance(message, (list, tuple))
         and bool(message)
-        and all(isinstance(m, Mapping) and "role" in m for m in message)
+        and all((type(m) is dict or isinstance(m, Mapping)) and "role" in m for m in message)
     )

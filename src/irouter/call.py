@@ -55,7 +55,7 @@ class Call(ModelClient):
 
     def _messages(self, message: Any) -> list[dict[str, Any]]:
         if is_message_list(message):
-            return [dict(m) for m in message]
+            return list(message)  # sent as they are (never modified)
         user = user_message(to_content(message))
         return [{"role": "system", "content": self.system}, user] if self.system else [user]
 
