@@ -313,13 +313,13 @@ def remote_router() -> Iterator[tuple[str, str]]:
 
 
 def test_big_attachment_memory_follows_the_file_not_the_models(remote_router: tuple[str, str]) -> None:
-    """8 models at once, a 3 MB image: the client holds the file's encoding once, not once per request."""
+    """16 models at once, a 3 MB image: the client holds the file's encoding once, not once per request."""
     import tracemalloc
 
     base, key = remote_router
     data = b"\x89PNG\r\n\x1a\n" + os.urandom(3 * 1024 * 1024)
     encoded = len(b64(data))
-    chat = Chat([f"m/{i}" for i in range(8)], base_url=base, api_key=key)
+    chat = Chat([f"m/{i}" for i in range(16)], base_url=base, api_key=key)
     chat("warm up the connections")
     tracemalloc.start()
     try:
@@ -328,8 +328,9 @@ def test_big_attachment_memory_follows_the_file_not_the_models(remote_router: tu
     finally:
         tracemalloc.stop()
     assert set(answers.values()) == {"You said: What is this?"}
-    # the base64 text, its data URL, one shared JSON encoding and temporaries (~4x); 8 private copies: ~10x
-    assert peak < 5 * encoded, f"peak {peak:,} bytes for an attachment of {encoded:,} base64 characters"
+    # the base64 text, its data URL, one shared JSON encoding and temporaries: 4-5x (a little more under coverage);
+    # one private encoding per request would add 16x
+    assert peak < 7 * encoded, f"peak {peak:,} bytes for an attachment of {encoded:,} base64 characters"
 
 
 def test_shared_encoding_sends_exact_json(router: OpenRouterDouble, connect: dict) -> None:
