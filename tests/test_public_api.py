@@ -14,6 +14,8 @@ EXPORTED = {
     "APIResponseError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncCall",
+    "AsyncChat",
     "AttachmentError",
     "Audio",
     "AuthenticationError",

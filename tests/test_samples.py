@@ -1062,11 +1062,27 @@ def test_stream_sample_accumulates(name: str, style: str) -> None:
 
     calls = expected.get("tool_calls", [])
     assert reply.tool_calls == calls
-    assert reply.message == (
-        {"role": "assistant", "content": expected["text"], "tool_calls": calls}
-        if calls
-        else {"role": "assistant", "content": expected["text"]}
-    )
+    deltas = [c["delta"] for chunk in chunks for c in chunk.get("choices") or []]
+    streamed = {
+        "images": [i for d in deltas for i in d.get("images") or []],
+        "annotations": [a for d in deltas for a in d.get("annotations") or []],
+        "reasoning": "".join(d["reasoning"] for d in deltas if isinstance(d.get("reasoning"), str)),
+    }
+    kept = {k: v for k, v in streamed.items() if v}
+    details = reply.message.pop("reasoning_details", [])
+    assert reply.message == {
+        "role": "assistant",
+        "content": expected["text"],
+        **({"tool_calls": calls} if calls else {}),
+        **kept,  # images, annotations and reasoning of the deltas stay on the message
+    }
+    # reasoning_details blocks: the pieces of each block joined, in order
+    pieces = [b for d in deltas for b in d.get("reasoning_details") or []]
+    assert "".join(b.get("text", "") for b in details) == "".join(b.get("text", "") for b in pieces)
+    assert "".join(b.get("data", "") for b in details) == "".join(b.get("data", "") for b in pieces)
+    assert {b["signature"] for b in details if b.get("signature")} == {
+        b["signature"] for b in pieces if b.get("signature")
+    }
     assert json.loads(json.dumps(reply.message)) == reply.message
 
     r = Response(reply.raw)

@@ -8,9 +8,9 @@
 
 from ._content import PDF, Audio, Image, Video
 from ._wire import Response
-from .call import Call
+from .call import AsyncCall, Call
 from .catalog import get_all_models, list_models
-from .chat import Chat
+from .chat import AsyncChat, Chat
 from .errors import (
     APIConnectionError,
     APIError,
@@ -42,6 +42,8 @@ __all__ = [
     "APIResponseError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncCall",
+    "AsyncChat",
     "AttachmentError",
     "Audio",
     "AuthenticationError",

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._engine import (
-    RunTools,
-    Send,
-    TurnResult,
-    TurnSpec,
-    chat_turn,
-    merge_options,
-    run_sync,
-    run_tools_in_threads,
-    split_options,
-)
+from ._drivers import StreamedTurn, ToolRunner, UsageSink, run_async, run_sync, stream_async, stream_sync
+from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options, split_options
+from ._streams import Cancelled, Emit
 from ._structured import is_output_type, parser_for, response_format_for
 from ._transport import Endpoint
 from ._wire import Reply, parse_completion
@@ -24,7 +17,17 @@ from .tools import AfterTool, BeforeTool, Toolbox
 
 CHAT_PATH = "chat/completions"
 DEFAULT_MAX_STEPS = 100
-_RESERVED = {"stream": "streaming", "messages": "the message argument", "model": "the model argument"}
+_RESERVED = {"messages": "the message argument", "model": "the model argument"}
+
+
+def _ignore(usage: dict[str, Any] | None) -> None:
+    pass
+
+
+def streaming_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with ``stream: true``, asking for usage in the stream (OpenRouter always sends it; llama.cpp,
+    vLLM and others only when asked)."""
+    return {**body, "stream": True, "stream_options": body.get("stream_options") or {"include_usage": True}}
 
 
 def check_models(model: Any) -> list[str]:
@@ -47,8 +50,6 @@ def check_options(options: Mapping[str, Any]) -> None:
     """Reject keyword arguments that cannot be request options, before any request."""
     for key, what in _RESERVED.items():
         if key in options:
-            if key == "stream" and not options[key]:
-                continue
             raise TypeError(f"{key}= is not an option here ({what} is handled by irouter)")
     for key in ("extra_body", "extra_headers"):
         value = options.get(key)
@@ -71,6 +72,9 @@ class Plan:
     before_tool: BeforeTool | None = None
     after_tool: AfterTool | None = None
     output_type: type | None = None
+
+    def tools(self) -> ToolRunner:
+        return ToolRunner(self.toolbox, self.before_tool, self.after_tool)
 
     def spec(self, model: str) -> TurnSpec:
         output = parser_for(self.output_type, model) if self.output_type is not None else None
@@ -113,7 +117,6 @@ class ModelClient:
     def _plan(self, kwargs: Mapping[str, Any]) -> Plan:
         check_options(kwargs)
         options = merge_options(getattr(self, "defaults", {}), kwargs)
-        options.pop("stream", None)
         body, client = split_options(options)
         plan = Plan(body, extra_headers=client.get("extra_headers"), timeout=client.get("timeout"))
         if client.get("tools") is not None:
@@ -133,30 +136,110 @@ class ModelClient:
             )
         return plan
 
-    def _run(
-        self,
-        model: str,
-        history: list[dict[str, Any]],
-        user: dict[str, Any],
-        plan: Plan,
-        on_reply: Callable[[Reply], None] | None = None,
-    ) -> TurnResult:
-        """Run one turn for one model to the end (requests, tool steps), reporting each reply to ``on_reply``."""
+    # ------------------------------------------------------------------------------------------ one model's turn
+    def _engine(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> Engine:
+        return chat_turn(model, history, user, plan.spec(model))
 
+    def _post(self, model: str, plan: Plan, usage: UsageSink) -> Callable[[Send], Reply]:
         def send(action: Send) -> Reply:
             raw = self._endpoint.post(
                 CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
             )
             reply = parse_completion(raw, model=model)
-            if on_reply is not None:
-                on_reply(reply)
+            usage(reply.usage)
             return reply
 
-        def tools(action: RunTools) -> list[dict[str, Any]]:
-            assert plan.toolbox is not None  # the engine asks for tools only when there are some
-            return run_tools_in_threads(action, plan.toolbox, plan.before_tool, plan.after_tool)
+        return send
 
-        return run_sync(chat_turn(model, history, user, plan.spec(model)), send, tools)
+    def _apost(self, model: str, plan: Plan, usage: UsageSink) -> Callable[[Send], Awaitable[Reply]]:
+        async def send(action: Send) -> Reply:
+            raw = await self._endpoint.apost(
+                CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
+            )
+            reply = parse_completion(raw, model=model)
+            usage(reply.usage)
+            return reply
+
+        return send
+
+    def _run(
+        self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan, usage: UsageSink = _ignore
+    ) -> TurnResult:
+        """One model's whole turn (requests and tool steps), synchronously."""
+        return run_sync(self._engine(model, history, user, plan), self._post(model, plan, usage), plan.tools())
+
+    async def _arun(
+        self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan, usage: UsageSink = _ignore
+    ) -> TurnResult:
+        """`_run`, awaited."""
+        engine = self._engine(model, history, user, plan)
+        return await run_async(engine, self._apost(model, plan, usage), plan.tools())
+
+    def _run_streamed(
+        self,
+        model: str,
+        history: list[dict[str, Any]],
+        user: dict[str, Any],
+        plan: Plan,
+        usage: UsageSink,
+        cancel: threading.Event,
+        emit: Emit,
+    ) -> TurnResult:
+        """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives."""
+
+        def open_stream(action: Send) -> Iterator[dict[str, Any]]:
+            return self._endpoint.stream(
+                CHAT_PATH,
+                streaming_body(action.body),
+                model=model,
+                extra_headers=plan.extra_headers,
+                timeout=plan.timeout,
+                cancel=cancel,
+            )
+
+        box = StreamedTurn()
+        engine = self._engine(model, history, user, plan)
+        pieces = stream_sync(engine, model, open_stream, plan.tools(), usage, box)
+        try:
+            for piece in pieces:
+                emit(piece)
+        finally:
+            pieces.close()
+        if box.result is None or cancel.is_set():
+            raise Cancelled
+        return box.result
+
+    async def _arun_streamed(
+        self,
+        model: str,
+        history: list[dict[str, Any]],
+        user: dict[str, Any],
+        plan: Plan,
+        usage: UsageSink,
+        emit: Emit,
+    ) -> TurnResult:
+        """`_run_streamed`, awaited."""
+
+        def open_stream(action: Send) -> AsyncIterator[dict[str, Any]]:
+            return self._endpoint.astream(
+                CHAT_PATH,
+                streaming_body(action.body),
+                model=model,
+                extra_headers=plan.extra_headers,
+                timeout=plan.timeout,
+            )
+
+        box = StreamedTurn()
+        engine = self._engine(model, history, user, plan)
+        pieces = stream_async(engine, model, open_stream, plan.tools(), usage, box)
+        try:
+            async for piece in pieces:
+                emit(piece)
+        finally:
+            await pieces.aclose()
+        if box.result is None:
+            raise Cancelled
+        return box.result
 
     def _shape(self, per_model: dict[str, Any]) -> Any:
         """One model -> its value; several -> ``{slug: value}`` (the seed's shapes)."""

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from ._wire import Reply, build_body
 from .errors import MultiModelError
-from .tools import AfterTool, BeforeTool, Toolbox, ToolCall, describe_call, run_call, tool_message
+from .tools import Toolbox, ToolCall, describe_call
 
 T = TypeVar("T")
 
@@ -95,34 +95,6 @@ def chat_turn(model: str, history: Sequence[dict[str, Any]], user: dict[str, Any
             break
     value = spec.output(reply.content) if spec.output else reply.content
     return TurnResult(new, reply, value, replies)
-
-
-def run_sync(engine: Engine, send: Callable[[Send], Reply], run_tools: Callable[[RunTools], Any]) -> TurnResult:
-    """Drive an engine to the end, doing each `Send` with ``send`` and each `RunTools` with ``run_tools``."""
-    action = next(engine)
-    while True:
-        outcome = send(action) if isinstance(action, Send) else run_tools(action)
-        try:
-            action = engine.send(outcome)
-        except StopIteration as stop:
-            result: TurnResult = stop.value
-            return result
-
-
-def run_tools_in_threads(
-    action: RunTools, toolbox: Toolbox, before: BeforeTool | None, after: AfterTool | None
-) -> list[dict[str, Any]]:
-    """Run the calls of one step at once (a thread each; async tools get their own event loop) and return their
-    tool messages in the order the model asked."""
-    calls = action.calls
-    if len(calls) == 1:
-        results = [run_call(calls[0], toolbox, before, after)]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="irouter-tool") as pool:
-            results = list(pool.map(lambda c: run_call(c, toolbox, before, after), calls))
-    return [tool_message(r) for r in results]
 
 
 def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -11,14 +11,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ._wire import encode_body, error_from_body, iter_pieces, loads
-from .errors import APIConnectionError, APITimeoutError, MissingAPIKeyError
+from ._wire import SSEDecoder, completion_as_chunk, encode_body, error_from_body, iter_pieces, loads
+from .errors import APIConnectionError, APIResponseError, APITimeoutError, MissingAPIKeyError
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
 log = logging.getLogger("irouter")
@@ -36,6 +39,7 @@ USER_AGENT = "irouter/1.0.0.dev0"
 
 _client_lock = threading.Lock()
 _sync_client: httpx.Client | None = None
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
 
 def http_client() -> httpx.Client:
@@ -52,6 +56,24 @@ def http_client() -> httpx.Client:
                     follow_redirects=False,
                 )
     return _sync_client
+
+
+def async_http_client() -> httpx.AsyncClient:
+    """The pooled async client of the running event loop (an ``httpx.AsyncClient`` belongs to one loop)."""
+    import asyncio
+
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+            timeout=httpx.Timeout(DEFAULT_TIMEOUT, connect=10.0),
+            follow_redirects=False,
+        )
+        _async_clients[loop] = client
+    return client
 
 
 def resolve_base_url(base_url: str | None) -> str:
@@ -120,56 +142,223 @@ class Endpoint:
         timeout: float | None = None,
     ) -> Any:
         """POST ``body`` as JSON and return the parsed JSON answer; HTTP errors raise irouter's exceptions."""
-        encoded = encode_body(body)
-        headers = self.headers(extra_headers)
-        if isinstance(encoded, bytes):
-            return self._send("POST", path, model=model, content=encoded, headers=headers, timeout=timeout)
-        headers["Content-Length"] = str(sum(len(p) for p in encoded))
-        return self._send("POST", path, model=model, content=iter_pieces(encoded), headers=headers, timeout=timeout)
+        request = self._prepare("POST", path, body, extra_headers, timeout, model)
+        return request.read_sync()
 
     def get(self, path: str, *, params: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
         """GET ``path`` and return the parsed JSON answer."""
-        return self._send("GET", path, params=params, headers=self.headers(), timeout=timeout)
+        request = self._prepare("GET", path, None, None, timeout, None)
+        request.kwargs["params"] = params
+        return request.read_sync()
 
-    def _send(
-        self, method: str, path: str, *, model: str | None = None, timeout: float | None = None, **kwargs: Any
+    def stream(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        model: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """POST ``body`` and yield the server-sent chunks as dicts. Closing the generator closes the connection;
+        so does setting ``cancel`` (checked at every line, keep-alive comments included)."""
+        return self._prepare("POST", path, body, extra_headers, timeout, model).chunks_sync(cancel)
+
+    async def apost(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        model: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        """Send a request and read the whole answer within ``timeout`` seconds in total.
+        """`post`, awaited."""
+        return await self._prepare("POST", path, body, extra_headers, timeout, model).read_async()
 
-        The deadline covers the whole exchange, not each read: OpenRouter keeps a slow request alive by writing
-        whitespace every few seconds, which would reset a per-read timeout forever.
-        """
+    def astream(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        model: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """`stream`, as an async generator."""
+        return self._prepare("POST", path, body, extra_headers, timeout, model).chunks_async()
+
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
+        timeout: float | None,
+        model: str | None,
+    ) -> _Request:
+        headers = self.headers(extra_headers)
+        kwargs: dict[str, Any] = {"headers": headers}
+        if body is not None:
+            encoded = encode_body(body)
+            if isinstance(encoded, bytes):
+                kwargs["content"] = encoded
+            else:
+                headers["Content-Length"] = str(sum(len(p) for p in encoded))
+                kwargs["pieces"] = encoded
+        limit = DEFAULT_TIMEOUT if timeout is None else timeout
+        return _Request(method, f"{self.base_url}/{path.lstrip('/')}", kwargs, limit, model, self.base_url)
+
+
+class _Request:
+    """One prepared request and the ways to send it (sync or async, whole answer or SSE chunks).
+
+    Every way enforces ``limit`` seconds for the whole exchange, not per read: OpenRouter keeps slow requests alive
+    with whitespace or SSE comments, which would reset a per-read timeout forever.
+    """
+
+    def __init__(
+        self, method: str, url: str, kwargs: dict[str, Any], limit: float, model: str | None, base_url: str
+    ) -> None:
+        self.method, self.url, self.kwargs, self.limit, self.model = method, url, kwargs, limit, model
+        self.base_url = base_url
+        self.deadline = 0.0
+
+    def _kwargs(self, asynchronous: bool) -> dict[str, Any]:
         import httpx
 
-        url = f"{self.base_url}/{path.lstrip('/')}"
-        limit = DEFAULT_TIMEOUT if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        kwargs["timeout"] = httpx.Timeout(limit, connect=min(10.0, limit))
-        log.debug("%s %s model=%s", method, url, model)
+        kwargs = dict(self.kwargs)
+        pieces = kwargs.pop("pieces", None)
+        if pieces is not None:
+            kwargs["content"] = _aiter(iter_pieces(pieces)) if asynchronous else iter_pieces(pieces)
+        kwargs["timeout"] = httpx.Timeout(self.limit, connect=min(10.0, self.limit))
+        self.deadline = time.monotonic() + self.limit
+        log.debug("%s %s model=%s", self.method, self.url, self.model)
+        return kwargs
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise APITimeoutError(f"No complete answer within {self.limit:g} s", model=self.model)
+
+    def _translate(self, exc: Exception) -> Exception:
+        import httpx
+
+        if isinstance(exc, httpx.TimeoutException):
+            return APITimeoutError(
+                f"Request timed out after {self.limit:g} s ({exc or type(exc).__name__})", model=self.model
+            )
+        return APIConnectionError(
+            f"Connection to {self.base_url} failed: {exc or type(exc).__name__}", model=self.model
+        )
+
+    def _error(self, status: int, content: bytes, headers: Mapping[str, str]) -> Exception:
+        text = content.decode("utf-8", "replace")
         try:
-            with http_client().stream(method, url, **kwargs) as response:
+            parsed: Any = json.loads(text)
+        except ValueError:
+            parsed = None
+        return error_from_body(status, parsed, model=self.model, retry_after=_retry_after(headers), text=text)
+
+    def _chunk(self, payload: str) -> dict[str, Any]:
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            raise APIResponseError(
+                f"A stream event is not JSON: {payload[:200]!r}", model=self.model, body=payload
+            ) from None
+        if not isinstance(chunk, dict):
+            raise APIResponseError(f"A stream event is not an object: {payload[:200]!r}", model=self.model)
+        return chunk
+
+    # ------------------------------------------------------------------------------------------ sync
+    def read_sync(self) -> Any:
+        import httpx
+
+        try:
+            with http_client().stream(self.method, self.url, **self._kwargs(False)) as response:
                 chunks = []
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout(f"no complete answer within {limit:g} s")
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(
-                f"Request timed out after {limit:g} s ({exc or type(exc).__name__})", model=model
-            ) from exc
+                    self._check_deadline()
         except httpx.TransportError as exc:
-            raise APIConnectionError(f"Could not reach {self.base_url}: {exc}", model=model) from exc
+            raise self._translate(exc) from exc
         content = b"".join(chunks)
         if response.status_code >= 400:
-            text = content.decode("utf-8", "replace")
-            try:
-                parsed: Any = json.loads(text)
-            except ValueError:
-                parsed = None
-            raise error_from_body(
-                response.status_code, parsed, model=model, retry_after=_retry_after(response.headers), text=text
-            )
-        return loads(content, model=model)
+            raise self._error(response.status_code, content, response.headers)
+        return loads(content, model=self.model)
+
+    def chunks_sync(self, cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+        import httpx
+
+        try:
+            with http_client().stream(self.method, self.url, **self._kwargs(False)) as response:
+                if response.status_code >= 400:
+                    raise self._error(response.status_code, response.read(), response.headers)
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    yield completion_as_chunk(loads(response.read(), model=self.model), self.model)
+                    return
+                decoder = SSEDecoder()
+                for line in response.iter_lines():
+                    self._check_deadline()
+                    if cancel is not None and cancel.is_set():
+                        return
+                    payload = decoder.feed(line)
+                    if payload is not None:
+                        yield self._chunk(payload)
+                    if decoder.done:
+                        return
+                payload = decoder.flush()
+                if payload is not None:
+                    yield self._chunk(payload)
+        except httpx.TransportError as exc:
+            raise self._translate(exc) from exc
+
+    # ------------------------------------------------------------------------------------------ async
+    async def read_async(self) -> Any:
+        import httpx
+
+        try:
+            async with async_http_client().stream(self.method, self.url, **self._kwargs(True)) as response:
+                chunks = []
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    self._check_deadline()
+        except httpx.TransportError as exc:
+            raise self._translate(exc) from exc
+        content = b"".join(chunks)
+        if response.status_code >= 400:
+            raise self._error(response.status_code, content, response.headers)
+        return loads(content, model=self.model)
+
+    async def chunks_async(self) -> AsyncIterator[dict[str, Any]]:
+        import httpx
+
+        try:
+            async with async_http_client().stream(self.method, self.url, **self._kwargs(True)) as response:
+                if response.status_code >= 400:
+                    raise self._error(response.status_code, await response.aread(), response.headers)
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    yield completion_as_chunk(loads(await response.aread(), model=self.model), self.model)
+                    return
+                decoder = SSEDecoder()
+                async for line in response.aiter_lines():
+                    self._check_deadline()
+                    payload = decoder.feed(line)
+                    if payload is not None:
+                        yield self._chunk(payload)
+                    if decoder.done:
+                        return
+                payload = decoder.flush()
+                if payload is not None:
+                    yield self._chunk(payload)
+        except httpx.TransportError as exc:
+            raise self._translate(exc) from exc
+
+
+async def _aiter(pieces: Iterator[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:
+    for piece in pieces:
+        yield piece
 
 
 def download(url: str, *, max_bytes: int, timeout: float) -> bytes:

@@ -231,42 +231,91 @@ def zero_usage() -> dict[str, int]:
 # --------------------------------------------------------------------------------------------- streams
 
 
-def sse_data(lines: Iterable[str]) -> Iterator[str]:
-    """The ``data:`` payloads of a server-sent event stream, one per event, ``[DONE]`` excluded.
+class SSEDecoder:
+    """Incremental server-sent-events decoding: feed lines, get each event's ``data`` when its blank line arrives.
 
     Comment lines (``: OPENROUTER PROCESSING``) and other fields are skipped; multi-line data is joined with
-    newlines as the SSE spec says.
+    newlines as the SSE spec says. ``done`` turns true at ``data: [DONE]``.
     """
-    data: list[str] = []
-    for line in lines:
+
+    def __init__(self) -> None:
+        self.data: list[str] = []
+        self.done = False
+
+    def feed(self, line: str) -> str | None:
         line = line.rstrip("\r\n")
-        if not line:
-            if data:
-                payload = "\n".join(data)
-                data = []
-                if payload.strip() == "[DONE]":
-                    return
-                yield payload
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        if name == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        payload = "\n".join(data)
-        if payload.strip() != "[DONE]":
+        if line:
+            if not line.startswith(":"):
+                name, _, value = line.partition(":")
+                if name == "data":
+                    self.data.append(value[1:] if value.startswith(" ") else value)
+            return None
+        return self.flush()
+
+    def flush(self) -> str | None:
+        if not self.data:
+            return None
+        payload = "\n".join(self.data)
+        self.data = []
+        if payload.strip() == "[DONE]":
+            self.done = True
+            return None
+        return payload
+
+
+def sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """The ``data:`` payloads of a server-sent event stream, one per event, ``[DONE]`` excluded."""
+    decoder = SSEDecoder()
+    for line in lines:
+        payload = decoder.feed(line)
+        if decoder.done:
+            return
+        if payload is not None:
             yield payload
+    payload = decoder.flush()
+    if payload is not None:
+        yield payload
+
+
+def completion_as_chunk(body: Any, model: str | None = None) -> dict[str, Any]:
+    """A whole (non-streaming) completion as one stream chunk, for servers that answer a stream request with
+    plain JSON. Error bodies raise, as in `parse_completion`."""
+    reply = parse_completion(body, model=model)
+    message = dict(body["choices"][0].get("message") or {})
+    message["content"] = reply.content
+    message["tool_calls"] = [{**call, "index": i} for i, call in enumerate(reply.tool_calls)]
+    head = {k: body[k] for k in ("id", "model", "provider", "created") if k in body}
+    return {
+        **head,
+        "choices": [{"index": 0, "delta": message, "finish_reason": reply.finish_reason}],
+        "usage": reply.usage,
+    }
+
+
+def _merge_details(details: list[dict[str, Any]], delta: Mapping[str, Any]) -> None:
+    """Merge one streamed ``reasoning_details`` block: pieces of the same block (same ``index`` and ``type``)
+    are joined (``text``/``summary``/``data`` appended, other fields taken from the newest piece)."""
+    index = delta.get("index")
+    for block in details:
+        if index is not None and block.get("index") == index and block.get("type") == delta.get("type"):
+            for key, value in delta.items():
+                if key in ("text", "summary", "data") and isinstance(value, str):
+                    block[key] = (block.get(key) or "") + value
+                elif value is not None:
+                    block[key] = value
+            return
+    details.append(dict(delta))
 
 
 class StreamAccumulator:
     """Merges ``chat.completion.chunk`` objects into the `Reply` a non-streaming call would have given.
 
     Feed chunks in order with `add`, which returns the text each chunk adds. Tool-call deltas are merged by
-    ``index`` (arguments concatenated); usage is taken from whichever chunk carries it (a choice with a null
+    ``index`` (arguments concatenated); reasoning text is concatenated and ``reasoning_details`` blocks merged;
+    annotations and images are collected; usage is taken from whichever chunk carries it (a choice with a null
     finish, an empty ``choices`` list, or a repeated finish chunk); the first non-null ``finish_reason`` wins.
     A chunk with a top-level ``error`` (or a choice finishing with ``"error"``) raises the matching
-    `APIStatusError` with the text so far on ``.partial_text``.
+    `APIStatusError` with the text so far on ``.partial_text`` and any usage on ``.usage``.
     """
 
     def __init__(self, model: str | None = None) -> None:
@@ -276,6 +325,10 @@ class StreamAccumulator:
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.meta: dict[str, Any] = {}
+        self.reasoning: list[str] = []
+        self.details: list[dict[str, Any]] = []
+        self.annotations: list[Any] = []
+        self.images: list[Any] = []
 
     @property
     def text(self) -> str:
@@ -295,6 +348,13 @@ class StreamAccumulator:
                 added.append(piece)
             for call in delta.get("tool_calls") or []:
                 self._merge_call(call)
+            if isinstance(delta.get("reasoning"), str):
+                self.reasoning.append(delta["reasoning"])
+            for block in delta.get("reasoning_details") or []:
+                if isinstance(block, dict):
+                    _merge_details(self.details, block)
+            self.annotations.extend(delta.get("annotations") or [])
+            self.images.extend(delta.get("images") or [])
             if choice.get("finish_reason") and self.finish_reason is None:
                 self.finish_reason = choice["finish_reason"]
         self.parts.extend(added)
@@ -307,11 +367,14 @@ class StreamAccumulator:
             None,
         )
         if error:
-            exc = error_from_body(200, {"error": error, "id": chunk.get("id")}, model=self.model)
-            exc.partial_text = self.text  # type: ignore[attr-defined]
-            exc.usage = self.usage  # type: ignore[attr-defined]
-            raise exc
+            raise self.failure(error_from_body(200, {"error": error, "id": chunk.get("id")}, model=self.model))
         return "".join(added)
+
+    def failure(self, exc: Exception) -> Exception:
+        """``exc`` with what the stream had delivered attached: ``.partial_text`` and ``.usage``."""
+        exc.partial_text = self.text  # type: ignore[attr-defined]
+        exc.usage = self.usage  # type: ignore[attr-defined]
+        return exc
 
     def _merge_call(self, delta: Mapping[str, Any]) -> None:
         index = delta.get("index", len(self.calls))
@@ -330,24 +393,21 @@ class StreamAccumulator:
         """The complete reply once the stream has ended."""
         tool_calls = [normalize_tool_call(self.calls[i]) for i in sorted(self.calls)]
         text = self.text
+        extra = {
+            "reasoning": "".join(self.reasoning) or None,
+            "reasoning_details": self.details,
+            "annotations": self.annotations,
+            "images": self.images,
+        }
+        message = assistant_message(text, tool_calls, extra)
         raw = {
             **self.meta,
             "object": "chat.completion",
             "usage": self.usage,
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": self.finish_reason,
-                    "message": {
-                        "role": "assistant",
-                        "content": text,
-                        **({"tool_calls": tool_calls} if tool_calls else {}),
-                    },
-                }
-            ],
+            "choices": [{"index": 0, "finish_reason": self.finish_reason, "message": dict(message)}],
         }
         return Reply(
-            message=assistant_message(text, tool_calls),
+            message=message,
             content=text,
             tool_calls=tool_calls,
             usage=self.usage,

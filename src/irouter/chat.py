@@ -1,21 +1,23 @@
-"""`Chat`: a conversation with one model or several at once, keeping each model's history and token usage."""
+"""`Chat` and `AsyncChat`: a conversation with one model or several at once, keeping each model's history and
+token usage. The two share everything but how a turn is driven (threads or an event loop)."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Literal, overload
 
-from ._client import ModelClient
+from ._client import ModelClient, Plan
 from ._content import to_content
-from ._engine import fan_out
+from ._engine import TurnResult, fan_out
 from ._outputs import citations_in, images_in, last_reasoning
+from ._streams import AsyncStream, Emit, Stream
 from ._wire import add_usage, user_message, zero_usage
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
 
-class Chat(ModelClient):
-    """A conversation that keeps history and token usage, per model.
+class _Conversation(ModelClient):
+    """A conversation that keeps history and token usage, per model (the part `Chat` and `AsyncChat` share).
 
     >>> chat = Chat("openai/gpt-4o-mini", system="You are terse.")       # doctest: +SKIP
     >>> chat("Who created you?")                                         # doctest: +SKIP
@@ -47,41 +49,31 @@ class Chat(ModelClient):
         super().__init__(model, api_key, base_url, defaults)
         self.system = system
         self._locks = {m: threading.RLock() for m in self._models}
+        """Guard history and usage changes (short)."""
+        self._turn_locks = {m: threading.RLock() for m in self._models}
+        """Held for a whole sync turn: turns on one model never interleave."""
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
         self._usage: dict[str, dict[str, int]] = {m: zero_usage() for m in self._models}
 
     def _start(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system}] if self.system else []
 
-    def __call__(self, message: str | list[Any], **kwargs: Any) -> Any:
-        """Send ``message`` to every model and return the reply text (``{slug: text}`` for several models).
+    def _prepare(self, message: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], Plan]:
+        """Check everything and build the user message, before any request."""
+        return user_message(to_content(message)), self._plan(kwargs)
 
-        ``message`` is a string or a list of texts and content parts. Keyword arguments (``temperature``,
-        ``max_tokens``, ``response_format``, ``provider``, ``models``, ``reasoning``, ``extra_body``,
-        ``extra_headers``, ``timeout``...) apply to this turn only. The user message and the answer are added to
-        a model's history only when its turn succeeds; a failed turn leaves that history as it was.
-
-        Tools: ``tools=[f, g]`` lets the model call plain Python functions; irouter runs them (several calls of one
-        step at once) and sends the results back until the model answers, at most ``max_steps`` (100) requests,
-        then asks it to sum up. ``tool_choice`` and ``parallel_tool_calls`` pass through. ``before_tool(call)``
-        sees each call before it runs (return ``False`` to refuse it, or a string to answer in its place) and
-        ``after_tool(result)`` each result.
-
-        Structured output: ``response_format=SomeModel`` (a pydantic model, dataclass or TypedDict) returns a
-        validated instance (history keeps the JSON text) or raises `StructuredOutputError` with the raw text.
-        """
-        content = to_content(message)
-        plan = self._plan(kwargs)
-        user = user_message(content)
-
-        def turn(model: str) -> Any:
+    def _count(self, model: str) -> Any:
+        def add(usage: dict[str, Any] | None) -> None:
             with self._locks[model]:
-                history = self._history[model]
-                result = self._run(model, history, dict(user), plan, lambda r: add_usage(self._usage[model], r.usage))
-                history.extend(result.messages)
-                return result.value
+                add_usage(self._usage[model], usage)
 
-        return self._shape(fan_out(self._models, turn))
+        return add
+
+    def _commit(self, model: str, history: list[dict[str, Any]], result: TurnResult) -> Any:
+        """A finished turn joins the history it started from."""
+        with self._locks[model]:
+            history.extend(result.messages)
+        return result.value
 
     @property
     def history(self) -> Any:
@@ -136,4 +128,141 @@ class Chat(ModelClient):
     def __repr__(self) -> str:
         tokens = sum(u["total_tokens"] for u in self._usage.values())
         models = repr(self._models[0]) if len(self._models) == 1 else repr(self._models)
-        return f"Chat({models}, turns={self.turns}, tokens={tokens})"
+        return f"{type(self).__name__}({models}, turns={self.turns}, tokens={tokens})"
+
+
+class Chat(_Conversation):
+    """A conversation that keeps history and token usage, per model.
+
+    >>> chat = Chat("openai/gpt-4o-mini", system="You are terse.")       # doctest: +SKIP
+    >>> chat("Who created you?")                                         # doctest: +SKIP
+    'OpenAI.'
+
+    With a list of slugs every turn goes to all models at once, each with its own history; the return value,
+    ``history`` and ``usage`` become ``{slug: ...}`` dicts.
+
+    Args:
+        model: a model slug (``"openai/gpt-4o-mini"``) or a list of slugs.
+        system: the system prompt that starts every history; ``""`` or ``None`` for none.
+        api_key: the key; defaults to the ``OPENROUTER_API_KEY`` environment variable.
+        base_url: defaults to ``OPENROUTER_BASE_URL``, else ``https://openrouter.ai/api/v1``. Any
+            OpenAI-compatible server works (no key needed for servers other than OpenRouter).
+        **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``,
+            ``extra_body``, ``extra_headers``, ``timeout``...); a turn's own keyword arguments override them.
+    """
+
+    @overload
+    def __call__(self, message: str | list[Any], stream: Literal[False] = False, **kwargs: Any) -> Any: ...
+
+    @overload
+    def __call__(self, message: str | list[Any], stream: Literal[True], **kwargs: Any) -> Stream: ...
+
+    def __call__(self, message: str | list[Any], stream: bool = False, **kwargs: Any) -> Any:
+        """Send ``message`` to every model and return the reply text (``{slug: text}`` for several models).
+
+        ``message`` is a string or a list of texts and content parts. Keyword arguments (``temperature``,
+        ``max_tokens``, ``response_format``, ``provider``, ``models``, ``reasoning``, ``extra_body``,
+        ``extra_headers``, ``timeout``...) apply to this turn only. The user message and the answer are added to
+        a model's history only when its turn succeeds; a failed turn leaves that history as it was.
+
+        Tools: ``tools=[f, g]`` lets the model call plain Python functions; irouter runs them (several calls of one
+        step at once) and sends the results back until the model answers, at most ``max_steps`` (100) requests,
+        then asks it to sum up. ``tool_choice`` and ``parallel_tool_calls`` pass through. ``before_tool(call)``
+        sees each call before it runs (return ``False`` to refuse it, or a string to answer in its place) and
+        ``after_tool(result)`` each result.
+
+        Structured output: ``response_format=SomeModel`` (a pydantic model, dataclass or TypedDict) returns a
+        validated instance (history keeps the JSON text) or raises `StructuredOutputError` with the raw text.
+
+        Streaming: ``stream=True`` returns a `Stream` at once (every model's request is already under way) that
+        yields text as it arrives, ``(slug, piece)`` pairs for several models; tool steps stream too. When it
+        ends, history and usage are what the non-streaming call leaves. Closing it early cancels the turns still
+        running: their histories stay as they were.
+        """
+        user, plan = self._prepare(message, kwargs)
+        if stream:
+            return Stream(self._models, lambda model, cancel, emit: self._streamed(model, user, plan, cancel, emit))
+
+        def turn(model: str) -> Any:
+            with self._turn_locks[model]:
+                history = self._history[model]
+                return self._commit(model, history, self._run(model, history, dict(user), plan, self._count(model)))
+
+        return self._shape(fan_out(self._models, turn))
+
+    def _streamed(self, model: str, user: dict[str, Any], plan: Plan, cancel: threading.Event, emit: Emit) -> Any:
+        with self._turn_locks[model]:
+            history = self._history[model]
+            result = self._run_streamed(model, history, dict(user), plan, self._count(model), cancel, emit)
+            return self._commit(model, history, result)
+
+
+class AsyncChat(_Conversation):
+    """`Chat` for asyncio: ``await chat("...")``, ``async for piece in chat("...", stream=True)``.
+
+    The same constructor, history, usage and shapes as `Chat`. Several models run as concurrent tasks; async tools
+    are awaited and sync tools run in worker threads.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._async_locks: dict[tuple[int, str], Any] = {}
+
+    def _turn_lock(self, model: str) -> Any:
+        """One asyncio lock per model and event loop (an asyncio lock belongs to the loop it first ran on)."""
+        import asyncio
+
+        key = (id(asyncio.get_running_loop()), model)
+        lock = self._async_locks.get(key)
+        if lock is None:
+            lock = self._async_locks[key] = asyncio.Lock()
+        return lock
+
+    @overload
+    def __call__(self, message: str | list[Any], stream: Literal[False] = False, **kwargs: Any) -> Any: ...
+
+    @overload
+    def __call__(self, message: str | list[Any], stream: Literal[True], **kwargs: Any) -> AsyncStream: ...
+
+    def __call__(self, message: str | list[Any], stream: bool = False, **kwargs: Any) -> Any:
+        """Like `Chat.__call__`: returns an awaitable of the reply, or with ``stream=True`` an `AsyncStream` (to
+        use with ``async for``; it must be created inside a running event loop)."""
+        user, plan = self._prepare(message, kwargs)
+        if stream:
+            return AsyncStream(self._models, lambda model, emit: self._astreamed(model, user, plan, emit))
+        return self._acall(user, plan)
+
+    async def _acall(self, user: dict[str, Any], plan: Plan) -> Any:
+        import asyncio
+
+        async def turn(model: str) -> Any:
+            async with self._turn_lock(model):
+                history = self._history[model]
+                result = await self._arun(model, history, dict(user), plan, self._count(model))
+                return self._commit(model, history, result)
+
+        outcomes = await asyncio.gather(*(turn(m) for m in self._models), return_exceptions=True)
+        return self._shape(gathered(self._models, outcomes))
+
+    async def _astreamed(self, model: str, user: dict[str, Any], plan: Plan, emit: Emit) -> Any:
+        async with self._turn_lock(model):
+            history = self._history[model]
+            result = await self._arun_streamed(model, history, dict(user), plan, self._count(model), emit)
+            return self._commit(model, history, result)
+
+
+def gathered(models: list[str], outcomes: list[Any]) -> dict[str, Any]:
+    """``asyncio.gather(..., return_exceptions=True)`` results as ``{model: value}``; failures raise like
+    `fan_out`: one model's error as is, several models' as `MultiModelError` with the answers that arrived."""
+    from .errors import MultiModelError
+
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome  # Ctrl-C, cancellation: not a model's failure
+    errors = {m: o for m, o in zip(models, outcomes, strict=True) if isinstance(o, Exception)}
+    values = {m: o for m, o in zip(models, outcomes, strict=True) if not isinstance(o, Exception)}
+    if errors and len(models) == 1:
+        raise errors[models[0]]
+    if errors:
+        raise MultiModelError(values, errors)
+    return values

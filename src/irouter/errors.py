@@ -28,6 +28,7 @@ differs from ``status`` when the error came inside an HTTP 200 body), its ``mess
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -224,9 +225,9 @@ class MultiModelError(IrouterError):
     histories were updated), ``errors`` maps each failed slug to its exception (those histories are unchanged).
     """
 
-    def __init__(self, answers: dict[str, Any], errors: dict[str, BaseException]) -> None:
-        self.answers = answers
-        self.errors = errors
+    def __init__(self, answers: Mapping[str, Any], errors: Mapping[str, BaseException]) -> None:
+        self.answers = dict(answers)
+        self.errors = dict(errors)
         failed = ", ".join(f"{slug}: {type(e).__name__}: {e}" for slug, e in errors.items())
         super().__init__(
             f"{len(errors)} of {len(errors) + len(answers)} models failed ({failed}). "

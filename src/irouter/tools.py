@@ -352,16 +352,14 @@ def describe_call(call: Mapping[str, Any], model: str, step: int) -> ToolCall:
     )
 
 
-def run_call(call: ToolCall, toolbox: Toolbox, before: BeforeTool | None, after: AfterTool | None) -> ToolResult:
-    """Run one call to the end. Every failure becomes an ``Error: ...`` text for the model; only
-    ``BaseException``s that are not ``Exception`` (Ctrl-C, ``SystemExit``) escape."""
-    result = _execute(call, toolbox, before)
-    if after is not None:
-        after(result)
-    return result
+def prepare_call(
+    call: ToolCall, toolbox: Toolbox, before: BeforeTool | None
+) -> ToolResult | tuple[Tool, dict[str, Any]]:
+    """Everything before running a call: find the tool, check and convert the arguments, ask ``before``.
 
-
-def _execute(call: ToolCall, toolbox: Toolbox, before: BeforeTool | None) -> ToolResult:
+    Returns the finished `ToolResult` when the call must not run (its text says why, for the model), else the tool
+    and its keyword arguments. Shared by the sync and async runners.
+    """
     tool = toolbox.local.get(call.name)
     if tool is None:
         names = ", ".join(sorted(toolbox.local)) or "none"
@@ -382,11 +380,55 @@ def _execute(call: ToolCall, toolbox: Toolbox, before: BeforeTool | None) -> Too
             return ToolResult(call, f"Error: the user refused to run {call.name}.")
         if isinstance(verdict, str):
             return ToolResult(call, verdict, value=verdict)
-    try:
-        value = tool(**kwargs)
-    except Exception as exc:
-        return ToolResult(call, error_text(exc), error=exc)
+    return tool, kwargs
+
+
+def finish_call(call: ToolCall, value: Any = None, error: Exception | None = None) -> ToolResult:
+    """The result of a call that ran: its return value as text, or its exception as ``Error: ...``."""
+    if error is not None:
+        return ToolResult(call, error_text(error), error=error)
     return ToolResult(call, result_text(value), value=value)
+
+
+def run_call(call: ToolCall, toolbox: Toolbox, before: BeforeTool | None, after: AfterTool | None) -> ToolResult:
+    """Run one call to the end. Every failure becomes an ``Error: ...`` text for the model; only
+    ``BaseException``s that are not ``Exception`` (Ctrl-C, ``SystemExit``) escape."""
+    prepared = prepare_call(call, toolbox, before)
+    if isinstance(prepared, ToolResult):
+        result = prepared
+    else:
+        tool, kwargs = prepared
+        try:
+            result = finish_call(call, tool(**kwargs))
+        except Exception as exc:
+            result = finish_call(call, error=exc)
+    if after is not None:
+        after(result)
+    return result
+
+
+async def arun_call(call: ToolCall, toolbox: Toolbox, before: BeforeTool | None, after: AfterTool | None) -> ToolResult:
+    """`run_call` for the async drivers: async tools are awaited, sync ones run in a worker thread."""
+    import asyncio
+
+    prepared = prepare_call(call, toolbox, before)
+    if isinstance(prepared, ToolResult):
+        result = prepared
+    else:
+        tool, kwargs = prepared
+        try:
+            if tool.is_async:
+                value = await tool.func(**kwargs)
+            else:
+                value = await asyncio.to_thread(tool.func, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+            result = finish_call(call, value)
+        except Exception as exc:
+            result = finish_call(call, error=exc)
+    if after is not None:
+        after(result)
+    return result
 
 
 def tool_message(result: ToolResult) -> dict[str, Any]:

@@ -71,6 +71,9 @@ class Text:
         provider: the provider name to report.
         finish_reason: defaults to ``"stop"`` (``"tool_calls"`` with tool calls).
         extra_message: extra keys for the message (``reasoning``, ``annotations``, ``images``...).
+        chunk_delay: seconds between stream chunks (to watch text arrive, or to cancel mid-stream).
+        drop_after: close the connection abruptly after this many stream chunks (or, not streaming, halfway
+            through the body), as a failing network would.
     """
 
     content: str = ""
@@ -81,6 +84,8 @@ class Text:
     provider: str = "OpenAI"
     finish_reason: str | None = None
     extra_message: dict[str, Any] = field(default_factory=dict)
+    chunk_delay: float = 0.0
+    drop_after: int | None = None
 
 
 @dataclass

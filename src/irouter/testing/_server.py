@@ -216,6 +216,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     double: OpenRouterDouble
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up (a cancelled stream, a closed event loop) are normal here: stay quiet."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -378,13 +385,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _complete(self, rendered: Rendered, reply: Text) -> None:
         self._start(200, "application/json", {"X-Generation-Id": rendered.id})
         self._wait(self._delay(reply), KEEPALIVE)
-        self._chunk(json.dumps(rendered.completion()).encode())
+        body = json.dumps(rendered.completion()).encode()
+        if reply.drop_after is not None:
+            self._chunk(body[: len(body) // 2])
+            self._drop()
+        self._chunk(body)
         self._end()
+
+    def _drop(self) -> None:
+        """Hang up without finishing the response."""
+        import socket
+
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+        raise ConnectionResetError("dropped on purpose by the scripted reply")
 
     def _stream(self, rendered: Rendered, reply: Text) -> None:
         self._start(200, "text/event-stream", {"Cache-Control": "no-cache", "X-Generation-Id": rendered.id})
         self._wait(self._delay(reply), SSE_COMMENT)
         for i, chunk in enumerate(rendered.chunks(self.double.usage_style)):
+            if reply.drop_after is not None and i >= reply.drop_after:
+                self._drop()
+            if reply.chunk_delay and i:
+                time.sleep(reply.chunk_delay)
             self._chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             if i == 0:
                 self._chunk(SSE_COMMENT)

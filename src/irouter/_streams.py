@@ -1,0 +1,196 @@
+"""`Stream` and `AsyncStream`: what ``chat(..., stream=True)`` returns.
+
+Every model's turn runs at once in its own worker (a thread, or a task for the async flavour) and hands its text
+over as it arrives: one model -> text pieces, several -> ``(slug, piece)`` pairs in arrival order. A turn that
+finishes commits to history exactly as the non-streaming call would. Closing the stream early (``break`` and
+dropping it, ``close()``, leaving a ``with`` block, Ctrl-C) cancels the turns still running: their connections
+are closed and their histories stay as they were.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from .errors import MultiModelError
+
+_DONE, _FAIL = object(), object()
+
+Emit = Callable[[str], None]
+Produce = Callable[[str, threading.Event, Emit], Any]
+"""Runs one model's streamed turn: ``produce(model, cancel, emit) -> value``; it commits the turn itself."""
+
+
+class Cancelled(Exception):
+    """Raised inside a worker whose stream was closed; never reaches the user."""
+
+
+class _Outcome:
+    def __init__(self, models: list[str]) -> None:
+        self.models = models
+        self.values: dict[str, Any] = {}
+        self.errors: dict[str, BaseException] = {}
+        self.parts: dict[str, list[str]] = {m: [] for m in models}
+        self.active = len(models)
+
+    def record(self, model: str, kind: object, payload: Any) -> None:
+        self.active -= 1
+        if kind is _DONE:
+            self.values[model] = payload
+        else:
+            self.errors[model] = payload
+
+    def finish(self) -> None:
+        real = {m: e for m, e in self.errors.items() if not isinstance(e, Cancelled)}
+        if real:
+            if len(self.models) == 1:
+                raise next(iter(real.values()))
+            raise MultiModelError(self.values, real)
+
+    def shape(self, values: dict[str, Any]) -> Any:
+        return values[self.models[0]] if len(self.models) == 1 else values
+
+
+class Stream:
+    """Text as it arrives: ``for piece in chat("...", stream=True)``; ``(slug, piece)`` pairs for several models.
+
+    After the loop, `result` holds what the non-streaming call would have returned and `text` the text streamed
+    per model. Errors are raised when the stream reaches them, after the text delivered before them: one model's
+    error as is, several models' as `MultiModelError`.
+    """
+
+    def __init__(self, models: list[str], produce: Produce) -> None:
+        self._outcome = _Outcome(models)
+        self._queue: queue.SimpleQueue[tuple[str, object, Any]] = queue.SimpleQueue()
+        self._cancel = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, args=(m, produce), name=f"irouter-stream-{m}", daemon=True)
+            for m in models
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self, model: str, produce: Produce) -> None:
+        def emit(piece: str) -> None:
+            if self._cancel.is_set():
+                raise Cancelled
+            self._queue.put((model, None, piece))
+
+        try:
+            self._queue.put((model, _DONE, produce(model, self._cancel, emit)))
+        except BaseException as exc:  # handed to the consumer, who raises it
+            self._queue.put((model, _FAIL, exc))
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> Any:
+        outcome = self._outcome
+        try:
+            while outcome.active:
+                model, kind, payload = self._queue.get()
+                if kind is None:
+                    outcome.parts[model].append(payload)
+                    return payload if len(outcome.models) == 1 else (model, payload)
+                outcome.record(model, kind, payload)
+        except BaseException:
+            self.close()
+            raise
+        outcome.finish()
+        raise StopIteration
+
+    @property
+    def result(self) -> Any:
+        """The value the non-streaming call returns (text, or a parsed object), once the stream has ended."""
+        outcome = self._outcome
+        if outcome.active or len(outcome.values) != len(outcome.models):
+            raise RuntimeError("The stream has not finished (or a model failed): iterate it to the end first")
+        return outcome.shape(outcome.values)
+
+    @property
+    def text(self) -> Any:
+        """The text streamed so far: a string, or ``{slug: text}`` for several models."""
+        return self._outcome.shape({m: "".join(p) for m, p in self._outcome.parts.items()})
+
+    def close(self) -> None:
+        """Stop: turns still running are cancelled (connections closed, histories left as they were)."""
+        self._cancel.set()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._cancel.set()
+
+
+AProduce = Callable[[str, Emit], Coroutine[Any, Any, Any]]
+
+
+class AsyncStream:
+    """`Stream` for ``async for``: ``async for piece in await_chat("...", stream=True)``."""
+
+    def __init__(self, models: list[str], produce: AProduce) -> None:
+        import asyncio
+
+        self._outcome = _Outcome(models)
+        self._queue: asyncio.Queue[tuple[str, object, Any]] = asyncio.Queue()
+        self._tasks = [asyncio.ensure_future(self._work(m, produce)) for m in models]
+
+    async def _work(self, model: str, produce: AProduce) -> None:
+        import asyncio
+
+        def emit(piece: str) -> None:
+            self._queue.put_nowait((model, None, piece))
+
+        try:
+            self._queue.put_nowait((model, _DONE, await produce(model, emit)))
+        except asyncio.CancelledError:
+            self._queue.put_nowait((model, _FAIL, Cancelled()))
+            raise
+        except BaseException as exc:
+            self._queue.put_nowait((model, _FAIL, exc))
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        outcome = self._outcome
+        try:
+            while outcome.active:
+                model, kind, payload = await self._queue.get()
+                if kind is None:
+                    outcome.parts[model].append(payload)
+                    return payload if len(outcome.models) == 1 else (model, payload)
+                outcome.record(model, kind, payload)
+        except BaseException:
+            await self.aclose()
+            raise
+        outcome.finish()
+        raise StopAsyncIteration
+
+    result = Stream.result
+    text = Stream.text
+
+    async def aclose(self) -> None:
+        """Stop: turns still running are cancelled (connections closed, histories left as they were)."""
+        import asyncio
+
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
