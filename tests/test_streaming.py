@@ -251,3 +251,22 @@ def test_call_streams_too(router: OpenRouterDouble, connect: dict) -> None:
     assert "".join(Call(M, **connect)("hello", stream=True)) == "You said: hello"
     pairs = list(Call(["a/a", "b/b"], **connect)("hello", stream=True))
     assert {s for s, _ in pairs} == {"a/a", "b/b"}
+
+
+def test_reasoning_citations_and_images_in_deltas(router: OpenRouterDouble, connect: dict) -> None:
+    details = [{"type": "reasoning.text", "text": "Thinking hard.", "signature": "sig", "index": 0}]
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    note = {
+        "type": "url_citation",
+        "url_citation": {"url": "https://a.org", "title": "A", "content": "", "start_index": 0, "end_index": 0},
+    }
+    extra = {"reasoning": "Thinking hard.", "reasoning_details": details, "annotations": [note], "images": [image]}
+    router.queue(Text("Here you go.", extra_message=extra), Text("Here you go.", extra_message=extra))
+    streamed, plain = Chat(M, **connect), Chat(M, **connect)
+    assert "".join(streamed("go", stream=True)) == "Here you go."
+    plain("go")
+    assert streamed.history == plain.history  # the same message, whichever way it arrived
+    assert streamed.history[-1]["reasoning_details"] == details
+    assert streamed.reasoning == "Thinking hard."
+    assert streamed.web_citations == [{"url": "https://a.org", "title": "A", "content": ""}]
+    assert streamed.images[0].url == image["image_url"]["url"]

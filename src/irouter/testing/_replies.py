@@ -315,8 +315,17 @@ class Rendered:
             }
 
         yield chunk({"content": ""})
+        extra = self.reply.extra_message
+        for piece in _pieces(extra.get("reasoning") or ""):  # reasoning first, as reasoning models send it
+            yield chunk({"content": "", "reasoning": piece})
+        for block in extra.get("reasoning_details") or []:
+            yield chunk({"content": "", "reasoning_details": [block]})
+        for note in extra.get("annotations") or []:  # citations arrive one per chunk, before the text
+            yield chunk({"content": "", "annotations": [note]})
         for piece in _pieces(self.reply.content):
             yield chunk({"content": piece})
+        if extra.get("images"):  # generated images come whole, in one delta
+            yield chunk({"content": "", "images": extra["images"]})
         for call in self.calls:
             arguments = call["function"].get("arguments", "")
             first = {
