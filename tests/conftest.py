@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from irouter.catalog import clear_cache
 from irouter.testing import OpenRouterDouble
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openrouter-samples"
@@ -14,10 +15,13 @@ SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openrouter-samples"
 
 
 @pytest.fixture(autouse=True)
-def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may reach OpenRouter: the default base URL points at a closed loopback port, no key is set."""
+def _offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test may reach OpenRouter: the default base URL points at a closed loopback port, no key is set; each
+    test starts with an empty model-catalog cache of its own."""
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     monkeypatch.setenv("OPENROUTER_BASE_URL", "http://127.0.0.1:9/api/v1")
+    monkeypatch.setenv("IROUTER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    clear_cache()
 
 
 @pytest.fixture

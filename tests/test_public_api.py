@@ -25,6 +25,7 @@ EXPORTED = {
     "IrouterError",
     "Image",
     "MissingAPIKeyError",
+    "ModelInfo",
     "MultiModelError",
     "NotFoundError",
     "PDF",
@@ -43,6 +44,7 @@ EXPORTED = {
     "function_schema",
     "get_all_models",
     "list_models",
+    "models",
 }
 
 

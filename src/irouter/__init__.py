@@ -9,7 +9,7 @@
 from ._content import PDF, Audio, Image, Video
 from ._wire import Response
 from .call import AsyncCall, Call
-from .catalog import get_all_models, list_models
+from .catalog import ModelInfo, get_all_models, list_models, models
 from .chat import AsyncChat, Chat
 from .errors import (
     APIConnectionError,
@@ -53,6 +53,7 @@ __all__ = [
     "Image",
     "IrouterError",
     "MissingAPIKeyError",
+    "ModelInfo",
     "MultiModelError",
     "NotFoundError",
     "PaymentRequiredError",
@@ -70,4 +71,5 @@ __all__ = [
     "function_schema",
     "get_all_models",
     "list_models",
+    "models",
 ]
