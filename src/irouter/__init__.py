@@ -7,6 +7,7 @@
 """
 
 from ._content import PDF, Audio, Image, Video
+from ._ledger import LedgerEntry
 from ._wire import Response
 from .call import AsyncCall, Call
 from .catalog import ModelInfo, get_all_models, list_models, models
@@ -20,6 +21,8 @@ from .errors import (
     AttachmentError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceeded,
+    CapabilityError,
     IrouterError,
     MissingAPIKeyError,
     MultiModelError,
@@ -30,6 +33,7 @@ from .errors import (
     RequestTimeoutError,
     ServerError,
     StructuredOutputError,
+    UnknownModelError,
 )
 from .tools import Tool, ToolCall, ToolResult, function_schema
 
@@ -48,9 +52,12 @@ __all__ = [
     "Audio",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceeded",
+    "CapabilityError",
     "Call",
     "Chat",
     "Image",
+    "LedgerEntry",
     "IrouterError",
     "MissingAPIKeyError",
     "ModelInfo",
@@ -66,6 +73,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolResult",
+    "UnknownModelError",
     "Video",
     "__version__",
     "function_schema",

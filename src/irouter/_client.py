@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import Any
 
-from ._drivers import StreamedTurn, ToolRunner, UsageSink, run_async, run_sync, stream_async, stream_sync
+from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options, split_options
+from ._ledger import Meter
 from ._streams import Cancelled, Emit
 from ._structured import is_output_type, parser_for, response_format_for
 from ._transport import Endpoint
@@ -18,10 +19,6 @@ from .tools import AfterTool, BeforeTool, Toolbox
 CHAT_PATH = "chat/completions"
 DEFAULT_MAX_STEPS = 100
 _RESERVED = {"messages": "the message argument", "model": "the model argument"}
-
-
-def _ignore(usage: dict[str, Any] | None) -> None:
-    pass
 
 
 def streaming_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -140,40 +137,47 @@ class ModelClient:
     def _engine(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> Engine:
         return chat_turn(model, history, user, plan.spec(model))
 
-    def _post(self, model: str, plan: Plan, usage: UsageSink) -> Callable[[Send], Reply]:
+    def _recorder(self, model: str) -> Recorder:
+        """Where a request's accounts go; `Chat` keeps them, `Call` (stateless) lets them go."""
+        return Recorder(Meter(), model)
+
+    def _post(self, recorder: Recorder, plan: Plan) -> Callable[[Send], Reply]:
+        model = recorder.model
+
         def send(action: Send) -> Reply:
+            clock = recorder.start()
             raw = self._endpoint.post(
                 CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
             )
             reply = parse_completion(raw, model=model)
-            usage(reply.usage)
+            recorder.done(reply, reply.usage, clock, action.step)
             return reply
 
         return send
 
-    def _apost(self, model: str, plan: Plan, usage: UsageSink) -> Callable[[Send], Awaitable[Reply]]:
+    def _apost(self, recorder: Recorder, plan: Plan) -> Callable[[Send], Awaitable[Reply]]:
+        model = recorder.model
+
         async def send(action: Send) -> Reply:
+            clock = recorder.start()
             raw = await self._endpoint.apost(
                 CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
             )
             reply = parse_completion(raw, model=model)
-            usage(reply.usage)
+            recorder.done(reply, reply.usage, clock, action.step)
             return reply
 
         return send
 
-    def _run(
-        self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan, usage: UsageSink = _ignore
-    ) -> TurnResult:
+    def _run(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> TurnResult:
         """One model's whole turn (requests and tool steps), synchronously."""
-        return run_sync(self._engine(model, history, user, plan), self._post(model, plan, usage), plan.tools())
+        send = self._post(self._recorder(model), plan)
+        return run_sync(self._engine(model, history, user, plan), send, plan.tools())
 
-    async def _arun(
-        self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan, usage: UsageSink = _ignore
-    ) -> TurnResult:
+    async def _arun(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> TurnResult:
         """`_run`, awaited."""
-        engine = self._engine(model, history, user, plan)
-        return await run_async(engine, self._apost(model, plan, usage), plan.tools())
+        send = self._apost(self._recorder(model), plan)
+        return await run_async(self._engine(model, history, user, plan), send, plan.tools())
 
     def _run_streamed(
         self,
@@ -181,7 +185,6 @@ class ModelClient:
         history: list[dict[str, Any]],
         user: dict[str, Any],
         plan: Plan,
-        usage: UsageSink,
         cancel: threading.Event,
         emit: Emit,
     ) -> TurnResult:
@@ -199,7 +202,7 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_sync(engine, model, open_stream, plan.tools(), usage, box)
+        pieces = stream_sync(engine, open_stream, plan.tools(), self._recorder(model), box)
         try:
             for piece in pieces:
                 emit(piece)
@@ -210,13 +213,7 @@ class ModelClient:
         return box.result
 
     async def _arun_streamed(
-        self,
-        model: str,
-        history: list[dict[str, Any]],
-        user: dict[str, Any],
-        plan: Plan,
-        usage: UsageSink,
-        emit: Emit,
+        self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan, emit: Emit
     ) -> TurnResult:
         """`_run_streamed`, awaited."""
 
@@ -231,7 +228,7 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_async(engine, model, open_stream, plan.tools(), usage, box)
+        pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box)
         try:
             async for piece in pieces:
                 emit(piece)

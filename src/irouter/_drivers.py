@@ -7,17 +7,18 @@ the same `Reply` the non-streaming path would have parsed, through `StreamAccumu
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from ._engine import Engine, RunTools, Send, TurnResult
+from ._ledger import Meter, entry_for
 from ._wire import Reply, StreamAccumulator
-from .errors import APIConnectionError, APIError
+from .errors import APIConnectionError, APIError, BudgetExceeded
 from .tools import AfterTool, BeforeTool, Toolbox, arun_call, run_call, tool_message
 
 Chunks = Iterator[dict[str, Any]]
-UsageSink = Callable[["dict[str, Any] | None"], None]
 
 
 @dataclass
@@ -51,31 +52,77 @@ class ToolRunner:
         return [tool_message(r) for r in results]
 
 
-def _finished(engine: Engine, outcome: Any) -> tuple[Send | RunTools | None, TurnResult | None]:
-    try:
-        return engine.send(outcome), None
-    except StopIteration as stop:
-        return None, stop.value
+@dataclass
+class Recorder:
+    """Where one model's requests are accounted: budgets checked before, ledger entries written after."""
+
+    meter: Meter
+    model: str
+    price: Callable[[str, int, int], float | None] | None = None
+
+    def start(self) -> tuple[float, float]:
+        """Check the budgets (raises `BudgetExceeded`) and note the time."""
+        self.meter.check(self.model)
+        return time.monotonic(), time.time()
+
+    def done(
+        self,
+        reply: Reply | None,
+        usage: dict[str, Any] | None,
+        clock: tuple[float, float],
+        step: int,
+        ttft: float | None = None,
+        streamed: bool = False,
+    ) -> None:
+        if reply is None and not usage:
+            return  # nothing was billed
+        self.meter.record(
+            entry_for(
+                self.model,
+                usage,
+                reply,
+                started=clock[0],
+                wall_started=clock[1],
+                ttft=ttft,
+                step=step,
+                streamed=streamed,
+                price=self.price,
+            )
+        )
+
+
+def _fail(engine: Engine, exc: BaseException) -> NoReturn:
+    """End the turn with ``exc``, through the engine (it notes what the turn had, e.g. on `BudgetExceeded`)."""
+    engine.throw(exc)
+    raise exc  # only reached if the engine swallowed it
 
 
 def run_sync(engine: Engine, send: Callable[[Send], Reply], tools: ToolRunner) -> TurnResult:
     """Drive an engine to its end, one whole answer per request."""
-    action: Send | RunTools | None = next(engine)
+    action: Send | RunTools = next(engine)
     while True:
-        outcome = send(action) if isinstance(action, Send) else tools.run(action)  # type: ignore[arg-type]
-        action, result = _finished(engine, outcome)
-        if result is not None:
-            return result
+        try:
+            outcome = send(action) if isinstance(action, Send) else tools.run(action)
+        except Exception as exc:
+            _fail(engine, exc)
+        try:
+            action = engine.send(outcome)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 async def run_async(engine: Engine, send: Callable[[Send], Awaitable[Reply]], tools: ToolRunner) -> TurnResult:
     """`run_sync`, awaited."""
-    action: Send | RunTools | None = next(engine)
+    action: Send | RunTools = next(engine)
     while True:
-        outcome = await send(action) if isinstance(action, Send) else await tools.arun(action)  # type: ignore[arg-type]
-        action, result = _finished(engine, outcome)
-        if result is not None:
-            return result
+        try:
+            outcome = await send(action) if isinstance(action, Send) else await tools.arun(action)
+        except Exception as exc:
+            _fail(engine, exc)
+        try:
+            action = engine.send(outcome)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 class StreamedTurn:
@@ -84,71 +131,82 @@ class StreamedTurn:
     result: TurnResult | None = None
 
 
-def _reply(acc: StreamAccumulator, usage: UsageSink) -> Reply:
+def _reply(
+    acc: StreamAccumulator, recorder: Recorder, clock: tuple[float, float], step: int, ttft: float | None
+) -> Reply:
     if acc.finish_reason is None:
-        usage(acc.usage)
-        raise acc.failure(APIConnectionError("The stream ended before the answer was complete", model=acc.model))
+        raise APIConnectionError("The stream ended before the answer was complete", model=acc.model)
     reply = acc.reply()
-    usage(reply.usage)
+    recorder.done(reply, reply.usage, clock, step, ttft, streamed=True)
     return reply
 
 
 def stream_sync(
     engine: Engine,
-    model: str,
     open_stream: Callable[[Send], Chunks],
     tools: ToolRunner,
-    usage: UsageSink,
+    recorder: Recorder,
     box: StreamedTurn,
 ) -> Generator[str, None, None]:
     """Drive an engine, yielding each piece of text as it arrives; ``box.result`` is set at the end.
 
     A failure mid-stream raises irouter's error with ``.partial_text`` (and records any usage it carried).
     """
-    action: Send | RunTools | None = next(engine)
+    action: Send | RunTools = next(engine)
     while True:
         if isinstance(action, Send):
-            acc = StreamAccumulator(model)
+            acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
             try:
+                clock = recorder.start()
                 for chunk in open_stream(action):
                     piece = acc.add(chunk)
                     if piece:
+                        ttft = ttft if ttft is not None else time.monotonic() - clock[0]
                         yield piece
+                outcome: Any = _reply(acc, recorder, clock, action.step, ttft)
+            except BudgetExceeded as exc:
+                _fail(engine, exc)
             except APIError as exc:
-                usage(acc.usage)
-                raise acc.failure(exc) from None
-            outcome: Any = _reply(acc, usage)
+                recorder.done(None, acc.usage, clock, action.step, ttft, streamed=True)
+                _fail(engine, acc.failure(exc))
         else:
-            outcome = tools.run(action)  # type: ignore[arg-type]
-        action, box.result = _finished(engine, outcome)
-        if box.result is not None:
+            outcome = tools.run(action)
+        try:
+            action = engine.send(outcome)
+        except StopIteration as stop:
+            box.result = stop.value
             return
 
 
 async def stream_async(
     engine: Engine,
-    model: str,
     open_stream: Callable[[Send], AsyncIterator[dict[str, Any]]],
     tools: ToolRunner,
-    usage: UsageSink,
+    recorder: Recorder,
     box: StreamedTurn,
 ) -> AsyncGenerator[str, None]:
     """`stream_sync`, as an async generator."""
-    action: Send | RunTools | None = next(engine)
+    action: Send | RunTools = next(engine)
     while True:
         if isinstance(action, Send):
-            acc = StreamAccumulator(model)
+            acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
             try:
+                clock = recorder.start()
                 async for chunk in open_stream(action):
                     piece = acc.add(chunk)
                     if piece:
+                        ttft = ttft if ttft is not None else time.monotonic() - clock[0]
                         yield piece
+                outcome: Any = _reply(acc, recorder, clock, action.step, ttft)
+            except BudgetExceeded as exc:
+                _fail(engine, exc)
             except APIError as exc:
-                usage(acc.usage)
-                raise acc.failure(exc) from None
-            outcome: Any = _reply(acc, usage)
+                recorder.done(None, acc.usage, clock, action.step, ttft, streamed=True)
+                _fail(engine, acc.failure(exc))
         else:
-            outcome = await tools.arun(action)  # type: ignore[arg-type]
-        action, box.result = _finished(engine, outcome)
-        if box.result is not None:
+            outcome = await tools.arun(action)
+        try:
+            action = engine.send(outcome)
+        except StopIteration as stop:
+            box.result = stop.value
             return

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ._wire import Reply, build_body
-from .errors import MultiModelError
+from .errors import BudgetExceeded, MultiModelError
 from .tools import Toolbox, ToolCall, describe_call
 
 T = TypeVar("T")
@@ -28,6 +28,8 @@ class Send:
     """Post this body to ``/chat/completions`` and send back the parsed `Reply`."""
 
     body: dict[str, Any]
+    step: int = 1
+    """Which request of the turn this is (1, then 2 after the first tool step, ...)."""
 
 
 @dataclass
@@ -79,7 +81,11 @@ def chat_turn(model: str, history: Sequence[dict[str, Any]], user: dict[str, Any
     options = {**spec.options, "tools": toolbox.schemas} if toolbox else spec.options
     step = 0
     while True:
-        reply = yield Send(build_body(model, [*history, *new], options))
+        try:
+            reply = yield Send(build_body(model, [*history, *new], options), step + 1)
+        except BudgetExceeded as exc:
+            exc.messages = list(new)  # what the turn had, for the caller to see; history stays as it was
+            raise
         replies.append(reply)
         new.append(reply.message)
         if not (toolbox and toolbox.local and reply.tool_calls):
@@ -88,7 +94,7 @@ def chat_turn(model: str, history: Sequence[dict[str, Any]], user: dict[str, Any
         new.extend((yield RunTools([describe_call(c, model, step) for c in reply.tool_calls])))
         if step >= spec.max_steps:
             new.append({"role": "user", "content": FINAL_PROMPT})
-            reply = yield Send(build_body(model, [*history, *new], {**options, "tool_choice": "none"}))
+            reply = yield Send(build_body(model, [*history, *new], {**options, "tool_choice": "none"}), step + 1)
             reply.message.pop("tool_calls", None)  # answered without tools: no call may stay unanswered
             replies.append(reply)
             new.append(reply.message)

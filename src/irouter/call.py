@@ -98,7 +98,7 @@ class Call(_OneOff):
     def _streamed(
         self, model: str, messages: list[dict[str, Any]], plan: Plan, cancel: threading.Event, emit: Emit
     ) -> Any:
-        return self._run_streamed(model, messages[:-1], messages[-1], plan, lambda u: None, cancel, emit).value
+        return self._run_streamed(model, messages[:-1], messages[-1], plan, cancel, emit).value
 
     def batch(self, prompts: Sequence[Any], concurrency: int = 8, **kwargs: Any) -> list[Any]:
         """Send many prompts (each to every model), at most ``concurrency`` requests at a time.
@@ -155,7 +155,7 @@ class AsyncCall(_OneOff):
         return self._shape({m: self._value(r, raw) for m, r in values.items()})
 
     async def _astreamed(self, model: str, messages: list[dict[str, Any]], plan: Plan, emit: Emit) -> Any:
-        return (await self._arun_streamed(model, messages[:-1], messages[-1], plan, lambda u: None, emit)).value
+        return (await self._arun_streamed(model, messages[:-1], messages[-1], plan, emit)).value
 
     async def batch(self, prompts: Sequence[Any], concurrency: int = 8, **kwargs: Any) -> list[Any]:
         """`Call.batch`, as tasks: at most ``concurrency`` requests in flight; results in input order, failures

@@ -8,10 +8,13 @@ from typing import Any, Literal, overload
 
 from ._client import ModelClient, Plan
 from ._content import to_content
+from ._drivers import Recorder
 from ._engine import TurnResult, fan_out
+from ._ledger import LedgerEntry, Meter, check_limit
 from ._outputs import citations_in, images_in, last_reasoning
 from ._streams import AsyncStream, Emit, Stream
-from ._wire import add_usage, user_message, zero_usage
+from ._wire import user_message
+from .catalog import cached_records, find
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -42,18 +45,21 @@ class _Conversation(ModelClient):
         system: str | None = DEFAULT_SYSTEM,
         api_key: str | None = None,
         base_url: str | None = None,
+        *,
+        max_cost: float | None = None,
+        max_total_tokens: int | None = None,
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a string, got {type(system).__name__}")
         super().__init__(model, api_key, base_url, defaults)
+        self._meter = Meter(max_cost, max_total_tokens, self._estimate)
         self.system = system
         self._locks = {m: threading.RLock() for m in self._models}
         """Guard history and usage changes (short)."""
         self._turn_locks = {m: threading.RLock() for m in self._models}
         """Held for a whole sync turn: turns on one model never interleave."""
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
-        self._usage: dict[str, dict[str, int]] = {m: zero_usage() for m in self._models}
 
     def _start(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system}] if self.system else []
@@ -62,12 +68,14 @@ class _Conversation(ModelClient):
         """Check everything and build the user message, before any request."""
         return user_message(to_content(message)), self._plan(kwargs)
 
-    def _count(self, model: str) -> Any:
-        def add(usage: dict[str, Any] | None) -> None:
-            with self._locks[model]:
-                add_usage(self._usage[model], usage)
+    def _recorder(self, model: str) -> Recorder:
+        return Recorder(self._meter, model, self._meter.price)
 
-        return add
+    def _estimate(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Dollars at the catalog's prices, when the catalog is at hand (never fetched for this)."""
+        records = cached_records(self.base_url)
+        info = find(records, model) if records else None
+        return info.cost(prompt_tokens, completion_tokens) if info else None
 
     def _commit(self, model: str, history: list[dict[str, Any]], result: TurnResult) -> Any:
         """A finished turn joins the history it started from."""
@@ -84,7 +92,45 @@ class _Conversation(ModelClient):
     def usage(self) -> Any:
         """Tokens used so far, summed over every request: ``{'prompt_tokens', 'completion_tokens',
         'total_tokens'}`` for one model, ``{slug: that}`` for several."""
-        return self._shape({m: dict(u) for m, u in self._usage.items()})
+        return self._shape({m: self._meter.usage(m) for m in self._models})
+
+    @property
+    def cost(self) -> Any:
+        """Dollars spent so far, as the server reported them (OpenRouter's ``usage.cost``): a number, or
+        ``{slug: number}`` for several models. ``None`` for a model whose server reports no cost (see
+        `estimated_cost`). Reset by `reset_usage`."""
+        return self._shape({m: self._meter.cost(m) for m in self._models})
+
+    @property
+    def estimated_cost(self) -> Any:
+        """`cost`, with the catalog's prices filling in for requests whose server reported no cost (an estimate:
+        ``None`` when neither is known)."""
+        return self._shape({m: self._meter.cost(m, estimated=True) for m in self._models})
+
+    @property
+    def ledger(self) -> list[LedgerEntry]:
+        """Every request so far, oldest first, as `LedgerEntry` records (all models): model asked and model that
+        answered, provider, generation id, tokens, cost, latency, time to first token, finish reason, tool step.
+        ``pandas.DataFrame(chat.ledger)`` makes it a table. Reset by `reset_usage`."""
+        return list(self._meter.entries)
+
+    @property
+    def max_cost(self) -> float | None:
+        """Dollars this chat may spend (``None``: no limit). Requests stop with `BudgetExceeded` once reached."""
+        return self._meter.max_cost  # type: ignore[no-any-return]
+
+    @max_cost.setter
+    def max_cost(self, value: float | None) -> None:
+        self._meter.max_cost = check_limit("max_cost", value)
+
+    @property
+    def max_total_tokens(self) -> int | None:
+        """Tokens this chat may use (``None``: no limit). Requests stop with `BudgetExceeded` once reached."""
+        return self._meter.max_total_tokens  # type: ignore[no-any-return]
+
+    @max_total_tokens.setter
+    def max_total_tokens(self, value: int | None) -> None:
+        self._meter.max_total_tokens = check_limit("max_total_tokens", value)
 
     @property
     def images(self) -> Any:
@@ -115,10 +161,8 @@ class _Conversation(ModelClient):
                 self._history[model] = self._start()
 
     def reset_usage(self) -> None:
-        """Token counters back to zero (history is kept)."""
-        for model in self._models:
-            with self._locks[model]:
-                self._usage[model] = zero_usage()
+        """Token counters, cost and the ledger back to zero (history is kept; budgets start over)."""
+        self._meter.reset()
 
     def reset(self) -> None:
         """Both `reset_history` and `reset_usage`."""
@@ -126,7 +170,7 @@ class _Conversation(ModelClient):
         self.reset_usage()
 
     def __repr__(self) -> str:
-        tokens = sum(u["total_tokens"] for u in self._usage.values())
+        tokens = self._meter.tokens()
         models = repr(self._models[0]) if len(self._models) == 1 else repr(self._models)
         return f"{type(self).__name__}({models}, turns={self.turns}, tokens={tokens})"
 
@@ -186,14 +230,14 @@ class Chat(_Conversation):
         def turn(model: str) -> Any:
             with self._turn_locks[model]:
                 history = self._history[model]
-                return self._commit(model, history, self._run(model, history, dict(user), plan, self._count(model)))
+                return self._commit(model, history, self._run(model, history, dict(user), plan))
 
         return self._shape(fan_out(self._models, turn))
 
     def _streamed(self, model: str, user: dict[str, Any], plan: Plan, cancel: threading.Event, emit: Emit) -> Any:
         with self._turn_locks[model]:
             history = self._history[model]
-            result = self._run_streamed(model, history, dict(user), plan, self._count(model), cancel, emit)
+            result = self._run_streamed(model, history, dict(user), plan, cancel, emit)
             return self._commit(model, history, result)
 
 
@@ -238,7 +282,7 @@ class AsyncChat(_Conversation):
         async def turn(model: str) -> Any:
             async with self._turn_lock(model):
                 history = self._history[model]
-                result = await self._arun(model, history, dict(user), plan, self._count(model))
+                result = await self._arun(model, history, dict(user), plan)
                 return self._commit(model, history, result)
 
         outcomes = await asyncio.gather(*(turn(m) for m in self._models), return_exceptions=True)
@@ -247,7 +291,7 @@ class AsyncChat(_Conversation):
     async def _astreamed(self, model: str, user: dict[str, Any], plan: Plan, emit: Emit) -> Any:
         async with self._turn_lock(model):
             history = self._history[model]
-            result = await self._arun_streamed(model, history, dict(user), plan, self._count(model), emit)
+            result = await self._arun_streamed(model, history, dict(user), plan, emit)
             return self._commit(model, history, result)
 
 

@@ -7,6 +7,9 @@ The tree::
     ├── MultiModelError             some models of a fan-out failed; carries .answers and .errors
     ├── StructuredOutputError       the reply does not validate against response_format (also a ValueError)
     ├── AttachmentError             an attachment cannot be used: unknown type, download failed or too big
+    ├── BudgetExceeded              the chat's max_cost or max_total_tokens is used up; nothing was sent
+    ├── UnknownModelError           the catalog has no such model (also a ValueError); suggests close slugs
+    ├── CapabilityError             the model cannot take what was sent (tools, images...) (also a ValueError)
     └── APIError                    anything the server (or the way to it) did wrong
         ├── APIConnectionError      could not reach the server / connection dropped
         │   └── APITimeoutError     the server took longer than `timeout`
@@ -40,6 +43,8 @@ __all__ = [
     "AttachmentError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceeded",
+    "CapabilityError",
     "IrouterError",
     "MissingAPIKeyError",
     "MultiModelError",
@@ -50,6 +55,7 @@ __all__ = [
     "RequestTimeoutError",
     "ServerError",
     "StructuredOutputError",
+    "UnknownModelError",
 ]
 
 
@@ -71,6 +77,37 @@ class MissingAPIKeyError(IrouterError, ValueError):
 
 class AttachmentError(IrouterError, ValueError):
     """An attachment cannot be sent: its type is unknown, or downloading it failed, took too long or was too big."""
+
+
+class BudgetExceeded(IrouterError):
+    """A budget of the chat is used up, so the request was not sent.
+
+    ``kind`` is ``"cost"`` (dollars, ``max_cost``) or ``"tokens"`` (``max_total_tokens``); ``spent`` and ``limit``
+    are in that unit; ``model`` is the slug whose request was stopped. ``messages`` holds what the interrupted
+    turn had produced (tool steps included); it was not added to history.
+    """
+
+    def __init__(self, message: str, *, spent: float, limit: float, kind: str, model: str) -> None:
+        super().__init__(message)
+        self.spent, self.limit, self.kind, self.model = spent, limit, kind, model
+        self.messages: list[dict[str, Any]] = []
+
+
+class UnknownModelError(IrouterError, ValueError):
+    """The endpoint's model catalog has no such slug. ``suggestions`` lists the closest ones."""
+
+    def __init__(self, message: str, *, model: str, suggestions: list[str]) -> None:
+        super().__init__(message)
+        self.model, self.suggestions = model, suggestions
+
+
+class CapabilityError(IrouterError, ValueError):
+    """The catalog says the model cannot take what this request sends (``capability``: ``"tools"``,
+    ``"structured output"``, ``"image input"``, ``"audio input"``, ``"video input"``)."""
+
+    def __init__(self, message: str, *, model: str, capability: str) -> None:
+        super().__init__(message)
+        self.model, self.capability = model, capability
 
 
 class StructuredOutputError(IrouterError, ValueError):
