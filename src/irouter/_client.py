@@ -7,13 +7,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import Any
 
+from ._capabilities import check as check_capabilities
+from ._capabilities import needs
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options, split_options
 from ._ledger import Meter
 from ._streams import Cancelled, Emit
 from ._structured import is_output_type, parser_for, response_format_for
-from ._transport import Endpoint
+from ._transport import Endpoint, is_openrouter
 from ._wire import Reply, parse_completion
+from .catalog import cached_records, list_models
+from .errors import APIError
 from .tools import AfterTool, BeforeTool, Toolbox
 
 CHAT_PATH = "chat/completions"
@@ -69,6 +73,8 @@ class Plan:
     before_tool: BeforeTool | None = None
     after_tool: AfterTool | None = None
     output_type: type | None = None
+    check: bool | None = None
+    """Capability checks: ``None`` (auto: with OpenRouter's catalog, or any catalog already at hand), on, off."""
 
     def tools(self) -> ToolRunner:
         return ToolRunner(self.toolbox, self.before_tool, self.after_tool)
@@ -121,6 +127,10 @@ class ModelClient:
         if client.get("max_steps") is not None:
             plan.max_steps = check_max_steps(client["max_steps"])
         plan.before_tool = check_hook("before_tool", client.get("before_tool"))
+        check = client.get("check_capabilities")
+        if check is not None and not isinstance(check, bool):
+            raise TypeError(f"check_capabilities must be True, False or None, got {check!r}")
+        plan.check = check
         plan.after_tool = check_hook("after_tool", client.get("after_tool"))
         response_format = body.get("response_format")
         if isinstance(response_format, type) and is_output_type(response_format):
@@ -132,6 +142,27 @@ class ModelClient:
                 "pass one of those, or a response_format dict"
             )
         return plan
+
+    def _check_capabilities(self, content: Any, plan: Plan) -> None:
+        """Before any request: are the models in the catalog, and can they take tools, structured output and the
+        attachments sent? Uses OpenRouter's catalog (fetched once a day), or any endpoint's catalog already at
+        hand; a catalog that cannot be fetched means no check."""
+        if plan.check is False:
+            return
+        records = cached_records(self.base_url)
+        if records is None and (plan.check or is_openrouter(self.base_url)):
+            try:
+                records = list_models(self.base_url)
+            except APIError:
+                if plan.check:
+                    raise
+        if records is None:
+            return
+        toolbox = plan.toolbox
+        tools = bool(toolbox and any(s.get("type") == "function" for s in toolbox.schemas))
+        response_format = plan.body.get("response_format")
+        structured = isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+        check_capabilities(records, self._models, needs(content, tools, structured))
 
     # ------------------------------------------------------------------------------------------ one model's turn
     def _engine(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> Engine:

@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 TRANSPORT_OPTIONS = frozenset({"extra_headers", "timeout"})
 """Keyword arguments that shape the HTTP request rather than its JSON body."""
-CLIENT_OPTIONS = frozenset({"tools", "max_steps", "before_tool", "after_tool"})
+CLIENT_OPTIONS = frozenset({"tools", "max_steps", "before_tool", "after_tool", "check_capabilities"})
 """Keyword arguments irouter itself acts on (never sent as they are)."""
 
 

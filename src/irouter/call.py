@@ -87,6 +87,7 @@ class Call(_OneOff):
         """
         messages = self._messages(message)
         plan = self._plan(kwargs)
+        self._check_capabilities(messages[-1].get("content"), plan)
         if stream:
             return Stream(self._models, lambda model, cancel, emit: self._streamed(model, messages, plan, cancel, emit))
 
@@ -141,6 +142,7 @@ class AsyncCall(_OneOff):
         """Like `Call.__call__`: an awaitable of the reply, or with ``stream=True`` an `AsyncStream`."""
         messages = self._messages(message)
         plan = self._plan(kwargs)
+        self._check_capabilities(messages[-1].get("content"), plan)
         if stream:
             return AsyncStream(self._models, lambda model, emit: self._astreamed(model, messages, plan, emit))
         return self._acall(messages, plan, raw)

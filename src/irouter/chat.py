@@ -66,7 +66,9 @@ class _Conversation(ModelClient):
 
     def _prepare(self, message: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], Plan]:
         """Check everything and build the user message, before any request."""
-        return user_message(to_content(message)), self._plan(kwargs)
+        user, plan = user_message(to_content(message)), self._plan(kwargs)
+        self._check_capabilities(user["content"], plan)
+        return user, plan
 
     def _recorder(self, model: str) -> Recorder:
         return Recorder(self._meter, model, self._meter.price)
