@@ -107,10 +107,11 @@ def old_or_none(enabled: bool) -> Interpreter | None:
 
 @dataclass(frozen=True)
 class Server:
-    """Where the OpenRouter double listens."""
+    """Where the OpenRouter double listens, and its process id (to read its CPU time)."""
 
     base_url: str
     api_key: str
+    pid: int = 0
 
 
 PYCACHE = Path(tempfile.gettempdir()) / "irouter-bench-pycache"
@@ -128,14 +129,34 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+PACED_DOUBLE = """
+import dataclasses, sys, time
+from irouter.testing import OpenRouterDouble
+double = OpenRouterDouble(api_key=None, latency=float(sys.argv[1]))
+echo = double.default
+double.default = lambda request: dataclasses.replace(echo(request), chunk_delay=float(sys.argv[2]))
+double.start()
+print(f"OPENROUTER_BASE_URL={double.base_url}", flush=True)
+print(f"OPENROUTER_API_KEY={double.api_key}", flush=True)
+while True:
+    time.sleep(3600)
+"""
+"""The same double, its default (echo) replies streamed with ``chunk_delay`` seconds between chunks (the
+``python -m irouter.testing`` command line has no flag for it)."""
+
+
 @contextmanager
-def double_server(latency: float, python: str = sys.executable) -> Iterator[Server]:
+def double_server(latency: float, python: str = sys.executable, chunk_delay: float = 0.0) -> Iterator[Server]:
     """Run ``python -m irouter.testing --latency ... --any-key --port 0`` in its own process.
 
     The double is a separate process so its CPU (JSON parsing, keep-alive writes, token counting) never counts
     against the client being measured. It keeps every request it received, so each driver gets a fresh one.
+    With ``chunk_delay`` it runs `PACED_DOUBLE` instead: streamed replies then come ``chunk_delay`` seconds
+    apart rather than back to back.
     """
     cmd = [python, "-m", "irouter.testing", "--latency", str(latency), "--any-key", "--port", "0"]
+    if chunk_delay:
+        cmd = [python, "-c", PACED_DOUBLE, str(latency), str(chunk_delay)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=clean_env())
     try:
         found: dict[str, str] = {}
@@ -148,7 +169,7 @@ def double_server(latency: float, python: str = sys.executable) -> Iterator[Serv
             key, sep, value = line.strip().partition("=")
             if sep and key in ("OPENROUTER_BASE_URL", "OPENROUTER_API_KEY"):
                 found[key] = value
-        yield Server(found["OPENROUTER_BASE_URL"], found["OPENROUTER_API_KEY"])
+        yield Server(found["OPENROUTER_BASE_URL"], found["OPENROUTER_API_KEY"], proc.pid)
     finally:
         proc.terminate()
         try:
@@ -174,10 +195,11 @@ def run_driver(python: str, args: Sequence[str], timeout: float = 300.0) -> Any:
     raise RuntimeError(f"driver failed ({proc.returncode}): {' '.join(args[:3])}\n{tail}")
 
 
-def drive_against_server(python: str, latency: float, args: Sequence[str]) -> Any:
-    """`run_driver` with a fresh double (at ``latency`` seconds) whose URL and key are passed on."""
-    with double_server(latency) as server:
-        return run_driver(python, [*args, "--base-url", server.base_url, "--api-key", server.api_key])
+def drive_against_server(python: str, latency: float, args: Sequence[str], chunk_delay: float = 0.0) -> Any:
+    """`run_driver` with a fresh double (at ``latency`` seconds) whose URL, key and process id are passed on."""
+    with double_server(latency, chunk_delay=chunk_delay) as server:
+        server_args = ["--base-url", server.base_url, "--api-key", server.api_key, "--server-pid", str(server.pid)]
+        return run_driver(python, [*args, *server_args])
 
 
 @dataclass(frozen=True)
