@@ -7,6 +7,12 @@ irouter 0.3.1 venv, whose ``Chat``/``Call`` take the same ``base_url=``/``api_ke
     python bench/driver.py fanout   --client irouter --sizes 1,4,16 --base-url URL --api-key KEY
     python bench/driver.py overhead --client openai  --sizes 10,240 --base-url URL --api-key KEY
     python bench/driver.py coldstart --client irouter --base-url URL --api-key KEY
+    python bench/driver.py ttft      --client irouter-chat --reps 200 --base-url URL --api-key KEY
+    python bench/driver.py batch     --client irouter-batch --n 1000 --concurrency 64 --server-pid PID ...
+    python bench/driver.py streamfan --client irouter-chat --models 16 --base-url URL --api-key KEY
+
+The streaming/async benchmarks (``ttft``, ``batch``, ``streamfan``) run only under this repository's venv:
+irouter 0.3.1 has no streaming or async API.
 
 The last stdout line is ``BENCH_RESULT {json}``; anything else printed (0.3.1's progress bars) is ignored.
 """
@@ -14,18 +20,22 @@ The last stdout line is ``BENCH_RESULT {json}``; anything else printed (0.3.1's 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
+import os
 import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 RESULT_MARK = "BENCH_RESULT "
 MODEL = "openai/gpt-4o-mini"
+SYSTEM = "You are a helpful assistant."
+"""irouter's default system prompt; the openai and httpx clients send it too, so every body is the same."""
 EXPECTED_PREFIX = "You said:"
 """The double echoes the last user text as ``You said: ...``; every client's first answer is checked for it."""
 
@@ -64,6 +74,17 @@ def conversation(n: int, seed: int = 240) -> list[dict[str, str]]:
     if messages[-1]["role"] != "user":
         messages[-1]["role"] = "user"
     return messages
+
+
+def stream_prompt(words: int) -> str:
+    """A message of ``words`` plain words: the double echoes it back as ``You said: ...``, one piece per word."""
+    rng = random.Random(words)
+    return " ".join(rng.choice(_WORDS) for _ in range(words)).capitalize() + "."
+
+
+def batch_prompts(n: int) -> list[str]:
+    """``n`` distinct short prompts (each answer names its prompt, so the order of results can be checked)."""
+    return [f"Request {i} of the batch: answer briefly." for i in range(n)]
 
 
 def models(n: int) -> list[str]:
@@ -165,6 +186,255 @@ def overhead_call(client: str, messages: list[dict[str, str]], base_url: str, ap
     raise ValueError(f"unknown overhead client {client!r}")
 
 
+# ------------------------------------------------------------------------------------------------ streaming clients
+# A streamed request below returns (seconds to the first non-empty text, seconds to the end, the whole text).
+
+Streamed = tuple[float, float, str]
+
+
+def _piece_of(chunk: Any) -> str | None:
+    """The text of an openai SDK ``ChatCompletionChunk`` (``None`` for role, usage and finish chunks)."""
+    return chunk.choices[0].delta.content if chunk.choices else None
+
+
+def ttft_sync(client: str, prompt: str, base_url: str, api_key: str) -> Callable[[], Streamed]:
+    """One streamed request through ``client`` (a thread-based or blocking client)."""
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    if client == "irouter-chat":
+        from irouter import Chat
+
+        chat = Chat(MODEL, base_url=base_url, api_key=api_key)
+
+        def irouter_chat() -> Streamed:
+            chat.reset_history()  # before the clock starts: every request is the same two messages
+            t0 = time.perf_counter()
+            first, parts = 0.0, []
+            for piece in chat(prompt, stream=True):
+                if not parts:
+                    first = time.perf_counter()
+                parts.append(piece)
+            return first - t0, time.perf_counter() - t0, "".join(parts)
+
+        return irouter_chat
+    if client == "openai":
+        oai = openai_client(base_url, api_key)
+
+        def openai_stream() -> Streamed:
+            t0 = time.perf_counter()
+            first, parts = 0.0, []
+            for chunk in oai.chat.completions.create(model=MODEL, messages=messages, stream=True):
+                piece = _piece_of(chunk)
+                if piece:
+                    if not parts:
+                        first = time.perf_counter()
+                    parts.append(piece)
+            return first - t0, time.perf_counter() - t0, "".join(parts)
+
+        return openai_stream
+    if client == "httpx":
+        import httpx
+
+        http = httpx.Client()
+        url = f"{base_url}/chat/completions"
+        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+
+        def httpx_stream() -> Streamed:
+            t0 = time.perf_counter()
+            first, parts = 0.0, []
+            body = json.dumps({"model": MODEL, "messages": messages, "stream": True}).encode()
+            with http.stream("POST", url, content=body, headers=headers) as response:
+                for line in response.iter_lines():
+                    if not line.startswith("data: {"):
+                        continue  # blank lines, ": OPENROUTER PROCESSING" comments, [DONE]
+                    choices = json.loads(line[6:]).get("choices")
+                    piece = choices[0]["delta"].get("content") if choices else None
+                    if piece:
+                        if not parts:
+                            first = time.perf_counter()
+                        parts.append(piece)
+            return first - t0, time.perf_counter() - t0, "".join(parts)
+
+        return httpx_stream
+    raise ValueError(f"unknown streaming client {client!r}")
+
+
+def ttft_async(client: str, prompt: str, base_url: str, api_key: str) -> Callable[[], Awaitable[Streamed]]:
+    """`ttft_sync` for the asyncio clients (called inside the running event loop)."""
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    if client == "irouter-async-chat":
+        from irouter import AsyncChat
+
+        chat = AsyncChat(MODEL, base_url=base_url, api_key=api_key)
+
+        async def irouter_async() -> Streamed:
+            chat.reset_history()
+            t0 = time.perf_counter()
+            first, parts = 0.0, []
+            async for piece in chat(prompt, stream=True):
+                if not parts:
+                    first = time.perf_counter()
+                parts.append(piece)
+            return first - t0, time.perf_counter() - t0, "".join(parts)
+
+        return irouter_async
+    if client == "openai-async":
+        from openai import AsyncOpenAI
+
+        oai = AsyncOpenAI(base_url=base_url, api_key=api_key)
+
+        async def openai_async() -> Streamed:
+            t0 = time.perf_counter()
+            first, parts = 0.0, []
+            async for chunk in await oai.chat.completions.create(model=MODEL, messages=messages, stream=True):
+                piece = _piece_of(chunk)
+                if piece:
+                    if not parts:
+                        first = time.perf_counter()
+                    parts.append(piece)
+            return first - t0, time.perf_counter() - t0, "".join(parts)
+
+        return openai_async
+    raise ValueError(f"unknown async streaming client {client!r}")
+
+
+ASYNC_CLIENTS = ("irouter-async-chat", "openai-async")
+
+Batch = Callable[[list[str]], Awaitable[list[Any]]]
+
+
+def batch_runner(client: str, concurrency: int, base_url: str, api_key: str) -> Batch:
+    """An async function sending every prompt (``[{"role": "user", ...}]``), at most ``concurrency`` at a time,
+    and returning the answers in input order."""
+    if client == "irouter-httpx2":
+        # Diagnostic only: irouter imports httpx lazily, so putting httpx2 (pydantic's fork, which the openai SDK
+        # installed here is built on) in its place runs irouter unchanged over httpcore2's connection pool.
+        import httpx2
+
+        sys.modules["httpx"] = httpx2
+        client = "irouter-batch"
+    if client == "irouter-batch":
+        from irouter import AsyncCall
+
+        ask = AsyncCall(MODEL, base_url=base_url, api_key=api_key)
+
+        async def irouter_batch(prompts: list[str]) -> list[Any]:
+            return await ask.batch(prompts, concurrency=concurrency)
+
+        return irouter_batch
+    if client == "openai-gather":
+        from openai import AsyncOpenAI
+
+        oai = AsyncOpenAI(base_url=base_url, api_key=api_key)
+
+        async def openai_gather(prompts: list[str]) -> list[Any]:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def one(prompt: str) -> Any:
+                async with gate:
+                    completion = await oai.chat.completions.create(
+                        model=MODEL, messages=[{"role": "user", "content": prompt}]
+                    )
+                    return completion.choices[0].message.content
+
+            return await asyncio.gather(*(one(p) for p in prompts))
+
+        return openai_gather
+    raise ValueError(f"unknown batch client {client!r}")
+
+
+Turn = tuple[float, dict[str, str]]
+"""(seconds to the first text of any model, {model: whole text})."""
+
+
+def streamfan_sync(client: str, names: list[str], prompt: str, base_url: str, api_key: str) -> Callable[[], Turn]:
+    """One streamed turn to every model of ``names``, consumed to the end."""
+    if client == "irouter-chat":
+        from irouter import Chat
+
+        chat = Chat(names, base_url=base_url, api_key=api_key)
+
+        def irouter_chat() -> Turn:
+            chat.reset_history()
+            t0 = time.perf_counter()
+            first, parts = 0.0, {m: [] for m in names}
+            for model, piece in chat(prompt, stream=True):
+                if not first:
+                    first = time.perf_counter()
+                parts[model].append(piece)
+            return first - t0, {m: "".join(p) for m, p in parts.items()}
+
+        return irouter_chat
+    if client == "openai-threads":
+        oai = openai_client(base_url, api_key)
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+        def one(model: str, firsts: list[float]) -> str:
+            parts = []
+            for chunk in oai.chat.completions.create(model=model, messages=messages, stream=True):
+                piece = _piece_of(chunk)
+                if piece:
+                    if not parts:
+                        firsts.append(time.perf_counter())
+                    parts.append(piece)
+            return "".join(parts)
+
+        def threads() -> Turn:
+            t0 = time.perf_counter()
+            firsts: list[float] = []
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                texts = dict(zip(names, pool.map(lambda m: one(m, firsts), names), strict=True))
+            return min(firsts) - t0, texts
+
+        return threads
+    raise ValueError(f"unknown streaming fan-out client {client!r}")
+
+
+def streamfan_async(
+    client: str, names: list[str], prompt: str, base_url: str, api_key: str
+) -> Callable[[], Awaitable[Turn]]:
+    """`streamfan_sync` for the asyncio clients."""
+    if client == "irouter-async-chat":
+        from irouter import AsyncChat
+
+        chat = AsyncChat(names, base_url=base_url, api_key=api_key)
+
+        async def irouter_async() -> Turn:
+            chat.reset_history()
+            t0 = time.perf_counter()
+            first, parts = 0.0, {m: [] for m in names}
+            async for model, piece in chat(prompt, stream=True):
+                if not first:
+                    first = time.perf_counter()
+                parts[model].append(piece)
+            return first - t0, {m: "".join(p) for m, p in parts.items()}
+
+        return irouter_async
+    if client == "openai-async":
+        from openai import AsyncOpenAI
+
+        oai = AsyncOpenAI(base_url=base_url, api_key=api_key)
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+        async def one(model: str, firsts: list[float]) -> str:
+            parts = []
+            async for chunk in await oai.chat.completions.create(model=model, messages=messages, stream=True):
+                piece = _piece_of(chunk)
+                if piece:
+                    if not parts:
+                        firsts.append(time.perf_counter())
+                    parts.append(piece)
+            return "".join(parts)
+
+        async def gathered() -> Turn:
+            t0 = time.perf_counter()
+            firsts: list[float] = []
+            texts = await asyncio.gather(*(one(m, firsts) for m in names))
+            return min(firsts) - t0, dict(zip(names, texts, strict=True))
+
+        return gathered
+    raise ValueError(f"unknown async streaming fan-out client {client!r}")
+
+
 # ------------------------------------------------------------------------------------------------ measuring
 
 
@@ -245,9 +515,155 @@ def coldstart(args: argparse.Namespace) -> dict[str, Any]:
     return {"wall_ms": wall * 1e3, "cpu_ms": cpu * 1e3}
 
 
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system, every thread) another process has used so far; ``None`` off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _spread(samples: list[float]) -> dict[str, float]:
+    """Median, 10th and 90th percentile, in milliseconds."""
+    deciles = statistics.quantiles(samples, n=10) if len(samples) > 1 else [samples[0]] * 9
+    return {"median": statistics.median(samples) * 1e3, "p10": deciles[0] * 1e3, "p90": deciles[-1] * 1e3}
+
+
+def ttft(args: argparse.Namespace) -> dict[str, Any]:
+    """Time to the first text of a streamed request (and to its end), many requests after a warm-up."""
+    prompt = stream_prompt(args.words)
+    expected = f"{EXPECTED_PREFIX} {prompt}"
+    samples: list[tuple[float, float, float]] = []
+
+    def keep(cpu: float, got: Streamed) -> None:
+        first, total, text = got
+        if text != expected:
+            raise RuntimeError(f"{args.client}: unexpected answer {text!r:.200}")
+        samples.append((first, total, cpu))
+
+    if args.client in ASYNC_CLIENTS:
+
+        async def loop() -> None:
+            one = ttft_async(args.client, prompt, args.base_url, args.api_key)
+            for i in range(args.warmup + args.reps):
+                if i == args.warmup:
+                    gc.collect()
+                cpu0 = time.process_time()
+                got = await one()
+                keep(time.process_time() - cpu0, got)
+
+        asyncio.run(loop())
+    else:
+        one = ttft_sync(args.client, prompt, args.base_url, args.api_key)
+        for i in range(args.warmup + args.reps):
+            if i == args.warmup:
+                gc.collect()
+            cpu0 = time.process_time()
+            got = one()
+            keep(time.process_time() - cpu0, got)
+    timed = samples[args.warmup :]  # every request was checked, warm-up ones included
+    firsts, totals, cpus = (list(column) for column in zip(*timed, strict=True))
+    return {
+        "words": args.words,
+        "pieces": args.words + 2,  # "You", " said:", then one piece per word
+        "reps": len(timed),
+        "ttft": _spread(firsts),
+        "total": _spread(totals),
+        "cpu_ms": statistics.median(cpus) * 1e3,
+        "ttft_ms": [x * 1e3 for x in firsts],
+        "total_ms": [x * 1e3 for x in totals],
+        "cpu_ms_all": [x * 1e3 for x in cpus],
+    }
+
+
+def batch(args: argparse.Namespace) -> dict[str, Any]:
+    """Requests per second for ``--n`` prompts sent through an async client, ``--concurrency`` at a time."""
+    prompts = batch_prompts(args.n)
+
+    def verify(answers: list[Any], sent: list[str]) -> None:
+        for i, (answer, prompt) in enumerate(zip(answers, sent, strict=True)):
+            if answer != f"{EXPECTED_PREFIX} {prompt}":
+                raise RuntimeError(f"{args.client}: answer {i} is {answer!r:.200}")
+
+    async def loop() -> list[dict[str, Any]]:
+        run = batch_runner(args.client, args.concurrency, args.base_url, args.api_key)
+        warm = prompts[: args.concurrency]  # opens the connections a batch of this width uses
+        verify(await run(warm), warm)
+        gc.collect()
+        reps = []
+        for _ in range(args.reps):
+            server0 = process_cpu(args.server_pid) if args.server_pid else None
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            answers = await run(prompts)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            server1 = process_cpu(args.server_pid) if server0 is not None else None
+            verify(answers, prompts)
+            reps.append(
+                {
+                    "wall_s": wall,
+                    "rps": len(prompts) / wall,
+                    "cpu_s": cpu,
+                    "server_cpu_s": None if server1 is None or server0 is None else server1 - server0,
+                }
+            )
+        return reps
+
+    reps = asyncio.run(loop())
+    best = sorted(reps, key=lambda r: r["rps"])[len(reps) // 2]  # the median rep (upper median when even)
+    return {"n": args.n, "concurrency": args.concurrency, "median": best, "reps": reps}
+
+
+def streamfan(args: argparse.Namespace) -> dict[str, Any]:
+    """Wall time of one streamed turn to ``--models`` models at once, consumed to the end."""
+    names = models(args.models)
+    prompt = stream_prompt(args.words)
+    expected = f"{EXPECTED_PREFIX} {prompt}"
+    turns: list[tuple[float, float, float]] = []
+
+    def keep(wall: float, cpu: float, got: Turn) -> None:
+        first, texts = got
+        bad = {m: t for m, t in texts.items() if t != expected}
+        if bad or len(texts) != len(names):
+            raise RuntimeError(f"{args.client}: unexpected answers {bad!r:.200}")
+        turns.append((wall, cpu, first))
+
+    if args.client in ASYNC_CLIENTS:
+
+        async def loop() -> None:
+            turn = streamfan_async(args.client, names, prompt, args.base_url, args.api_key)
+            for i in range(1 + args.reps):  # the first turn warms up: imports, one connection per model
+                if i == 1:
+                    gc.collect()
+                wall0, cpu0 = time.perf_counter(), time.process_time()
+                got = await turn()
+                keep(time.perf_counter() - wall0, time.process_time() - cpu0, got)
+
+        asyncio.run(loop())
+    else:
+        turn = streamfan_sync(args.client, names, prompt, args.base_url, args.api_key)
+        for i in range(1 + args.reps):
+            if i == 1:
+                gc.collect()
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            got = turn()
+            keep(time.perf_counter() - wall0, time.process_time() - cpu0, got)
+    walls, cpus, firsts = (list(column) for column in zip(*turns[1:], strict=True))
+    return {
+        "models": args.models,
+        "reps": len(walls),
+        "wall_s": statistics.median(walls),
+        "cpu_s": statistics.median(cpus),
+        "first_s": statistics.median(firsts),
+        "walls": walls,
+        "pieces": args.models * (args.words + 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bench", choices=("fanout", "overhead", "coldstart"))
+    parser.add_argument("bench", choices=("fanout", "overhead", "coldstart", "ttft", "batch", "streamfan"))
     parser.add_argument("--client", required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--api-key", required=True)
@@ -257,8 +673,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="overhead: untimed calls per size")
     parser.add_argument("--min-calls", type=int, default=10, help="overhead: timed calls per size, at least")
     parser.add_argument("--max-calls", type=int, default=400, help="overhead: timed calls per size, at most")
+    parser.add_argument("--server-pid", type=int, default=0, help="the double's process id (to read its CPU)")
+    parser.add_argument("--words", type=int, default=40, help="ttft/streamfan: words in the echoed message")
+    parser.add_argument("--n", type=int, default=1000, help="batch: prompts per timed batch")
+    parser.add_argument("--concurrency", type=int, default=64, help="batch: requests in flight at most")
+    parser.add_argument("--models", type=int, default=16, help="streamfan: models per turn")
     args = parser.parse_args(argv)
-    result = {"fanout": fanout, "overhead": overhead, "coldstart": coldstart}[args.bench](args)
+    benches = {"fanout": fanout, "overhead": overhead, "coldstart": coldstart}
+    benches.update({"ttft": ttft, "batch": batch, "streamfan": streamfan})
+    result = benches[args.bench](args)
     payload = {
         "bench": args.bench,
         "client": args.client,

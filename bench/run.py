@@ -3,6 +3,7 @@
     python bench/run.py            # full run (about 2 minutes)
     python bench/run.py --quick    # fewer repetitions (about 1 minute)
     python bench/run.py --only fanout,import --no-031 --json results.json
+    python bench/run.py --only streaming    # streaming and async (irouter 0.3.1 has neither)
 
 irouter 0.3.1 runs from its own virtualenv (``.bench-venv-031`` beside ``bench/``, override with
 ``BENCH_031_VENV``), created and filled from PyPI on first use. Progress goes to stderr, the tables to stdout.
@@ -21,8 +22,9 @@ import common
 import fanout
 import import_time
 import overhead
+import streaming
 
-BENCHES = ("fanout", "overhead", "import")
+BENCHES = ("fanout", "overhead", "import", "streaming")
 
 
 def header(info: dict[str, Any], versions: dict[str, str | None], quick: bool, seconds: float) -> str:
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
 
     started = time.perf_counter()
-    old = common.old_or_none(not args.no_031)
+    old = common.old_or_none(not args.no_031 and bool(only & {"fanout", "overhead", "import"}))
     data: dict[str, Any] = {"machine": common.machine(), "quick": args.quick}
     if "fanout" in only:
         data["fanout"] = fanout.run(args.quick, old, args.seq_max)
@@ -74,15 +76,21 @@ def main(argv: list[str] | None = None) -> int:
         data["overhead"] = overhead.run(args.quick, old)
     if "import" in only:
         data["import"] = import_time.run(args.quick, old)
+    if "streaming" in only:
+        data["streaming"] = streaming.run(args.quick)
     seconds = time.perf_counter() - started
 
-    sections = [header(data["machine"], versions(data.get("fanout"), data.get("overhead")), args.quick, seconds)]
+    streamed = {"results": streaming.driver_results(data["streaming"])} if "streaming" in data else None
+    found = versions(data.get("fanout"), data.get("overhead"), streamed)
+    sections = [header(data["machine"], found, args.quick, seconds)]
     if "fanout" in data:
         sections.append(fanout.render(data["fanout"]))
     if "overhead" in data:
         sections.append(overhead.render(data["overhead"]))
     if "import" in data:
         sections.append(import_time.render(data["import"]))
+    if "streaming" in data:
+        sections.append(streaming.render(data["streaming"]))
     print("\n\n".join(sections))
     if args.json:
         with open(args.json, "w") as f:

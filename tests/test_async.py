@@ -96,7 +96,7 @@ def test_async_tools_awaited_and_sync_tools_in_threads(router: OpenRouterDouble,
 def test_async_failures(router: OpenRouterDouble, connect: dict) -> None:
     async def main() -> None:
         router.queue(Error(429, "slow down"), model="b/b")
-        chat = AsyncChat(["a/a", "b/b"], **connect)
+        chat = AsyncChat(["a/a", "b/b"], max_retries=0, **connect)
         with pytest.raises(irouter.MultiModelError) as info:
             await chat("hi")
         assert info.value.answers == {"a/a": "You said: hi"}
@@ -199,7 +199,9 @@ def script(router: OpenRouterDouble) -> None:
 
 
 async def drive(kind: str, connect: dict) -> tuple[list[Any], Any, Any]:
-    chat: Any = AsyncChat(M, **connect) if kind.startswith("async") else Chat(M, **connect)
+    chat: Any = (
+        AsyncChat(M, max_retries=0, **connect) if kind.startswith("async") else Chat(M, max_retries=0, **connect)
+    )
     streamed = kind.endswith("stream")
     calls: list[tuple[str, dict[str, Any]]] = [
         ("hello", {}),

@@ -163,7 +163,7 @@ STATUS_CLASSES = [
 def test_http_errors_are_typed_and_leave_state(
     router: OpenRouterDouble, connect: dict[str, str], status: int, cls: type[Exception]
 ) -> None:
-    chat = Chat(M, **connect)
+    chat = Chat(M, max_retries=0, **connect)
     chat("first")
     history, usage = [dict(m) for m in chat.history], chat.usage
     meta = {"provider_name": "Google", "raw": "upstream said no"}
@@ -186,7 +186,7 @@ def test_http_errors_are_typed_and_leave_state(
 
 
 def test_error_inside_http_200_body(router: OpenRouterDouble, connect: dict[str, str]) -> None:
-    chat = Chat(M, **connect)
+    chat = Chat(M, max_retries=0, **connect)
     router.queue(Error(429, "Provider returned error", metadata={"provider_name": "Chutes"}, in_body=True, delay=0.12))
     with pytest.raises(irouter.RateLimitError) as info:
         chat("hi")
@@ -199,7 +199,7 @@ def test_error_inside_http_200_body(router: OpenRouterDouble, connect: dict[str,
 def test_choice_finished_with_error(router: OpenRouterDouble, connect: dict[str, str]) -> None:
     router.queue(Text("partial", finish_reason="error", extra_message={}))
     with pytest.raises(irouter.APIStatusError) as info:
-        Chat(M, **connect)("hi")
+        Chat(M, max_retries=0, **connect)("hi")
     assert info.value.status == 200
 
 
@@ -207,7 +207,7 @@ def test_non_json_body(router: OpenRouterDouble, connect: dict[str, str]) -> Non
     from irouter.testing import Raw
 
     router.queue(Raw(b"<html>Bad gateway</html>", status=200, content_type="text/html"))
-    chat = Chat(M, **connect)
+    chat = Chat(M, max_retries=0, **connect)
     with pytest.raises(irouter.APIResponseError, match="not valid JSON"):
         chat("hi")
     router.queue(Raw(b"<html>Bad gateway</html>", status=502, content_type="text/html"))
@@ -241,13 +241,13 @@ def test_missing_key_for_openrouter_raises_before_any_request(monkeypatch: pytes
 
 
 def test_connection_refused_and_timeout(router: OpenRouterDouble, connect: dict[str, str]) -> None:
-    chat = Chat(M, base_url="http://127.0.0.1:9/api/v1", api_key="k")
+    chat = Chat(M, base_url="http://127.0.0.1:9/api/v1", api_key="k", max_retries=0)
     with pytest.raises(irouter.APIConnectionError) as info:
         chat("hi")
     assert not isinstance(info.value, irouter.APITimeoutError)
     assert len(chat.history) == 1
 
-    slow = Chat(M, timeout=0.3, **connect)
+    slow = Chat(M, timeout=0.3, max_retries=0, **connect)
     router.queue(Text("late", delay=2.0))
     with pytest.raises(irouter.APITimeoutError):
         slow("hi")
@@ -278,7 +278,7 @@ def test_fan_out_requests_are_all_in_flight_at_once(router: OpenRouterDouble, co
 
 def test_one_model_failing_keeps_the_others(router: OpenRouterDouble, connect: dict[str, str]) -> None:
     good, bad = "good/model", "bad/model"
-    chat = Chat([good, bad], **connect)
+    chat = Chat([good, bad], max_retries=0, **connect)
     router.queue(Text("fine", usage={"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}), model=good)
     router.queue(Error(503, "Service temporarily unavailable"), model=bad)
     with pytest.raises(irouter.MultiModelError) as info:

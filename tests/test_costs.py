@@ -179,7 +179,7 @@ def test_streamed_failure_records_billed_usage(router: OpenRouterDouble, connect
 
 def test_failed_requests_without_usage_are_not_in_the_ledger(router: OpenRouterDouble, connect: dict) -> None:
     router.queue(Error(500, "boom"))
-    chat = Chat(M, **connect)
+    chat = Chat(M, max_retries=0, **connect)
     with pytest.raises(irouter.ServerError):
         chat("hi")
     assert chat.ledger == []

@@ -805,7 +805,7 @@ def test_error_sample_over_http(name: str, router: OpenRouterDouble, connect: di
     status = error_status(name)
     model = error_model(name)
     router.queue(Raw(sample_bytes(name), status=status))
-    chat = Chat(model, **connect)
+    chat = Chat(model, max_retries=0, **connect)
     with pytest.raises(ERRORS[name]["cls"]) as info:
         chat("hello")
     check_error(info.value, name, status=status, model=model)
@@ -821,7 +821,7 @@ def test_error_envelope_in_http_200_body(name: str, router: OpenRouterDouble, co
     """OpenRouter's late failures: keep-alive whitespace, then an error envelope, all under HTTP 200."""
     router.queue(Raw(KEEPALIVE * 3 + sample_bytes(name), status=200))
     with pytest.raises(ERRORS[name]["cls"]) as info:
-        Call("some/model", **connect)("hello", raw=True)
+        Call("some/model", max_retries=0, **connect)("hello", raw=True)
     check_error(info.value, name, status=200, model="some/model")
 
 

@@ -136,7 +136,7 @@ def test_structured_output_and_raw_json_answers(router: OpenRouterDouble, connec
 
 def test_error_before_the_stream(router: OpenRouterDouble, connect: dict) -> None:
     router.queue(Error(429, "Rate limit exceeded", retry_after=2))
-    chat = Chat(M, **connect)
+    chat = Chat(M, max_retries=0, **connect)
     with pytest.raises(irouter.RateLimitError) as info:
         list(chat("hi", stream=True))
     assert info.value.retry_after == 2.0
@@ -192,7 +192,7 @@ def test_connection_dropped_mid_stream(router: OpenRouterDouble, connect: dict) 
 
 def test_several_models_one_fails(router: OpenRouterDouble, connect: dict) -> None:
     router.queue(Error(503, "Service temporarily unavailable"), model="b/b")
-    chat = Chat(["a/a", "b/b"], **connect)
+    chat = Chat(["a/a", "b/b"], max_retries=0, **connect)
     stream = chat("hi", stream=True)
     with pytest.raises(irouter.MultiModelError) as info:
         list(stream)

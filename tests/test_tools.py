@@ -283,7 +283,7 @@ def test_http_error_mid_loop_leaves_history(router: OpenRouterDouble, connect: d
         Text(tool_calls=[ToolCall("get_weather", {"city": "Paris"})], usage=usage(10, 5)),
         Error(502, "Provider returned error"),
     )
-    chat = Chat("m/m", **connect)
+    chat = Chat("m/m", max_retries=0, **connect)
     with pytest.raises(irouter.ServerError):
         chat("weather?", tools=[get_weather])
     assert len(chat.history) == 1

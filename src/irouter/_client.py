@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import Any
 
+from . import _retry as retry
 from ._capabilities import check as check_capabilities
 from ._capabilities import needs
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
@@ -73,6 +74,7 @@ class Plan:
     before_tool: BeforeTool | None = None
     after_tool: AfterTool | None = None
     output_type: type | None = None
+    max_retries: int = retry.DEFAULT_MAX_RETRIES
     check: bool | None = None
     """Capability checks: ``None`` (auto: with OpenRouter's catalog, or any catalog already at hand), on, off."""
 
@@ -122,6 +124,8 @@ class ModelClient:
         options = merge_options(getattr(self, "defaults", {}), kwargs)
         body, client = split_options(options)
         plan = Plan(body, extra_headers=client.get("extra_headers"), timeout=client.get("timeout"))
+        if client.get("max_retries") is not None:
+            plan.max_retries = retry.check_retries(client["max_retries"])
         if client.get("tools") is not None:
             plan.toolbox = Toolbox(client["tools"])
         if client.get("max_steps") is not None:
@@ -177,10 +181,14 @@ class ModelClient:
 
         def send(action: Send) -> Reply:
             clock = recorder.start()
-            raw = self._endpoint.post(
-                CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
-            )
-            reply = parse_completion(raw, model=model)
+
+            def attempt() -> Reply:
+                raw = self._endpoint.post(
+                    CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
+                )
+                return parse_completion(raw, model=model)
+
+            reply = retry.call(attempt, plan.max_retries)
             recorder.done(reply, reply.usage, clock, action.step)
             return reply
 
@@ -191,10 +199,14 @@ class ModelClient:
 
         async def send(action: Send) -> Reply:
             clock = recorder.start()
-            raw = await self._endpoint.apost(
-                CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
-            )
-            reply = parse_completion(raw, model=model)
+
+            async def attempt() -> Reply:
+                raw = await self._endpoint.apost(
+                    CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
+                )
+                return parse_completion(raw, model=model)
+
+            reply = await retry.acall(attempt, plan.max_retries)
             recorder.done(reply, reply.usage, clock, action.step)
             return reply
 
@@ -222,13 +234,13 @@ class ModelClient:
         """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives."""
 
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
-            return self._endpoint.stream(
-                CHAT_PATH,
-                streaming_body(action.body),
-                model=model,
-                extra_headers=plan.extra_headers,
-                timeout=plan.timeout,
-                cancel=cancel,
+            body = streaming_body(action.body)
+            return retry.stream(
+                lambda: self._endpoint.stream(
+                    CHAT_PATH, body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout, cancel=cancel
+                ),
+                plan.max_retries,
+                cancel.wait,
             )
 
         box = StreamedTurn()
@@ -249,12 +261,12 @@ class ModelClient:
         """`_run_streamed`, awaited."""
 
         def open_stream(action: Send) -> AsyncIterator[dict[str, Any]]:
-            return self._endpoint.astream(
-                CHAT_PATH,
-                streaming_body(action.body),
-                model=model,
-                extra_headers=plan.extra_headers,
-                timeout=plan.timeout,
+            body = streaming_body(action.body)
+            return retry.astream(
+                lambda: self._endpoint.astream(
+                    CHAT_PATH, body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
+                ),
+                plan.max_retries,
             )
 
         box = StreamedTurn()

@@ -17,7 +17,7 @@ from .tools import Toolbox, ToolCall, describe_call
 
 T = TypeVar("T")
 
-TRANSPORT_OPTIONS = frozenset({"extra_headers", "timeout"})
+TRANSPORT_OPTIONS = frozenset({"extra_headers", "timeout", "max_retries"})
 """Keyword arguments that shape the HTTP request rather than its JSON body."""
 CLIENT_OPTIONS = frozenset({"tools", "max_steps", "before_tool", "after_tool", "check_capabilities"})
 """Keyword arguments irouter itself acts on (never sent as they are)."""
