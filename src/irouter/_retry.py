@@ -41,7 +41,8 @@ def delay(attempt: int, exc: BaseException) -> float:
     after = getattr(exc, "retry_after", None)
     if isinstance(after, (int, float)):
         return float(min(float(after), MAX_RETRY_AFTER))
-    return min(MAX_DELAY, BASE_DELAY * 2**attempt) * random.uniform(0.5, 1.0)
+    backoff: float = BASE_DELAY * 2.0**attempt
+    return min(MAX_DELAY, backoff) * random.uniform(0.5, 1.0)
 
 
 def _note(attempt: int, retries: int, exc: BaseException, wait: float) -> None:
