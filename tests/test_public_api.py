@@ -47,6 +47,7 @@ EXPORTED = {
     "__version__",
     "function_schema",
     "get_all_models",
+    "history_to_markdown",
     "list_models",
     "models",
 }

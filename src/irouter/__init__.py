@@ -8,6 +8,7 @@
 
 from ._content import PDF, Audio, Image, Video
 from ._ledger import LedgerEntry
+from ._persist import history_to_markdown
 from ._wire import Response
 from .call import AsyncCall, Call
 from .catalog import ModelInfo, get_all_models, list_models, models
@@ -78,6 +79,7 @@ __all__ = [
     "__version__",
     "function_schema",
     "get_all_models",
+    "history_to_markdown",
     "list_models",
     "models",
 ]

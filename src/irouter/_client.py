@@ -48,8 +48,40 @@ def check_models(model: Any) -> list[str]:
     return list(models)
 
 
+REQUEST_FIELDS = frozenset(
+    "models route stream_options usage max_tokens max_completion_tokens temperature top_p top_k frequency_penalty "
+    "presence_penalty repetition_penalty min_p top_a seed stop logit_bias logprobs top_logprobs response_format "
+    "structured_outputs tool_choice parallel_tool_calls reasoning reasoning_effort include_reasoning verbosity "
+    "provider plugins transforms modalities image_config web_search_options prediction cache_control "
+    "prompt_cache_key prompt_cache_options service_tier session_id user metadata debug preset x_search_filter "
+    "trace stop_server_tools_when audio n".split()
+)
+"""OpenRouter's documented request fields (``openrouter-protocol.md`` §2.1), for spotting typos."""
+OWN_OPTIONS = frozenset(
+    "extra_body extra_headers timeout max_retries tools max_steps before_tool after_tool check_capabilities "
+    "max_cost max_total_tokens stream raw".split()
+)
+
+
+def check_spelling(options: Mapping[str, Any]) -> None:
+    """An option that is not a known request field but looks like one is almost surely a typo: say so rather
+    than send it (OpenRouter would silently ignore it). Unknown names that look like nothing known pass through."""
+    import difflib
+
+    known = REQUEST_FIELDS | OWN_OPTIONS
+    for key in options:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if close:
+            raise TypeError(
+                f"Unknown option {key}=: did you mean {close[0]}=? (To send it as it is, put it in extra_body.)"
+            )
+
+
 def check_options(options: Mapping[str, Any]) -> None:
     """Reject keyword arguments that cannot be request options, before any request."""
+    check_spelling(options)
     for key, what in _RESERVED.items():
         if key in options:
             raise TypeError(f"{key}= is not an option here ({what} is handled by irouter)")

@@ -7,6 +7,7 @@ decides nothing. Tool steps, ``max_steps`` and budgets live in the engine, so ev
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -119,12 +120,13 @@ def merge_options(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     return merged
 
 
-def fan_out(models: Sequence[str], work: Callable[[str], T]) -> dict[str, T]:
+def fan_out(models: Sequence[str], work: Callable[[str], T], cancel: threading.Event | None = None) -> dict[str, T]:
     """Run ``work(model)`` for every model at once (one thread each) and collect ``{model: result}``.
 
     One model runs in the calling thread and its exception propagates as is. With several, every model's request
     is in flight at the same time whatever the core count; if any fail, `MultiModelError` carries both the
-    results that arrived and the errors.
+    results that arrived and the errors. If waiting is interrupted (Ctrl-C), ``cancel`` is set (so workers still
+    running commit nothing) and the interruption propagates at once.
     """
     if len(models) == 1:
         return {models[0]: work(models[0])}
@@ -132,13 +134,20 @@ def fan_out(models: Sequence[str], work: Callable[[str], T]) -> dict[str, T]:
 
     results: dict[str, T] = {}
     errors: dict[str, BaseException] = {}
-    with ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="irouter") as pool:
+    pool = ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="irouter")
+    try:
         futures = {model: pool.submit(work, model) for model in models}
         for model, future in futures.items():
             try:
                 results[model] = future.result()
             except Exception as exc:
                 errors[model] = exc
+    except BaseException:
+        if cancel is not None:
+            cancel.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=False)
     if errors:
         raise MultiModelError(results, errors)
     return results

@@ -3,7 +3,12 @@ token usage. The two share everything but how a turn is driven (threads or an ev
 
 from __future__ import annotations
 
+import copy
+import json
+import os
 import threading
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, overload
 
 from ._client import ModelClient, Plan
@@ -12,7 +17,8 @@ from ._drivers import Recorder
 from ._engine import TurnResult, fan_out
 from ._ledger import LedgerEntry, Meter, check_limit
 from ._outputs import citations_in, images_in, last_reasoning
-from ._streams import AsyncStream, Emit, Stream
+from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
+from ._streams import AsyncStream, Cancelled, Emit, Stream
 from ._wire import user_message
 from .catalog import cached_records, find
 
@@ -59,6 +65,8 @@ class _Conversation(ModelClient):
         """Guard history and usage changes (short)."""
         self._turn_locks = {m: threading.RLock() for m in self._models}
         """Held for a whole sync turn: turns on one model never interleave."""
+        self._async_locks: dict[tuple[int, str], Any] = {}
+        """The same for async turns: one asyncio lock per (event loop, model)."""
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
 
     def _start(self) -> list[dict[str, Any]]:
@@ -79,9 +87,13 @@ class _Conversation(ModelClient):
         info = find(records, model) if records else None
         return info.cost(prompt_tokens, completion_tokens) if info else None
 
-    def _commit(self, model: str, history: list[dict[str, Any]], result: TurnResult) -> Any:
-        """A finished turn joins the history it started from."""
+    def _commit(
+        self, model: str, history: list[dict[str, Any]], result: TurnResult, cancel: threading.Event | None = None
+    ) -> Any:
+        """A finished turn joins the history it started from, unless the call was interrupted meanwhile."""
         with self._locks[model]:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
             history.extend(result.messages)
         return result.value
 
@@ -171,6 +183,99 @@ class _Conversation(ModelClient):
         self.reset_history()
         self.reset_usage()
 
+    # ------------------------------------------------------------------------------------------ history in and out
+    def set_history(self, history: Any, model: str | None = None) -> None:
+        """Replace the history: for a one-model chat a list of messages; for several, ``{slug: list}`` (any of the
+        models) or a list with ``model=slug``. Messages are checked first (roles system, developer, user,
+        assistant, tool; plain JSON); nothing changes if any is wrong."""
+        if isinstance(history, Mapping):
+            if model is not None:
+                raise TypeError("Pass either {slug: history} or a list with model=slug, not both")
+            unknown = [m for m in history if m not in self._models]
+            if unknown:
+                raise ValueError(f"Not models of this chat: {unknown}; its models are {self._models}")
+            updates = {m: check_history(h, f"history[{m!r}]") for m, h in history.items()}
+        else:
+            if model is None:
+                if len(self._models) > 1:
+                    raise TypeError("This chat has several models: pass {slug: history}, or a list with model=slug")
+                model = self._models[0]
+            if model not in self._models:
+                raise ValueError(f"{model!r} is not a model of this chat; its models are {self._models}")
+            updates = {model: check_history(history)}
+        for slug, messages in updates.items():
+            with self._locks[slug]:
+                self._history[slug] = messages
+
+    def to_dict(self) -> dict[str, Any]:
+        """The chat as plain JSON data: models, system prompt, base URL, options, budgets, history, usage, cost
+        and the ledger. Never the API key. Options that are not JSON (tool functions, hooks, types) are left out
+        and named under ``"unsaved_options"``; pass them again when loading."""
+        options, unsaved = jsonable_options(self.defaults)
+        return {
+            "format": FORMAT,
+            "models": list(self._models),
+            "system": self.system,
+            "base_url": self.base_url,
+            "options": options,
+            "unsaved_options": unsaved,
+            "max_cost": self.max_cost,
+            "max_total_tokens": self.max_total_tokens,
+            "history": {m: [dict(msg) for msg in h] for m, h in self._history.items()},
+            "usage": {m: self._meter.usage(m) for m in self._models},
+            "cost": {m: self._meter.cost(m) for m in self._models},
+            "ledger": [entry.to_dict() for entry in self._meter.entries],
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, api_key: str | None = None, base_url: str | None = None, **options: Any
+    ) -> Any:
+        """A chat back from `to_dict` data, ready to go on. ``api_key`` (or ``OPENROUTER_API_KEY``) is needed as
+        for a new chat; ``base_url`` and ``options`` override what was saved."""
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise ValueError(f"Not a saved irouter chat (expected format {FORMAT!r})")
+        chat = cls(
+            data["models"] if len(data["models"]) > 1 else data["models"][0],
+            system=data.get("system"),
+            api_key=api_key,
+            base_url=base_url or data.get("base_url"),
+            max_cost=data.get("max_cost"),
+            max_total_tokens=data.get("max_total_tokens"),
+            **{**(data.get("options") or {}), **options},
+        )
+        chat.set_history(dict(data.get("history") or {}))
+        for entry in data.get("ledger") or []:
+            chat._meter.record(LedgerEntry(**entry))
+        return chat
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write `to_dict` as JSON to ``path``, atomically (a temporary file, then a rename). Returns the path."""
+        return write_atomic(path, dumps(self.to_dict()))
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, api_key: str | None = None, base_url: str | None = None, **options: Any
+    ) -> Any:
+        """A chat saved with `save`, ready to continue the conversation (see `from_dict`)."""
+        return cls.from_dict(
+            json.loads(Path(path).read_text(encoding="utf-8")), api_key=api_key, base_url=base_url, **options
+        )
+
+    def fork(self) -> Any:
+        """An independent copy to branch the conversation: same models, endpoint, options and budgets; its own
+        history and accounts (copied), so turns on one do not show in the other."""
+        twin = copy.copy(self)
+        twin._locks = {m: threading.RLock() for m in self._models}
+        twin._turn_locks = {m: threading.RLock() for m in self._models}
+        twin._history = copy.deepcopy(self._history)
+        twin.defaults = dict(self.defaults)
+        twin._meter = copy.copy(self._meter)
+        twin._meter._lock = threading.Lock()
+        twin._meter.entries = list(self._meter.entries)
+        twin._async_locks = {}
+        return twin
+
     def __repr__(self) -> str:
         tokens = self._meter.tokens()
         models = repr(self._models[0]) if len(self._models) == 1 else repr(self._models)
@@ -229,18 +334,20 @@ class Chat(_Conversation):
         if stream:
             return Stream(self._models, lambda model, cancel, emit: self._streamed(model, user, plan, cancel, emit))
 
+        cancel = threading.Event()
+
         def turn(model: str) -> Any:
             with self._turn_locks[model]:
                 history = self._history[model]
-                return self._commit(model, history, self._run(model, history, dict(user), plan))
+                return self._commit(model, history, self._run(model, history, dict(user), plan), cancel)
 
-        return self._shape(fan_out(self._models, turn))
+        return self._shape(fan_out(self._models, turn, cancel))
 
     def _streamed(self, model: str, user: dict[str, Any], plan: Plan, cancel: threading.Event, emit: Emit) -> Any:
         with self._turn_locks[model]:
             history = self._history[model]
             result = self._run_streamed(model, history, dict(user), plan, cancel, emit)
-            return self._commit(model, history, result)
+            return self._commit(model, history, result, cancel)
 
 
 class AsyncChat(_Conversation):
@@ -249,10 +356,6 @@ class AsyncChat(_Conversation):
     The same constructor, history, usage and shapes as `Chat`. Several models run as concurrent tasks; async tools
     are awaited and sync tools run in worker threads.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._async_locks: dict[tuple[int, str], Any] = {}
 
     def _turn_lock(self, model: str) -> Any:
         """One asyncio lock per model and event loop (an asyncio lock belongs to the loop it first ran on)."""
