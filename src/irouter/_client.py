@@ -49,17 +49,74 @@ def check_models(model: Any) -> list[str]:
 
 
 REQUEST_FIELDS = frozenset(
-    "models route stream_options usage max_tokens max_completion_tokens temperature top_p top_k frequency_penalty "
-    "presence_penalty repetition_penalty min_p top_a seed stop logit_bias logprobs top_logprobs response_format "
-    "structured_outputs tool_choice parallel_tool_calls reasoning reasoning_effort include_reasoning verbosity "
-    "provider plugins transforms modalities image_config web_search_options prediction cache_control "
-    "prompt_cache_key prompt_cache_options service_tier session_id user metadata debug preset x_search_filter "
-    "trace stop_server_tools_when audio n".split()
+    [
+        "models",
+        "route",
+        "stream_options",
+        "usage",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "frequency_penalty",
+        "presence_penalty",
+        "repetition_penalty",
+        "min_p",
+        "top_a",
+        "seed",
+        "stop",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "response_format",
+        "structured_outputs",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "reasoning_effort",
+        "include_reasoning",
+        "verbosity",
+        "provider",
+        "plugins",
+        "transforms",
+        "modalities",
+        "image_config",
+        "web_search_options",
+        "prediction",
+        "cache_control",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "service_tier",
+        "session_id",
+        "user",
+        "metadata",
+        "debug",
+        "preset",
+        "x_search_filter",
+        "trace",
+        "stop_server_tools_when",
+        "audio",
+        "n",
+    ]
 )
 """OpenRouter's documented request fields (``openrouter-protocol.md`` §2.1), for spotting typos."""
 OWN_OPTIONS = frozenset(
-    "extra_body extra_headers timeout max_retries tools max_steps before_tool after_tool check_capabilities "
-    "max_cost max_total_tokens stream raw".split()
+    [
+        "extra_body",
+        "extra_headers",
+        "timeout",
+        "max_retries",
+        "tools",
+        "max_steps",
+        "before_tool",
+        "after_tool",
+        "check_capabilities",
+        "max_cost",
+        "max_total_tokens",
+        "stream",
+        "raw",
+    ]
 )
 
 
