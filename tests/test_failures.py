@@ -390,3 +390,19 @@ def test_failed_turns_leave_no_trace(router: OpenRouterDouble, connect: dict, ou
             chat(message)
             expected += [{"role": "user", "content": message}, {"role": "assistant", "content": f"You said: {message}"}]
         assert chat.history == expected
+
+
+def test_one_async_chat_from_many_tasks(router: OpenRouterDouble, connect: dict) -> None:
+    import asyncio
+
+    async def main() -> irouter.AsyncChat:
+        chat = irouter.AsyncChat(M, **connect)
+        await asyncio.gather(*(chat(f"task {n}") for n in range(40)))
+        return chat
+
+    chat = asyncio.run(main())
+    history = chat.history
+    assert len(history) == 1 + 80
+    for question, answer in zip(history[1::2], history[2::2], strict=True):
+        assert answer["content"] == f"You said: {question['content']}"  # turns never interleave
+    assert len(chat.ledger) == 40
