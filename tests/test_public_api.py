@@ -25,6 +25,7 @@ EXPORTED = {
     "Call",
     "Chat",
     "IrouterError",
+    "LocalModelError",
     "Image",
     "LedgerEntry",
     "MissingAPIKeyError",
@@ -49,6 +50,8 @@ EXPORTED = {
     "get_all_models",
     "history_to_markdown",
     "list_models",
+    "register_endpoint",
+    "serve_gguf",
     "models",
 }
 

@@ -13,6 +13,7 @@ from ._wire import Response
 from .call import AsyncCall, Call
 from .catalog import ModelInfo, get_all_models, list_models, models
 from .chat import AsyncChat, Chat
+from .endpoints import register_endpoint
 from .errors import (
     APIConnectionError,
     APIError,
@@ -25,6 +26,7 @@ from .errors import (
     BudgetExceeded,
     CapabilityError,
     IrouterError,
+    LocalModelError,
     MissingAPIKeyError,
     MultiModelError,
     NotFoundError,
@@ -39,6 +41,15 @@ from .errors import (
 from .tools import Tool, ToolCall, ToolResult, function_schema
 
 __version__ = "1.0.0.dev0"
+
+
+def serve_gguf(path: str, name: str) -> str:
+    """Make a GGUF model file available as ``local/<name>`` (llama.cpp serves it on first use); returns the slug.
+    See `irouter.endpoints`."""
+    from ._local import serve_gguf as serve
+
+    return serve(path, name)
+
 
 __all__ = [
     "PDF",
@@ -60,6 +71,7 @@ __all__ = [
     "Image",
     "IrouterError",
     "LedgerEntry",
+    "LocalModelError",
     "MissingAPIKeyError",
     "ModelInfo",
     "MultiModelError",
@@ -82,4 +94,6 @@ __all__ = [
     "history_to_markdown",
     "list_models",
     "models",
+    "register_endpoint",
+    "serve_gguf",
 ]

@@ -15,9 +15,10 @@ from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_option
 from ._ledger import Meter
 from ._streams import Cancelled, Emit
 from ._structured import is_output_type, parser_for, response_format_for
-from ._transport import Endpoint, is_openrouter
+from ._transport import Endpoint, is_openrouter, resolve_base_url
 from ._wire import Reply, parse_completion
 from .catalog import cached_records, list_models
+from .endpoints import json_object_format, route
 from .errors import APIError
 from .tools import AfterTool, BeforeTool, Toolbox
 
@@ -195,7 +196,10 @@ class ModelClient:
     ) -> None:
         self._models = check_models(model)
         self._plan(defaults)  # raises now, not at the first call, for a bad default
-        self._endpoint = Endpoint(base_url, api_key)
+        self._base_url = resolve_base_url(base_url)
+        self._routes = {m: route(m, None) for m in self._models}
+        main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
+        self._endpoint: Any = Endpoint(self._base_url, api_key) if main else None
         self.defaults: dict[str, Any] = defaults
         """Options used by every request (``temperature``, ``provider``, ``tools``...); per-call arguments win."""
 
@@ -206,7 +210,13 @@ class ModelClient:
 
     @property
     def base_url(self) -> str:
-        return self._endpoint.base_url
+        """The default endpoint's base URL (models of registered endpoints and ``local/`` ones go elsewhere)."""
+        return self._base_url
+
+    def _ep(self, model: str) -> Any:
+        """The endpoint serving ``model``."""
+        found = self._routes.get(model)
+        return found.endpoint if found is not None else self._endpoint
 
     def _plan(self, kwargs: Mapping[str, Any]) -> Plan:
         check_options(kwargs)
@@ -240,7 +250,8 @@ class ModelClient:
         """Before any request: are the models in the catalog, and can they take tools, structured output and the
         attachments sent? Uses OpenRouter's catalog (fetched once a day), or any endpoint's catalog already at
         hand; a catalog that cannot be fetched means no check."""
-        if plan.check is False:
+        models = [m for m in self._models if self._routes.get(m) is None]
+        if plan.check is False or not models:
             return
         records = cached_records(self.base_url)
         if records is None and (plan.check or is_openrouter(self.base_url)):
@@ -255,11 +266,17 @@ class ModelClient:
         tools = bool(toolbox and any(s.get("type") == "function" for s in toolbox.schemas))
         response_format = plan.body.get("response_format")
         structured = isinstance(response_format, dict) and response_format.get("type") == "json_schema"
-        check_capabilities(records, self._models, needs(content, tools, structured))
+        check_capabilities(records, models, needs(content, tools, structured))
 
     # ------------------------------------------------------------------------------------------ one model's turn
     def _engine(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> Engine:
-        return chat_turn(model, history, user, plan.spec(model))
+        spec = plan.spec(model)
+        found = self._routes.get(model)
+        if found is not None:
+            spec.wire_model = found.wire_model
+            if not found.json_schema and "response_format" in spec.options:
+                spec.options = {**spec.options, "response_format": json_object_format(spec.options["response_format"])}
+        return chat_turn(model, history, user, spec)
 
     def _recorder(self, model: str) -> Recorder:
         """Where a request's accounts go; `Chat` keeps them, `Call` (stateless) lets them go."""
@@ -272,7 +289,7 @@ class ModelClient:
             clock = recorder.start()
 
             def attempt() -> Reply:
-                raw = self._endpoint.post(
+                raw = self._ep(model).post(
                     CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
                 )
                 return parse_completion(raw, model=model)
@@ -290,7 +307,7 @@ class ModelClient:
             clock = recorder.start()
 
             async def attempt() -> Reply:
-                raw = await self._endpoint.apost(
+                raw = await self._ep(model).apost(
                     CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
                 )
                 return parse_completion(raw, model=model)
@@ -325,7 +342,7 @@ class ModelClient:
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
             body = streaming_body(action.body)
             return retry.stream(
-                lambda: self._endpoint.stream(
+                lambda: self._ep(model).stream(
                     CHAT_PATH, body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout, cancel=cancel
                 ),
                 plan.max_retries,
@@ -352,7 +369,7 @@ class ModelClient:
         def open_stream(action: Send) -> AsyncIterator[dict[str, Any]]:
             body = streaming_body(action.body)
             return retry.astream(
-                lambda: self._endpoint.astream(
+                lambda: self._ep(model).astream(
                     CHAT_PATH, body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
                 ),
                 plan.max_retries,

@@ -69,6 +69,8 @@ class TurnSpec:
     toolbox: Toolbox | None = None
     max_steps: int = 100
     output: Callable[[str], Any] | None = None
+    wire_model: str | None = None
+    """The model name the server knows (``llama3.2`` for ``ollama/llama3.2``); the slug when ``None``."""
     """Turns the final text into the return value (structured output); may raise to fail the turn."""
 
 
@@ -83,7 +85,7 @@ def chat_turn(model: str, history: Sequence[dict[str, Any]], user: dict[str, Any
     step = 0
     while True:
         try:
-            reply = yield Send(build_body(model, [*history, *new], options), step + 1)
+            reply = yield Send(build_body(spec.wire_model or model, [*history, *new], options), step + 1)
         except BudgetExceeded as exc:
             exc.messages = list(new)  # what the turn had, for the caller to see; history stays as it was
             raise
@@ -95,7 +97,9 @@ def chat_turn(model: str, history: Sequence[dict[str, Any]], user: dict[str, Any
         new.extend((yield RunTools([describe_call(c, model, step) for c in reply.tool_calls])))
         if step >= spec.max_steps:
             new.append({"role": "user", "content": FINAL_PROMPT})
-            reply = yield Send(build_body(model, [*history, *new], {**options, "tool_choice": "none"}), step + 1)
+            reply = yield Send(
+                build_body(spec.wire_model or model, [*history, *new], {**options, "tool_choice": "none"}), step + 1
+            )
             reply.message.pop("tool_calls", None)  # answered without tools: no call may stay unanswered
             replies.append(reply)
             new.append(reply.message)

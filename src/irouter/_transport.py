@@ -98,19 +98,40 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 class Endpoint:
-    """A base URL and the key for it. The key is kept private: it appears in no repr, log or error."""
+    """A base URL and the key for it. The key is kept private: it appears in no repr, log or error.
 
-    __slots__ = ("__api_key", "base_url")
+    Args:
+        base_url: where requests go (default: ``OPENROUTER_BASE_URL``, else OpenRouter).
+        api_key: the key; by default read from the environment variable ``api_key_env``.
+        api_key_env: the variable holding the key (``OPENROUTER_API_KEY``); ``None`` for none.
+        headers: headers sent with every request.
+        attribution: send OpenRouter's app-attribution headers (``HTTP-Referer``, ``X-Title``). Only for
+            OpenRouter (and stand-ins for it): other hosts get nothing they did not ask for.
+        require_key: raise `MissingAPIKeyError` for OpenRouter without a key (``False`` for ``GET /models``).
+    """
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None) -> None:
+    __slots__ = ("__api_key", "attribution", "base_url", "extra_headers")
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        api_key_env: str | None = "OPENROUTER_API_KEY",
+        headers: Mapping[str, str] | None = None,
+        attribution: bool = True,
+        require_key: bool = True,
+    ) -> None:
         self.base_url = resolve_base_url(base_url)
-        key = api_key if api_key is not None else os.environ.get("OPENROUTER_API_KEY")
+        key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
         if key is not None and not isinstance(key, str):
             raise TypeError(f"api_key must be a string, got {type(key).__name__}")
         key = (key or "").strip() or None
-        if key is None and is_openrouter(self.base_url):
+        if key is None and require_key and is_openrouter(self.base_url):
             raise MissingAPIKeyError()
         self.__api_key = key
+        self.extra_headers = dict(headers or {})
+        self.attribution = attribution
 
     def __repr__(self) -> str:
         return f"Endpoint(base_url={self.base_url!r}, api_key={'set' if self.__api_key else 'not set'})"
@@ -120,12 +141,10 @@ class Endpoint:
         return self.__api_key is not None
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-            **ATTRIBUTION_HEADERS,
-        }
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
+        if self.attribution:
+            headers.update(ATTRIBUTION_HEADERS)
+        headers.update(self.extra_headers)
         if self.__api_key:
             headers["Authorization"] = f"Bearer {self.__api_key}"
         if extra:

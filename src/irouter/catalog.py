@@ -181,7 +181,7 @@ def list_models(
         cached = cached_records(url, max_age)
         if cached is not None:
             return cached
-    body = Endpoint(url, api_key="").get("models", timeout=timeout)
+    body = Endpoint(url, api_key_env=None, require_key=False).get("models", timeout=timeout)
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise APIResponseError("GET /models did not return a 'data' list", body=str(body)[:500])

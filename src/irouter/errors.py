@@ -10,6 +10,7 @@ The tree::
     ├── BudgetExceeded              the chat's max_cost or max_total_tokens is used up; nothing was sent
     ├── UnknownModelError           the catalog has no such model (also a ValueError); suggests close slugs
     ├── CapabilityError             the model cannot take what was sent (tools, images...) (also a ValueError)
+    ├── LocalModelError             a local/ model cannot run: the extra is missing, or llama.cpp failed
     └── APIError                    anything the server (or the way to it) did wrong
         ├── APIConnectionError      could not reach the server / connection dropped
         │   └── APITimeoutError     the server took longer than `timeout`
@@ -46,6 +47,7 @@ __all__ = [
     "BudgetExceeded",
     "CapabilityError",
     "IrouterError",
+    "LocalModelError",
     "MissingAPIKeyError",
     "MultiModelError",
     "NotFoundError",
@@ -108,6 +110,11 @@ class CapabilityError(IrouterError, ValueError):
     def __init__(self, message: str, *, model: str, capability: str) -> None:
         super().__init__(message)
         self.model, self.capability = model, capability
+
+
+class LocalModelError(IrouterError):
+    """A ``local/`` model cannot run: the ``local`` extra is not installed (the message gives the command), the
+    name is unknown, or llama.cpp's server failed to start (the message shows the end of its log)."""
 
 
 class StructuredOutputError(IrouterError, ValueError):

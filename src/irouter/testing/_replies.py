@@ -160,6 +160,8 @@ def echo(request: dict[str, Any]) -> Text:
     if response_format.get("type") == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {}
         return Text(json.dumps(example(schema)))
+    if response_format.get("type") == "json_object" and isinstance(response_format.get("schema"), dict):
+        return Text(json.dumps(example(response_format["schema"])))  # llama.cpp's form
     said = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), None)
     if said is None:
         return Text("Hello from the OpenRouter double.")

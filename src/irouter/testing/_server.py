@@ -69,6 +69,7 @@ class OpenRouterDouble:
     Args:
         api_key: the only key accepted (401 ``User not found.`` otherwise; 401 ``No auth credentials found``
             without one). ``None`` accepts any bearer key.
+        require_auth: ``False`` accepts requests without any key, like a local server.
         latency: seconds every completion takes unless its reply says otherwise.
         keepalive_interval: seconds between keep-alive bytes while a completion is delayed.
         usage_style: the final usage chunk of streams: ``"repeat-finish"`` (2026), ``"empty-choices"`` or
@@ -83,6 +84,7 @@ class OpenRouterDouble:
         self,
         *,
         api_key: str | None = DEFAULT_KEY,
+        require_auth: bool = True,
         latency: float = 0.0,
         keepalive_interval: float = 0.05,
         usage_style: str = "repeat-finish",
@@ -95,6 +97,7 @@ class OpenRouterDouble:
         if usage_style not in ("repeat-finish", "empty-choices", "null-finish"):
             raise ValueError(f"unknown usage_style {usage_style!r}")
         self._key = api_key
+        self.require_auth = require_auth
         self.latency = latency
         self.keepalive_interval = keepalive_interval
         self.usage_style = usage_style
@@ -336,6 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorized(self, request: Request) -> bool:
         auth = request.headers.get("authorization", "")
+        if not auth and not self.double.require_auth:
+            return True
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             self._error(401, "No auth credentials found")
             return False
