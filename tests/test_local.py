@@ -108,3 +108,16 @@ def test_fan_out_mixing_local_and_the_double() -> None:
 def test_unknown_local_model() -> None:
     with pytest.raises(irouter.LocalModelError, match="local/smollm2"):
         Chat("local/tiny")
+
+
+def test_the_main_job_runs_offline_without_a_key() -> None:
+    """The README's one command, on a machine with no key: answered by the embedded local model."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENROUTER_API_KEY", "OPENROUTER_BASE_URL")}
+    out = subprocess.run(
+        [sys.executable, "-m", "irouter", "Who created you?"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
