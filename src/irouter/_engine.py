@@ -124,28 +124,37 @@ def merge_options(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     return merged
 
 
-def fan_out(models: Sequence[str], work: Callable[[str], T], cancel: threading.Event | None = None) -> dict[str, T]:
+def fan_out(
+    models: Sequence[str],
+    work: Callable[[str], T],
+    cancel: threading.Event | None = None,
+    on_done: Callable[[str], None] | None = None,
+) -> dict[str, T]:
     """Run ``work(model)`` for every model at once (one thread each) and collect ``{model: result}``.
 
     One model runs in the calling thread and its exception propagates as is. With several, every model's request
     is in flight at the same time whatever the core count; if any fail, `MultiModelError` carries both the
     results that arrived and the errors. If waiting is interrupted (Ctrl-C), ``cancel`` is set (so workers still
-    running commit nothing) and the interruption propagates at once.
+    running commit nothing) and the interruption propagates at once. ``on_done(model)`` is called in the calling
+    thread as each model finishes.
     """
     if len(models) == 1:
         return {models[0]: work(models[0])}
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     results: dict[str, T] = {}
     errors: dict[str, BaseException] = {}
     pool = ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="irouter")
     try:
-        futures = {model: pool.submit(work, model) for model in models}
-        for model, future in futures.items():
+        futures = {pool.submit(work, model): model for model in models}
+        for future in as_completed(futures):
+            model = futures[future]
             try:
                 results[model] = future.result()
             except Exception as exc:
                 errors[model] = exc
+            if on_done is not None:
+                on_done(model)
     except BaseException:
         if cancel is not None:
             cancel.set()
@@ -153,5 +162,5 @@ def fan_out(models: Sequence[str], work: Callable[[str], T], cancel: threading.E
         raise
     pool.shutdown(wait=False)
     if errors:
-        raise MultiModelError(results, errors)
-    return results
+        raise MultiModelError({m: results[m] for m in models if m in results}, errors)
+    return {m: results[m] for m in models}

@@ -34,9 +34,11 @@ class _Outcome:
         self.errors: dict[str, BaseException] = {}
         self.parts: dict[str, list[str]] = {m: [] for m in models}
         self.active = len(models)
+        self.finished: list[str] = []
 
     def record(self, model: str, kind: object, payload: Any) -> None:
         self.active -= 1
+        self.finished.append(model)
         if kind is _DONE:
             self.values[model] = payload
         else:
@@ -114,6 +116,11 @@ class Stream:
         """The text streamed so far: a string, or ``{slug: text}`` for several models."""
         return self._outcome.shape({m: "".join(p) for m, p in self._outcome.parts.items()})
 
+    @property
+    def finished(self) -> list[str]:
+        """The models whose turns have ended (answered or failed), in the order they did."""
+        return list(self._outcome.finished)
+
     def close(self) -> None:
         """Stop: turns still running are cancelled (connections closed, histories left as they were)."""
         self._cancel.set()
@@ -175,6 +182,7 @@ class AsyncStream:
 
     result = Stream.result
     text = Stream.text
+    finished = Stream.finished
 
     async def aclose(self) -> None:
         """Stop: turns still running are cancelled (connections closed, histories left as they were)."""

@@ -13,6 +13,7 @@ from typing import Any, Literal, overload
 
 from ._client import ModelClient, Plan
 from ._content import to_content
+from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
 from ._engine import TurnResult, fan_out
 from ._ledger import LedgerEntry, Meter, check_limit
@@ -276,6 +277,24 @@ class _Conversation(ModelClient):
         twin._async_locks = {}
         return twin
 
+    # ------------------------------------------------------------------------------------------ notebooks
+    def _summary(self) -> str:
+        costs = [self._meter.cost(m) for m in self._models]
+        known = [c for c in costs if c is not None]
+        return summary(self._models, self.turns, self._meter.tokens(), sum(known) if known or not costs else None)
+
+    def _repr_markdown_(self) -> str | None:
+        """A one-model chat in a notebook: a summary line, then the conversation (tool steps marked)."""
+        if len(self._models) > 1:
+            return None  # shown side by side by _repr_html_
+        return f"*{self._summary()}*\n\n" + conversation_markdown(self._history[self._models[0]])
+
+    def _repr_html_(self) -> str | None:
+        """A several-model chat in a notebook: the answers side by side, tool steps folded."""
+        if len(self._models) == 1:
+            return None
+        return side_by_side_html(self._history, self._summary())
+
     def __repr__(self) -> str:
         tokens = self._meter.tokens()
         models = repr(self._models[0]) if len(self._models) == 1 else repr(self._models)
@@ -341,7 +360,8 @@ class Chat(_Conversation):
                 history = self._history[model]
                 return self._commit(model, history, self._run(model, history, dict(user), plan), cancel)
 
-        return self._shape(fan_out(self._models, turn, cancel))
+        progress = Progress(self._models) if len(self._models) > 1 and in_notebook() else None
+        return self._shape(fan_out(self._models, turn, cancel, progress.finished if progress else None))
 
     def _streamed(self, model: str, user: dict[str, Any], plan: Plan, cancel: threading.Event, emit: Emit) -> Any:
         with self._turn_locks[model]:

@@ -1,0 +1,462 @@
+"""The ``irouter`` command: ask one or several models, chat interactively, browse the model catalog.
+
+A thin layer over the library: it parses, calls `Chat` and the catalog, prints, and turns irouter's errors into
+one line on stderr and an exit code (`EXIT_CODES`). ``import irouter`` never imports this module.
+
+    irouter "prompt" [-m MODEL ...] [-s SYSTEM] [-a FILE_OR_URL ...]    stream an answer (stdin is appended)
+    irouter chat [-m MODEL ...]                                         an interactive conversation
+    irouter models [--free] [--search TEXT] [--modality M] [--tools] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import errors
+from .chat import Chat
+
+DEFAULT_MODEL = "openai/gpt-4o-mini"
+LOCAL_MODEL = "local/smollm2"
+
+OK, FAILED, USAGE, AUTH, BUDGET, NETWORK, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+EXIT_CODES = {
+    "usage": USAGE,  # bad arguments: unknown option, empty prompt, missing file
+    "auth": AUTH,  # no key, a wrong key, not allowed
+    "budget": BUDGET,  # out of credits, or the chat's budget is used up
+    "network": NETWORK,  # could not reach the server, timed out
+    "other": FAILED,  # any other error the server or irouter reported
+}
+
+
+def exit_code(exc: BaseException) -> int:
+    if isinstance(exc, (errors.MissingAPIKeyError, errors.AuthenticationError, errors.PermissionDeniedError)):
+        return AUTH
+    if isinstance(exc, (errors.BudgetExceeded, errors.PaymentRequiredError)):
+        return BUDGET
+    if isinstance(exc, errors.APIConnectionError):
+        return NETWORK
+    if isinstance(exc, errors.MultiModelError):
+        return max((exit_code(e) for e in exc.errors.values()), default=FAILED)
+    if isinstance(exc, (TypeError, ValueError, FileNotFoundError)) and not isinstance(exc, errors.APIError):
+        return USAGE
+    return FAILED
+
+
+def fail(exc: BaseException) -> int:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    print(f"irouter: error: {message}", file=sys.stderr)
+    return exit_code(exc)
+
+
+# --------------------------------------------------------------------------------------------- configuration
+
+
+def config() -> dict[str, Any]:
+    """``$IROUTER_CONFIG`` or ``~/.config/irouter/config.json``: ``{"model": ..., "system": ...}``."""
+    path = Path(
+        os.environ.get("IROUTER_CONFIG")
+        or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "irouter" / "config.json"
+    )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def default_models(chosen: list[str] | None, base_url: str | None) -> list[str]:
+    """``-m`` models, else ``$IROUTER_MODEL``, else the config file's, else OpenRouter's default with a key (or a
+    ``--base-url``), else the offline local model."""
+    if chosen:
+        return chosen
+    configured = os.environ.get("IROUTER_MODEL") or config().get("model")
+    if configured:
+        return [str(configured)]
+    return [DEFAULT_MODEL if os.environ.get("OPENROUTER_API_KEY") or base_url else LOCAL_MODEL]
+
+
+def load_env() -> None:
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        return
+    load_dotenv()
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """``-o temperature=0.2 -o stop='["\\n"]'``: values are JSON when they parse as JSON, text otherwise."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"-o takes key=value, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--model", action="append", help="model slug; repeat for several models at once")
+    parser.add_argument("-s", "--system", help="system prompt")
+    parser.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="request option, e.g. -o temperature=0.2 (values are JSON when they parse)",
+    )
+    parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OpenRouter)")
+    parser.add_argument("--max-cost", type=float, help="stop before spending more than this many dollars")
+    parser.add_argument("--no-stats", action="store_true", help="no tokens/cost line after each answer")
+
+
+def make_chat(args: argparse.Namespace) -> Chat:
+    models = default_models(args.model, args.base_url)
+    system = args.system if args.system is not None else config().get("system", "You are a helpful assistant.")
+    return Chat(
+        models if len(models) > 1 else models[0],
+        system=system,
+        base_url=args.base_url,
+        max_cost=args.max_cost,
+        **parse_options(args.option),
+    )
+
+
+# --------------------------------------------------------------------------------------------- output
+
+
+class Printer:
+    """Writes answers: live Markdown on a terminal (when ``rich`` is installed), plain text when piped."""
+
+    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, stats: bool = True) -> None:
+        self.out, self.err, self.stats = out, err, stats
+        self.rich = out.isatty() and not os.environ.get("NO_COLOR") and _has_rich()
+
+    def stream(self, chat: Chat, message: Any, **options: Any) -> Any:
+        """Stream one turn to the screen. Several models are shown one after another, each labelled and live as
+        soon as its turn comes (all of them generate at once meanwhile)."""
+        start = time.monotonic()
+        models = chat.models
+        shown = _Shown(models)
+        first: float | None = None
+        with chat(message, stream=True, **options) as stream:
+            for item in stream:
+                model, piece = (models[0], item) if len(models) == 1 else item
+                first = first if first is not None else time.monotonic() - start
+                shown.texts[model].append(piece)
+                self._flush(shown, stream.finished)
+            self._flush(shown, models)
+            result = stream.result
+        self._stats(chat, first)
+        return result
+
+    def _flush(self, shown: _Shown, finished: list[str]) -> None:
+        """Write what can be written now: earlier models in full, the first unfinished one live."""
+        for model in shown.models:
+            if model not in shown.written:
+                if len(shown.models) > 1:
+                    self.out.write(f"{chr(10) if shown.written else ''}## {model}\n\n")
+                shown.written[model] = 0
+            pieces = shown.texts[model]
+            self.out.write("".join(pieces[shown.written[model] :]))
+            shown.written[model] = len(pieces)
+            if model not in finished:
+                break
+            if model not in shown.ended:
+                self.out.write("\n")
+                shown.ended.add(model)
+        self.out.flush()
+
+    def markdown(self, text: str) -> None:
+        if self.rich:
+            from rich.console import Console
+            from rich.markdown import Markdown
+
+            Console(file=self.out).print(Markdown(text))
+        else:
+            self.out.write(text + "\n")
+
+    def _stats(self, chat: Chat, ttft: float | None) -> None:
+        if not self.stats:
+            return
+        usage = (
+            chat.usage
+            if len(chat.models) == 1
+            else {
+                k: sum(u[k] for u in chat.usage.values())
+                for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            }
+        )
+        costs = [c for c in ([chat.cost] if len(chat.models) == 1 else list(chat.cost.values())) if c is not None]
+        parts = [f"{usage['prompt_tokens']} in / {usage['completion_tokens']} out tokens"]
+        parts.append(f"${sum(costs):.6f}" if costs else "cost unknown")
+        if ttft is not None:
+            parts.append(f"first text after {ttft:.2f} s")
+        print(f"[{', '.join(parts)}]", file=self.err)
+
+
+class _Shown:
+    """What has been streamed to the screen so far, per model."""
+
+    def __init__(self, models: list[str]) -> None:
+        self.models = models
+        self.texts: dict[str, list[str]] = {m: [] for m in models}
+        self.written: dict[str, int] = {}
+        self.ended: set[str] = set()
+
+
+def _has_rich() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+
+def prompt_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="irouter", description="Ask one or several models; the answer streams.")
+    parser.add_argument("prompt", nargs="*", help="the message (stdin, when piped, is added after it)")
+    parser.add_argument("-a", "--attach", action="append", default=[], help="a file path or URL to attach")
+    parser.add_argument("--json", action="store_true", help="print the answer, usage and cost as JSON")
+    parser.add_argument("--no-stream", action="store_true", help="print the answer when it is complete")
+    common(parser)
+    args = parser.parse_args(argv)
+    load_env()
+    text = " ".join(args.prompt)
+    if not sys.stdin.isatty():
+        piped = sys.stdin.read()
+        text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
+    if not text.strip() and not args.attach:
+        parser.error("give a prompt (or pipe text into irouter)")
+    message: Any = [text, *args.attach] if args.attach else text
+    try:
+        chat = make_chat(args)
+        if args.json:
+            answer = chat(message)
+            print(json.dumps(_report(chat, answer), indent=1, ensure_ascii=False, default=str))
+        elif args.no_stream:
+            answer = chat(message)
+            printer = Printer(stats=not args.no_stats)
+            printer.markdown(
+                answer if isinstance(answer, str) else "\n\n".join(f"## {m}\n\n{a}" for m, a in answer.items())
+            )
+            printer._stats(chat, None)
+        else:
+            Printer(stats=not args.no_stats).stream(chat, message)
+    except KeyboardInterrupt:
+        print("\nirouter: stopped", file=sys.stderr)
+        return INTERRUPTED
+    except (errors.IrouterError, TypeError, ValueError, FileNotFoundError) as exc:
+        return fail(exc)
+    return OK
+
+
+def _report(chat: Chat, answer: Any) -> dict[str, Any]:
+    if len(chat.models) == 1:
+        return {"model": chat.models[0], "answer": answer, "usage": chat.usage, "cost": chat.cost}
+    return {m: {"answer": answer[m], "usage": chat.usage[m], "cost": chat.cost[m]} for m in chat.models}
+
+
+def models_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="irouter models", description="The model catalog (no key needed).")
+    parser.add_argument("--free", action="store_true", help="free models only")
+    parser.add_argument("--search", help="words that must appear in the id, name or description")
+    parser.add_argument("--modality", choices=["image", "audio", "file", "video"], help="an input it must take")
+    parser.add_argument("--tools", action="store_true", help="models that take tools")
+    parser.add_argument("--json", action="store_true", help="JSON records instead of a table")
+    parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OpenRouter)")
+    args = parser.parse_args(argv)
+    load_env()
+    from .catalog import models
+
+    try:
+        found = models(
+            args.search,
+            free=True if args.free else None,
+            modality=args.modality,
+            tools=True if args.tools else None,
+            base_url=args.base_url,
+        )
+    except (errors.IrouterError, ValueError) as exc:
+        return fail(exc)
+    if args.json:
+        rows = [
+            {
+                "id": m.id,
+                "name": m.name,
+                "context_length": m.context_length,
+                "input_modalities": list(m.input_modalities),
+                "prompt_per_million": m.prompt_price_per_million,
+                "completion_per_million": m.completion_price_per_million,
+                "tools": m.supports_tools,
+                "free": m.is_free,
+            }
+            for m in found
+        ]
+        print(json.dumps(rows, indent=1))
+        return OK
+    table = [("model", "context", "$/M in", "$/M out", "inputs")]
+    for m in found:
+        table.append(
+            (
+                m.id,
+                f"{m.context_length:,}" if m.context_length else "?",
+                _money(m.prompt_price_per_million),
+                _money(m.completion_price_per_million),
+                ",".join(m.input_modalities),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print(f"{len(found)} models", file=sys.stderr)
+    return OK
+
+
+def _money(value: float | None) -> str:
+    return "?" if value is None else ("free" if value == 0 else f"{value:g}")
+
+
+HELP = """commands:
+  /reset           start over (history back to the system prompt)
+  /save PATH       save the conversation          /load PATH   load one
+  /cost            tokens and dollars so far      /models      the models in use
+  /model SLUG      switch to this model           /add SLUG    add a model
+  /system TEXT     set the system prompt          /exit        quit (or Ctrl-D)
+Ctrl-C stops an answer; the conversation stays as it was before it."""
+
+
+def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="irouter chat", description="An interactive conversation.")
+    common(parser)
+    args = parser.parse_args(argv)
+    load_env()
+    try:
+        chat = make_chat(args)
+    except (errors.IrouterError, TypeError, ValueError) as exc:
+        return fail(exc)
+    _readline()
+    printer = Printer(stats=not args.no_stats)
+    print(f"Chatting with {', '.join(chat.models)}. /help for commands, Ctrl-D to quit.", file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return OK
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            continue
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("/"):
+            try:
+                chat, done = command(chat, line, printer)
+            except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
+                fail(exc)
+                continue
+            if done:
+                return OK
+            continue
+        try:
+            printer.stream(chat, line)
+        except KeyboardInterrupt:
+            print("\n(stopped; the conversation is as it was before this message)", file=sys.stderr)
+        except (errors.IrouterError, TypeError, ValueError, FileNotFoundError) as exc:
+            fail(exc)
+
+
+def command(chat: Chat, line: str, printer: Printer) -> tuple[Chat, bool]:
+    """Run one ``/command``; returns the (possibly new) chat and whether to quit."""
+    name, _, rest = line.partition(" ")
+    rest = rest.strip()
+    if name in ("/exit", "/quit"):
+        return chat, True
+    if name == "/help":
+        print(HELP, file=sys.stderr)
+    elif name == "/reset":
+        chat.reset_history()
+        print("(history cleared)", file=sys.stderr)
+    elif name == "/save":
+        print(f"(saved to {chat.save(rest or 'chat.json')})", file=sys.stderr)
+    elif name == "/load":
+        loaded: Chat = Chat.load(rest or "chat.json")
+        chat = loaded
+        print(f"(loaded: {', '.join(chat.models)}, {chat.turns} turns)", file=sys.stderr)
+    elif name == "/cost":
+        printer_stats = Printer(out=printer.out, err=printer.err, stats=True)
+        printer_stats._stats(chat, None)
+    elif name == "/models":
+        print(", ".join(chat.models), file=sys.stderr)
+    elif name in ("/model", "/add"):
+        if not rest:
+            raise ValueError(f"{name} needs a model slug")
+        chat = _with_models(chat, [rest] if name == "/model" else [*chat.models, rest])
+        print(f"(now: {', '.join(chat.models)})", file=sys.stderr)
+    elif name == "/system":
+        chat.system = rest or None
+        chat.reset_history()
+        print("(system prompt set; history restarted)", file=sys.stderr)
+    else:
+        raise ValueError(f"unknown command {name}; /help lists them")
+    return chat, False
+
+
+def _with_models(chat: Chat, models: list[str]) -> Chat:
+    """A chat on ``models`` that keeps the conversation: models already there keep theirs, new ones get the first
+    model's history."""
+    first = chat.history if len(chat.models) == 1 else chat.history[chat.models[0]]
+    old = dict.fromkeys(chat.models, chat.history) if len(chat.models) == 1 else dict(chat.history)
+    data = chat.to_dict()
+    data["models"] = models
+    data["history"] = {m: old.get(m, first) for m in models}
+    data["ledger"] = []
+    changed: Chat = Chat.from_dict(data, **_unsaved(chat))
+    return changed
+
+
+def _unsaved(chat: Chat) -> dict[str, Any]:
+    return {k: v for k, v in chat.defaults.items() if k in chat.to_dict()["unsaved_options"]}
+
+
+def _readline() -> None:
+    """Line editing and a persistent input history, where the platform has readline."""
+    try:
+        import readline
+    except ImportError:
+        return
+    path = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "irouter" / "history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            readline.read_history_file(path)
+        import atexit
+
+        atexit.register(readline.write_history_file, path)
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["chat"]:
+        return chat_command(argv[1:])
+    if argv[:1] == ["models"]:
+        return models_command(argv[1:])
+    return prompt_command(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
