@@ -20,6 +20,7 @@ from irouter.testing import OpenRouterDouble
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+SHELL = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 
 
 def test_every_doc_has_examples() -> None:
@@ -52,3 +53,35 @@ def test_examples_run(path: Path, router: OpenRouterDouble, monkeypatch: pytest.
         exec(code, module.__dict__)
     if path.name == "README.md":  # its examples rely on the environment, so they must have reached the double
         assert len(router.chat_requests) >= 8
+
+
+def shell_examples() -> list[object]:
+    """Every ``irouter`` / ``python -m irouter`` command line in the docs' bash blocks."""
+    found = []
+    for path in DOCS:
+        for block in SHELL.findall(path.read_text()):
+            for line in block.splitlines():
+                command = re.sub(r"\s+#.*$", "", line).strip()
+                if re.match(r"^(irouter|python -m irouter)(\s|$)", command) or "| irouter" in command:
+                    if " chat" in command:  # interactive: driven through a terminal in tests/test_cli.py
+                        continue
+                    found.append(pytest.param(command, id=f"{path.name}: {command[:50]}"))
+    return found
+
+
+@pytest.mark.parametrize("command", shell_examples())
+def test_command_examples_run(command: str, router: OpenRouterDouble, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "OPENROUTER_BASE_URL": router.base_url,
+        "OPENROUTER_API_KEY": router.api_key,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "IROUTER_CONFIG": str(tmp_path / "none.json"),
+    }
+    out = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
