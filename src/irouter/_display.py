@@ -6,7 +6,6 @@ only inside a Jupyter kernel.
 
 from __future__ import annotations
 
-import html
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +43,8 @@ def conversation_markdown(history: list[dict[str, Any]]) -> str:
 
 def side_by_side_html(histories: dict[str, list[dict[str, Any]]], title: str) -> str:
     """Several models' conversations as one table: a row per user message, a column per model; tool steps folded."""
+    import html
+
     models = list(histories)
     turns: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
     for model, history in histories.items():
@@ -66,6 +67,8 @@ def side_by_side_html(histories: dict[str, list[dict[str, Any]]], title: str) ->
 
 
 def _answer_html(messages: list[dict[str, Any]]) -> str:
+    import html
+
     steps = []
     for message in messages[:-1]:
         if message.get("role") == "tool":

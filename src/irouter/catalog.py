@@ -6,8 +6,6 @@ The catalog is cached in memory and on disk (one file per base URL in the user c
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import json
 import os
 import sys
@@ -121,6 +119,8 @@ def cache_dir() -> Path:
 
 
 def _cache_file(base_url: str) -> Path:
+    import hashlib
+
     return cache_dir() / f"models-{hashlib.sha256(base_url.encode()).hexdigest()[:16]}.json"
 
 
@@ -271,6 +271,8 @@ def find(records: Iterable[dict[str, Any]], slug: str) -> ModelInfo | None:
 
 def closest(records: Iterable[dict[str, Any]], slug: str, n: int = 3) -> list[str]:
     """The catalog slugs that look most like ``slug`` (for "did you mean")."""
+    import difflib
+
     ids = [r["id"] for r in records]
     tail = {i.split("/", 1)[-1]: i for i in ids}
     matches = difflib.get_close_matches(slug, ids, n=n, cutoff=0.5)
