@@ -83,11 +83,12 @@ def default_models(chosen: list[str] | None, base_url: str | None) -> list[str]:
 
 
 def load_env() -> None:
+    """The ``.env`` of the current directory (or a parent), where python-dotenv is installed."""
     try:
-        from dotenv import load_dotenv
+        from dotenv import find_dotenv, load_dotenv
     except ImportError:
         return
-    load_dotenv()
+    load_dotenv(find_dotenv(usecwd=True))  # without usecwd it searches from this file's folder, not the user's
 
 
 def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
@@ -189,17 +190,12 @@ class Printer:
     def _stats(self, chat: Chat, ttft: float | None) -> None:
         if not self.stats:
             return
-        usage = (
-            chat.usage
-            if len(chat.models) == 1
-            else {
-                k: sum(u[k] for u in chat.usage.values())
-                for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-            }
-        )
-        costs = [c for c in ([chat.cost] if len(chat.models) == 1 else list(chat.cost.values())) if c is not None]
-        parts = [f"{usage['prompt_tokens']} in / {usage['completion_tokens']} out tokens"]
-        parts.append(f"${sum(costs):.6f}" if costs else "cost unknown")
+        entries = chat.ledger  # every request so far, also to models since dropped with /model
+        costs = [e.cost for e in entries if e.cost is not None]
+        parts = [
+            f"{sum(e.prompt_tokens for e in entries)} in / {sum(e.completion_tokens for e in entries)} out tokens",
+            f"${sum(costs):.6f}" if costs or not entries else "cost unknown",
+        ]
         if ttft is not None:
             parts.append(f"first text after {ttft:.2f} s")
         print(f"[{', '.join(parts)}]", file=self.err)
@@ -239,7 +235,10 @@ def prompt_command(argv: list[str]) -> int:
         text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
     if not text.strip() and not args.attach:
         parser.error("give a prompt (or pipe text into irouter)")
-    message: Any = [text, *args.attach] if args.attach else text
+    # An attachment that is not a URL is a file that must exist and be of a kind irouter knows: as a Path it is never
+    # mistaken for text (a plain string naming a missing or unknown file would be sent as its own name).
+    attachments = [a if _is_url(a) else Path(a) for a in args.attach]
+    message: Any = [*([text] if text.strip() else []), *attachments] if attachments else text
     try:
         chat = make_chat(args)
         if args.json:
@@ -260,6 +259,10 @@ def prompt_command(argv: list[str]) -> int:
     except (errors.IrouterError, TypeError, ValueError, FileNotFoundError) as exc:
         return fail(exc)
     return OK
+
+
+def _is_url(text: str) -> bool:
+    return text.strip().lower().startswith(("http://", "https://", "data:"))
 
 
 def _report(chat: Chat, answer: Any) -> dict[str, Any]:
@@ -320,7 +323,7 @@ def models_command(argv: list[str]) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(5)]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    print(f"{len(found)} models", file=sys.stderr)
+    print(f"{len(found)} model{'s' if len(found) != 1 else ''}", file=sys.stderr)
     return OK
 
 
@@ -421,8 +424,7 @@ def _with_models(chat: Chat, models: list[str]) -> Chat:
     old = dict.fromkeys(chat.models, chat.history) if len(chat.models) == 1 else dict(chat.history)
     data = chat.to_dict()
     data["models"] = models
-    data["history"] = {m: old.get(m, first) for m in models}
-    data["ledger"] = []
+    data["history"] = {m: old.get(m, first) for m in models}  # the ledger stays: spending counts for max_cost
     changed: Chat = Chat.from_dict(data, **_unsaved(chat))
     return changed
 
