@@ -749,3 +749,20 @@ def test_chat_usage_error_exits_2(router: OpenRouterDouble, env: dict[str, str])
     assert out.returncode == 2
     assert "unrecognized arguments" in out.stderr
     assert router.requests == []
+
+
+def test_markdown_is_rendered_on_a_terminal(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    """On a real terminal (with rich installed) the answer's Markdown is rendered: no ** markers on screen."""
+    router.queue("Routers are **fast** and `simple`.")
+    term = {**env, "TERM": "xterm-256color", "COLUMNS": "80"}
+    term.pop("NO_COLOR", None)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "irouter", "Tell me", "--no-stats"], env=term, encoding="utf-8", timeout=20
+    )
+    child.expect(pexpect.EOF)
+    screen = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", child.before)  # drop colour and cursor codes
+    assert "fast" in screen
+    assert "**fast**" not in screen
+    assert "`simple`" not in screen
+    child.close()
+    assert child.exitstatus == 0

@@ -11,6 +11,7 @@ one line on stderr and an exit code (`EXIT_CODES`). ``import irouter`` never imp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -145,38 +146,42 @@ class Printer:
 
     def stream(self, chat: Chat, message: Any, **options: Any) -> Any:
         """Stream one turn to the screen. Several models are shown one after another, each labelled and live as
-        soon as its turn comes (all of them generate at once meanwhile)."""
+        soon as its turn comes (all of them generate at once meanwhile). On a terminal with ``rich`` the Markdown
+        is rendered as it grows; piped, the text is written as it arrives."""
         start = time.monotonic()
         models = chat.models
         shown = _Shown(models)
         first: float | None = None
-        with chat(message, stream=True, **options) as stream:
+        live = self._live()
+        with live, chat(message, stream=True, **options) as stream:
             for item in stream:
                 model, piece = (models[0], item) if len(models) == 1 else item
                 first = first if first is not None else time.monotonic() - start
                 shown.texts[model].append(piece)
-                self._flush(shown, stream.finished)
-            self._flush(shown, models)
+                self._show(shown, stream.finished, live)
+            self._show(shown, models, live)
             result = stream.result
         self._stats(chat, first)
         return result
 
-    def _flush(self, shown: _Shown, finished: list[str]) -> None:
-        """Write what can be written now: earlier models in full, the first unfinished one live."""
-        for model in shown.models:
-            if model not in shown.written:
-                if len(shown.models) > 1:
-                    self.out.write(f"{chr(10) if shown.written else ''}## {model}\n\n")
-                shown.written[model] = 0
-            pieces = shown.texts[model]
-            self.out.write("".join(pieces[shown.written[model] :]))
-            shown.written[model] = len(pieces)
-            if model not in finished:
-                break
-            if model not in shown.ended:
-                self.out.write("\n")
-                shown.ended.add(model)
-        self.out.flush()
+    def _live(self) -> Any:
+        if not self.rich:
+            return contextlib.nullcontext()
+        from rich.console import Console
+        from rich.live import Live
+
+        return Live(console=Console(file=self.out), refresh_per_second=12, vertical_overflow="visible")
+
+    def _show(self, shown: _Shown, finished: list[str], live: Any) -> None:
+        text = _flush(shown, finished)
+        if not self.rich:
+            self.out.write(text)
+            self.out.flush()
+            return
+        from rich.markdown import Markdown
+
+        shown.screen += text
+        live.update(Markdown(shown.screen))
 
     def markdown(self, text: str) -> None:
         if self.rich:
@@ -209,6 +214,26 @@ class _Shown:
         self.texts: dict[str, list[str]] = {m: [] for m in models}
         self.written: dict[str, int] = {}
         self.ended: set[str] = set()
+        self.screen = ""
+
+
+def _flush(shown: _Shown, finished: list[str]) -> str:
+    """The text that can be shown now: earlier models in full, the first unfinished one as far as it got."""
+    out = []
+    for model in shown.models:
+        if model not in shown.written:
+            if len(shown.models) > 1:
+                out.append(f"{chr(10) if shown.written else ''}## {model}\n\n")
+            shown.written[model] = 0
+        pieces = shown.texts[model]
+        out.append("".join(pieces[shown.written[model] :]))
+        shown.written[model] = len(pieces)
+        if model not in finished:
+            break
+        if model not in shown.ended:
+            out.append("\n")
+            shown.ended.add(model)
+    return "".join(out)
 
 
 def _has_rich() -> bool:
