@@ -27,24 +27,7 @@ DEFAULT_SYSTEM = "You are a helpful assistant."
 
 
 class _Conversation(ModelClient):
-    """A conversation that keeps history and token usage, per model (the part `Chat` and `AsyncChat` share).
-
-    >>> chat = Chat("openai/gpt-4o-mini", system="You are terse.")       # doctest: +SKIP
-    >>> chat("Who created you?")                                         # doctest: +SKIP
-    'OpenAI.'
-
-    With a list of slugs every turn goes to all models at once, each with its own history; the return value,
-    ``history`` and ``usage`` become ``{slug: ...}`` dicts.
-
-    Args:
-        model: a model slug (``"openai/gpt-4o-mini"``) or a list of slugs.
-        system: the system prompt that starts every history; ``""`` or ``None`` for none.
-        api_key: the key; defaults to the ``OPENROUTER_API_KEY`` environment variable.
-        base_url: defaults to ``OPENROUTER_BASE_URL``, else ``https://openrouter.ai/api/v1``. Any
-            OpenAI-compatible server works (no key needed for servers other than OpenRouter).
-        **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``,
-            ``extra_body``, ``extra_headers``, ``timeout``...); a turn's own keyword arguments override them.
-    """
+    """What `Chat` and `AsyncChat` share: per-model histories, the accounts, saving, display. See `Chat`."""
 
     def __init__(
         self,
@@ -317,8 +300,11 @@ class Chat(_Conversation):
         api_key: the key; defaults to the ``OPENROUTER_API_KEY`` environment variable.
         base_url: defaults to ``OPENROUTER_BASE_URL``, else ``https://openrouter.ai/api/v1``. Any
             OpenAI-compatible server works (no key needed for servers other than OpenRouter).
-        **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``,
-            ``extra_body``, ``extra_headers``, ``timeout``...); a turn's own keyword arguments override them.
+        max_cost: dollars the chat may spend; requests stop with `BudgetExceeded` once reached.
+        max_total_tokens: tokens the chat may use, likewise.
+        **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``, ``tools``,
+            ``extra_body``, ``extra_headers``, ``timeout``, ``max_retries``...); a turn's own keyword arguments
+            override them.
     """
 
     @overload
