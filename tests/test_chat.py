@@ -352,3 +352,27 @@ def test_bad_options_raise_before_any_request(router: OpenRouterDouble, connect:
     with pytest.raises(ValueError, match="base_url"):
         Chat(M, base_url="ftp://example.org", api_key="k")
     assert router.requests == []
+
+
+def test_one_at_a_time_turns_reuse_one_connection(router: OpenRouterDouble, connect: dict[str, str]) -> None:
+    """Requests spread over several pools only when they overlap: a chat's turns keep one warm connection."""
+    import asyncio
+
+    chat = Chat(M, **connect)
+    for i in range(6):
+        chat(f"turn {i}")
+    assert None not in {r.client for r in router.requests}
+    assert len({r.client for r in router.requests}) == 1
+
+    async def turns() -> None:
+        achat = irouter.AsyncChat(M, **connect)
+        for i in range(4):
+            await achat(f"async turn {i}")
+
+    router.reset()
+    asyncio.run(turns())
+    assert len({r.client for r in router.requests}) == 1
+    # ...while overlapping requests do spread out (8 models at once: several connections)
+    router.reset()
+    Chat([f"m/{i}" for i in range(8)], **connect)("at once")
+    assert len({r.client for r in router.requests}) > 1

@@ -6,7 +6,7 @@ process (it is thread-safe); creating one costs milliseconds (TLS context), so i
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
 import logging
 import os
@@ -40,18 +40,20 @@ ATTRIBUTION_HEADERS = {
 USER_AGENT = "irouter/1.0.0.dev0"
 
 _client_lock = threading.Lock()
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[httpx.AsyncClient]] = (
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[list[httpx.AsyncClient], list[int]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 POOL_SHARDS = 8
 """Connection pools per process (per event loop for async). httpcore's pool matches every waiting request against
-every connection, which costs O(n^2) with n requests in flight; requests spread over several pools keep that
-small (measured: 1,000 async requests at concurrency 64 went from ~250 to well over 700 per second)."""
+every connection, which costs O(n^2) with n requests in flight (encode/httpcore#1035); spreading requests over
+several pools keeps that small (measured: 1,000 async requests at concurrency 64 went from ~250 to ~1,250 per
+second). Each request takes the least busy pool, the first one on a tie, so one-at-a-time traffic (a chat) keeps
+reusing the same warm connection."""
 _sync_clients: list[httpx.Client] = []
+_sync_busy = [0] * POOL_SHARDS
 _tls: Any = None
-_turn = itertools.count()
 
 
 def _settings() -> dict[str, Any]:
@@ -69,30 +71,55 @@ def _settings() -> dict[str, Any]:
     }
 
 
-def http_client() -> httpx.Client:
-    """One of the process-wide pooled clients (created on first use), in turn."""
+def _clients() -> list[httpx.Client]:
     if not _sync_clients:
         with _client_lock:
             if not _sync_clients:
                 import httpx
 
                 _sync_clients.extend(httpx.Client(**_settings()) for _ in range(POOL_SHARDS))
-    return _sync_clients[next(_turn) % POOL_SHARDS]
+    return _sync_clients
 
 
-def async_http_client() -> httpx.AsyncClient:
-    """One of the pooled async clients of the running event loop, in turn (an ``httpx.AsyncClient`` belongs to
-    one loop)."""
+def http_client() -> httpx.Client:
+    """The first pooled client (for one-off requests: catalog, downloads)."""
+    return _clients()[0]
+
+
+@contextlib.contextmanager
+def leased_client() -> Iterator[httpx.Client]:
+    """The least busy pooled client, for the duration of one request."""
+    clients = _clients()
+    with _client_lock:
+        index = min(range(POOL_SHARDS), key=lambda k: (_sync_busy[k], k))
+        _sync_busy[index] += 1
+    try:
+        yield clients[index]
+    finally:
+        with _client_lock:
+            _sync_busy[index] -= 1
+
+
+@contextlib.asynccontextmanager
+async def leased_async_client() -> AsyncIterator[httpx.AsyncClient]:
+    """The least busy pooled async client of the running event loop, for one request (an ``httpx.AsyncClient``
+    belongs to one loop)."""
     import asyncio
 
     import httpx
 
     loop = asyncio.get_running_loop()
-    clients = _async_clients.get(loop)
-    if clients is None:
-        clients = [httpx.AsyncClient(**_settings()) for _ in range(POOL_SHARDS)]
-        _async_clients[loop] = clients
-    return clients[next(_turn) % POOL_SHARDS]
+    pools = _async_clients.get(loop)
+    if pools is None:
+        pools = ([httpx.AsyncClient(**_settings()) for _ in range(POOL_SHARDS)], [0] * POOL_SHARDS)
+        _async_clients[loop] = pools
+    clients, busy = pools
+    index = min(range(POOL_SHARDS), key=lambda k: (busy[k], k))  # one loop, one thread: no lock needed
+    busy[index] += 1
+    try:
+        yield clients[index]
+    finally:
+        busy[index] -= 1
 
 
 def resolve_base_url(base_url: str | None) -> str:
@@ -314,7 +341,7 @@ class _Request:
         import httpx
 
         try:
-            with http_client().stream(self.method, self.url, **self._kwargs(False)) as response:
+            with leased_client() as client, client.stream(self.method, self.url, **self._kwargs(False)) as response:
                 chunks = []
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
@@ -330,7 +357,7 @@ class _Request:
         import httpx
 
         try:
-            with http_client().stream(self.method, self.url, **self._kwargs(False)) as response:
+            with leased_client() as client, client.stream(self.method, self.url, **self._kwargs(False)) as response:
                 if response.status_code >= 400:
                     raise self._error(response.status_code, response.read(), response.headers)
                 if "text/event-stream" not in response.headers.get("content-type", ""):
@@ -357,7 +384,10 @@ class _Request:
         import httpx
 
         try:
-            async with async_http_client().stream(self.method, self.url, **self._kwargs(True)) as response:
+            async with (
+                leased_async_client() as client,
+                client.stream(self.method, self.url, **self._kwargs(True)) as response,
+            ):
                 chunks = []
                 async for chunk in response.aiter_bytes():
                     chunks.append(chunk)
@@ -373,7 +403,10 @@ class _Request:
         import httpx
 
         try:
-            async with async_http_client().stream(self.method, self.url, **self._kwargs(True)) as response:
+            async with (
+                leased_async_client() as client,
+                client.stream(self.method, self.url, **self._kwargs(True)) as response,
+            ):
                 if response.status_code >= 400:
                     raise self._error(response.status_code, await response.aread(), response.headers)
                 if "text/event-stream" not in response.headers.get("content-type", ""):

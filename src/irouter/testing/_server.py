@@ -47,6 +47,8 @@ class Request:
     body: bytes
     json: Any = None
     time: float = field(default_factory=time.time)
+    client: tuple[str, int] | None = None
+    """The client's address: requests with the same one came over the same (kept-alive) connection."""
 
 
 class OpenRouterDouble:
@@ -251,7 +253,13 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 parsed = None
         request = Request(
-            self.command, url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()}, body, parsed
+            self.command,
+            url.path,
+            parse_qs(url.query),
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+            parsed,
+            client=(str(self.client_address[0]), int(self.client_address[1])),
         )
         self.double._record(request)
         return request
