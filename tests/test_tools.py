@@ -344,6 +344,7 @@ def test_max_steps_asks_for_a_summary_without_tools(router: OpenRouterDouble, co
         "assistant",
     ]
     assert chat.history[-1] == {"role": "assistant", "content": answer}
+    assert chat.turns == 1  # irouter's own summary request is not a turn of the user's
 
 
 def test_summary_reply_that_still_calls_tools_keeps_history_valid(

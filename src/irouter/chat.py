@@ -15,7 +15,7 @@ from ._client import ModelClient, Plan
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
-from ._engine import TurnResult, fan_out
+from ._engine import FINAL_PROMPT, TurnResult, fan_out
 from ._ledger import LedgerEntry, Meter, check_limit
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
@@ -149,8 +149,13 @@ class _Conversation(ModelClient):
 
     @property
     def turns(self) -> int:
-        """How many user messages the (first model's) history holds."""
-        return sum(1 for msg in self._history[self._models[0]] if msg.get("role") == "user")
+        """How many messages the user sent, in the (first model's) history (irouter's own summary request after
+        ``max_steps`` does not count)."""
+        return sum(
+            1
+            for msg in self._history[self._models[0]]
+            if msg.get("role") == "user" and msg.get("content") != FINAL_PROMPT
+        )
 
     def reset_history(self) -> None:
         """Back to the system prompt alone, for every model (usage is kept)."""
