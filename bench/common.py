@@ -269,3 +269,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def fmt(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
     """A figure for a table cell; ``n/a`` for a missing one."""
     return "n/a" if value is None else f"{value * scale:.{digits}f}"
+
+
+def emit(text: str, data: Any, json_path: str | None) -> int:
+    """Print a benchmark's tables and, with ``--json PATH``, write its raw figures there."""
+    print(text)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(data, f, indent=1)
+    return 0

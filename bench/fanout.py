@@ -15,7 +15,6 @@ ideal is the server latency, whatever the number of models. Run alone: ``python 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -105,11 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the raw results here")
     args = parser.parse_args(argv)
     data = run(args.quick, common.old_or_none(not args.no_031), args.seq_max)
-    print(render(data))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
-    return 0
+    return common.emit(render(data), data, args.json)
 
 
 if __name__ == "__main__":

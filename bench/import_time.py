@@ -15,7 +15,6 @@ request also holds the double's own delays). Run alone: ``python bench/import_ti
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -148,11 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the raw results here")
     args = parser.parse_args(argv)
     data = run(args.quick, common.old_or_none(not args.no_031), args.runs)
-    print(render(data))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
-    return 0
+    return common.emit(render(data), data, args.json)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Run alone: ``python bench/overhead.py [--quick]``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -93,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the raw results here")
     args = parser.parse_args(argv)
     data = run(args.quick, common.old_or_none(not args.no_031))
-    print(render(data))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
-    return 0
+    return common.emit(render(data), data, args.json)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ See ``bench/README.md`` for what each figure means.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -91,11 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(import_time.render(data["import"]))
     if "streaming" in data:
         sections.append(streaming.render(data["streaming"]))
-    print("\n\n".join(sections))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
-    return 0
+    return common.emit("\n\n".join(sections), data, args.json)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ irouter 0.3.1 has no streaming or async API, so it has no column here. Run alone
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from typing import Any
@@ -312,11 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the raw results here")
     args = parser.parse_args(argv)
     data = run(args.quick)
-    print(render(data))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
-    return 0
+    return common.emit(render(data), data, args.json)
 
 
 if __name__ == "__main__":
