@@ -365,6 +365,7 @@ class ModelClient:
         self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan, emit: Emit
     ) -> TurnResult:
         """`_run_streamed`, awaited."""
+        import asyncio
 
         def open_stream(action: Send) -> AsyncIterator[dict[str, Any]]:
             body = streaming_body(action.body)
@@ -379,8 +380,12 @@ class ModelClient:
         engine = self._engine(model, history, user, plan)
         pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box)
         try:
+            first = True
             async for piece in pieces:
                 emit(piece)
+                if first:  # let the reader have the first text now, before the chunks that came with it
+                    first = False
+                    await asyncio.sleep(0)
         finally:
             await pieces.aclose()
         if box.result is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -75,10 +76,15 @@ class Stream:
             thread.start()
 
     def _work(self, model: str, produce: Produce) -> None:
+        first = [True]
+
         def emit(piece: str) -> None:
             if self._cancel.is_set():
                 raise Cancelled
             self._queue.put((model, None, piece))
+            if first[0]:  # hand the first text over at once, before decoding the chunks that came with it
+                first[0] = False
+                time.sleep(0)
 
         try:
             self._queue.put((model, _DONE, produce(model, self._cancel, emit)))
