@@ -270,3 +270,58 @@ def test_reasoning_citations_and_images_in_deltas(router: OpenRouterDouble, conn
     assert streamed.reasoning == "Thinking hard."
     assert streamed.web_citations == [{"url": "https://a.org", "title": "A", "content": ""}]
     assert streamed.images[0].url == image["image_url"]["url"]
+
+
+def test_a_plain_break_cancels_the_turn(router: OpenRouterDouble, connect: dict) -> None:
+    """No ``with``, no ``close()``: dropping the stream after a ``break`` is enough."""
+    router.queue(Text("a b c d e f g h", chunk_delay=0.2))
+    chat = Chat(M, **connect)
+    for piece in chat("long answer", stream=True):
+        assert piece == "a"
+        break
+    wait_until_free(chat)
+    assert len(chat.history) == 1
+    assert chat.ledger == []  # the answer never completed, so nothing was recorded as spent
+
+
+def test_closing_stops_before_the_next_request(router: OpenRouterDouble, connect: dict) -> None:
+    """Closed while a retry waits, or while a tool runs: no further request goes out."""
+    import time
+
+    router.queue(Error(429, "slow down", retry_after=2), "never asked for")
+    chat = Chat(M, **connect)
+    stream = chat("hi", stream=True)
+    time.sleep(0.3)
+    stream.close()
+    wait_until_free(chat)
+    assert len(router.chat_requests) == 1
+
+    def slow_tool() -> str:
+        """Takes a while."""
+        time.sleep(0.6)
+        return "done"
+
+    router.reset()
+    router.queue(Text(tool_calls=[ToolCall("slow_tool", {})]), "never asked for")
+    stream = chat("go", stream=True, tools=[slow_tool])
+    time.sleep(0.3)
+    stream.close()
+    wait_until_free(chat)
+    assert len(router.chat_requests) == 1
+    assert len(chat.history) == 1
+
+
+def test_an_async_break_cancels_the_turn(router: OpenRouterDouble, connect: dict) -> None:
+    import asyncio
+
+    router.queue(Text("a b c d e f g h", chunk_delay=0.2))
+    chat = irouter.AsyncChat(M, **connect)
+
+    async def main() -> None:
+        async for piece in chat("long answer", stream=True):
+            assert piece == "a"
+            break
+        await asyncio.sleep(0.6)
+
+    asyncio.run(main())
+    assert len(chat.history) == 1

@@ -340,6 +340,8 @@ class ModelClient:
         """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives."""
 
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
+            if cancel.is_set():  # closed between two tool steps: send nothing more
+                raise Cancelled
             body = streaming_body(action.body)
             return retry.stream(
                 lambda: self._ep(model).stream(

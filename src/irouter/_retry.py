@@ -101,7 +101,10 @@ def stream(open_stream: Callable[[], Iterator[T]], retries: int, sleep: Callable
                 raise
             wait = delay(attempt, exc)
             _note(attempt, retries, exc, wait)
-            sleep(wait)
+            if sleep(wait) is True:  # ``threading.Event.wait`` says the stream was closed meanwhile
+                from ._streams import Cancelled
+
+                raise Cancelled from None
             attempt += 1
             continue
         yield first

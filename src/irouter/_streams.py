@@ -56,6 +56,26 @@ class _Outcome:
         return values[self.models[0]] if len(self.models) == 1 else values
 
 
+def _work(
+    model: str, produce: Produce, out: queue.SimpleQueue[tuple[str, object, Any]], cancel: threading.Event
+) -> None:
+    """One model's streamed turn, in its worker thread: pieces, then the value (or the error), go to ``out``."""
+    first = [True]
+
+    def emit(piece: str) -> None:
+        if cancel.is_set():
+            raise Cancelled
+        out.put((model, None, piece))
+        if first[0]:  # hand the first text over at once, before decoding the chunks that came with it
+            first[0] = False
+            time.sleep(0)
+
+    try:
+        out.put((model, _DONE, produce(model, cancel, emit)))
+    except BaseException as exc:  # handed to the consumer, who raises it
+        out.put((model, _FAIL, exc))
+
+
 class Stream:
     """Text as it arrives: ``for piece in chat("...", stream=True)``; ``(slug, piece)`` pairs for several models.
 
@@ -68,28 +88,16 @@ class Stream:
         self._outcome = _Outcome(models)
         self._queue: queue.SimpleQueue[tuple[str, object, Any]] = queue.SimpleQueue()
         self._cancel = threading.Event()
+        # The workers get the queue and the event, never the Stream itself: dropping the stream (a ``break``) must
+        # let it be collected, which cancels the turns still running.
         self._threads = [
-            threading.Thread(target=self._work, args=(m, produce), name=f"irouter-stream-{m}", daemon=True)
+            threading.Thread(
+                target=_work, args=(m, produce, self._queue, self._cancel), name=f"irouter-stream-{m}", daemon=True
+            )
             for m in models
         ]
         for thread in self._threads:
             thread.start()
-
-    def _work(self, model: str, produce: Produce) -> None:
-        first = [True]
-
-        def emit(piece: str) -> None:
-            if self._cancel.is_set():
-                raise Cancelled
-            self._queue.put((model, None, piece))
-            if first[0]:  # hand the first text over at once, before decoding the chunks that came with it
-                first[0] = False
-                time.sleep(0)
-
-        try:
-            self._queue.put((model, _DONE, produce(model, self._cancel, emit)))
-        except BaseException as exc:  # handed to the consumer, who raises it
-            self._queue.put((model, _FAIL, exc))
 
     def __iter__(self) -> Stream:
         return self
@@ -144,6 +152,22 @@ class Stream:
 AProduce = Callable[[str, Emit], Coroutine[Any, Any, Any]]
 
 
+async def _awork(model: str, produce: AProduce, out: Any) -> None:
+    """One model's streamed turn as a task (it holds the queue, never the AsyncStream)."""
+    import asyncio
+
+    def emit(piece: str) -> None:
+        out.put_nowait((model, None, piece))
+
+    try:
+        out.put_nowait((model, _DONE, await produce(model, emit)))
+    except asyncio.CancelledError:
+        out.put_nowait((model, _FAIL, Cancelled()))
+        raise
+    except BaseException as exc:
+        out.put_nowait((model, _FAIL, exc))
+
+
 class AsyncStream:
     """`Stream` for ``async for``: ``async for piece in await_chat("...", stream=True)``."""
 
@@ -152,21 +176,7 @@ class AsyncStream:
 
         self._outcome = _Outcome(models)
         self._queue: asyncio.Queue[tuple[str, object, Any]] = asyncio.Queue()
-        self._tasks = [asyncio.ensure_future(self._work(m, produce)) for m in models]
-
-    async def _work(self, model: str, produce: AProduce) -> None:
-        import asyncio
-
-        def emit(piece: str) -> None:
-            self._queue.put_nowait((model, None, piece))
-
-        try:
-            self._queue.put_nowait((model, _DONE, await produce(model, emit)))
-        except asyncio.CancelledError:
-            self._queue.put_nowait((model, _FAIL, Cancelled()))
-            raise
-        except BaseException as exc:
-            self._queue.put_nowait((model, _FAIL, exc))
+        self._tasks = [asyncio.ensure_future(_awork(m, produce, self._queue)) for m in models]
 
     def __aiter__(self) -> AsyncStream:
         return self
