@@ -15,8 +15,10 @@ from irouter.testing import DEFAULT_KEY, Error, OpenRouterDouble, Text
 M = "openai/gpt-4o-mini"
 
 
-def test_request_body_and_headers(router: OpenRouterDouble, connect: dict[str, str]) -> None:
-    chat = Chat(M, **connect)
+def test_request_body_and_headers(router: OpenRouterDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_BASE_URL", router.base_url)  # the double stands in for OpenRouter
+    monkeypatch.setenv("OPENROUTER_API_KEY", router.api_key)
+    chat = Chat(M)
     chat("Hi")
     request = router.requests[-1]
     assert request.method == "POST"
@@ -376,3 +378,21 @@ def test_one_at_a_time_turns_reuse_one_connection(router: OpenRouterDouble, conn
     router.reset()
     Chat([f"m/{i}" for i in range(8)], **connect)("at once")
     assert len({r.client for r in router.requests}) > 1
+
+
+def test_the_openrouter_key_stays_with_openrouter(router: OpenRouterDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OPENROUTER_API_KEY and the attribution headers go to OpenRouter (or OPENROUTER_BASE_URL) only: an explicit
+    base_url elsewhere gets neither, unless an api_key is given for it."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", router.api_key)
+    with OpenRouterDouble(api_key=None, require_auth=False) as other:
+        Chat(M, base_url=other.base_url)("hi")
+        headers = other.requests[-1].headers
+        assert "authorization" not in headers
+        assert "x-title" not in headers
+        assert "http-referer" not in headers
+        Chat(M, base_url=other.base_url, api_key="its-own-key")("hi")
+        assert other.requests[-1].headers["authorization"] == "Bearer its-own-key"
+    monkeypatch.setenv("OPENROUTER_BASE_URL", router.base_url)
+    Chat(M)("hi")
+    assert router.requests[-1].headers["authorization"] == f"Bearer {router.api_key}"
+    assert router.requests[-1].headers["x-title"] == "irouter"

@@ -263,10 +263,15 @@ def test_max_cost(router: OpenRouterDouble, env: dict[str, str]) -> None:
     assert len(router.chat_requests) == 1
 
 
-def test_base_url_flag(router: OpenRouterDouble, env: dict[str, str]) -> None:
-    env["OPENROUTER_BASE_URL"] = "http://127.0.0.1:9/api/v1"  # closed: only --base-url reaches the double
-    out = run(env, "hi", "--base-url", router.base_url, "--no-stats")
-    assert (out.returncode, out.stdout) == (0, "You said: hi\n"), out.stderr
+def test_base_url_flag(env: dict[str, str]) -> None:
+    """--base-url names another server: it answers, and it never gets the OpenRouter key or attribution."""
+    with OpenRouterDouble(api_key=None, require_auth=False) as other:
+        env["OPENROUTER_BASE_URL"] = "http://127.0.0.1:9/api/v1"  # closed: only --base-url reaches a server
+        out = run(env, "hi", "--base-url", other.base_url, "--no-stats")
+        assert (out.returncode, out.stdout) == (0, "You said: hi\n"), out.stderr
+        headers = other.requests[-1].headers
+        assert "authorization" not in headers
+        assert "x-title" not in headers
 
 
 def test_console_script(env: dict[str, str]) -> None:

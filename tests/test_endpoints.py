@@ -41,7 +41,6 @@ def test_one_chat_two_servers(router: OpenRouterDouble, registered: OpenRouterDo
     [local] = registered.requests
     assert cloud.json["model"] == "openai/gpt-4o-mini"
     assert local.json["model"] == "llama3.2"  # the prefix is the route, not part of the name
-    assert cloud.headers["x-title"] == "irouter"
     assert "x-title" not in local.headers  # no attribution elsewhere
     assert "http-referer" not in local.headers
     assert local.headers["authorization"] == "Bearer ollama-secret"

@@ -406,3 +406,18 @@ def test_one_async_chat_from_many_tasks(router: OpenRouterDouble, connect: dict)
     for question, answer in zip(history[1::2], history[2::2], strict=True):
         assert answer["content"] == f"You said: {question['content']}"  # turns never interleave
     assert len(chat.ledger) == 40
+
+
+def test_irouters_own_options_never_reach_the_server(router: OpenRouterDouble, connect: dict) -> None:
+    with pytest.raises(TypeError, match="budgets belong to a Chat"):
+        Call(M, max_cost=0.0, **connect)
+    with pytest.raises(TypeError, match="budgets belong to a Chat"):
+        Chat(M, **connect)("hi", max_cost=0)
+    with pytest.raises(TypeError, match="pass stream=True to a call"):
+        Chat(M, stream=True, **connect)
+    with pytest.raises(TypeError, match="pass raw=True to a call"):
+        Call(M, raw=True, **connect)
+    assert router.requests == []
+    chat = Chat(M, max_cost=1.0, max_total_tokens=100, **connect)
+    chat("hi")
+    assert not {"max_cost", "max_total_tokens", "stream", "raw"} & set(router.chat_requests[-1])

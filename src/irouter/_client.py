@@ -24,7 +24,13 @@ from .tools import AfterTool, BeforeTool, Toolbox
 
 CHAT_PATH = "chat/completions"
 DEFAULT_MAX_STEPS = 100
-_RESERVED = {"messages": "the message argument", "model": "the model argument"}
+_RESERVED = {
+    "messages": "the message is the first argument",
+    "model": "models are given to the constructor",
+    "max_cost": "budgets belong to a Chat: Chat(..., max_cost=...) or chat.max_cost = ...",
+    "max_total_tokens": "budgets belong to a Chat: Chat(..., max_total_tokens=...) or chat.max_total_tokens = ...",
+}
+_PER_CALL = {"stream": "pass stream=True to a call", "raw": "pass raw=True to a call"}
 
 
 def streaming_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +148,7 @@ def check_options(options: Mapping[str, Any]) -> None:
     check_spelling(options)
     for key, what in _RESERVED.items():
         if key in options:
-            raise TypeError(f"{key}= is not an option here ({what} is handled by irouter)")
+            raise TypeError(f"{key}= is not an option here: {what}")
     for key in ("extra_body", "extra_headers"):
         value = options.get(key)
         if value is not None and not isinstance(value, Mapping):
@@ -195,11 +201,14 @@ class ModelClient:
         self, model: str | list[str], api_key: str | None, base_url: str | None, defaults: dict[str, Any]
     ) -> None:
         self._models = check_models(model)
+        for key, what in _PER_CALL.items():
+            if key in defaults:
+                raise TypeError(f"{key}= is not a default: {what}")
         self._plan(defaults)  # raises now, not at the first call, for a bad default
         self._base_url = resolve_base_url(base_url)
         self._routes = {m: route(m, None) for m in self._models}
         main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
-        self._endpoint: Any = Endpoint(self._base_url, api_key) if main else None
+        self._endpoint: Any = Endpoint(base_url, api_key) if main else None
         self.defaults: dict[str, Any] = defaults
         """Options used by every request (``temperature``, ``provider``, ``tools``...); per-call arguments win."""
 

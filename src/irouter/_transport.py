@@ -149,10 +149,11 @@ class Endpoint:
     Args:
         base_url: where requests go (default: ``OPENROUTER_BASE_URL``, else OpenRouter).
         api_key: the key; by default read from the environment variable ``api_key_env``.
-        api_key_env: the variable holding the key (``OPENROUTER_API_KEY``); ``None`` for none.
+        api_key_env: the variable holding the key (``OPENROUTER_API_KEY``, read only for OpenRouter itself or the
+            ``OPENROUTER_BASE_URL`` the user chose); ``None`` for none.
         headers: headers sent with every request.
-        attribution: send OpenRouter's app-attribution headers (``HTTP-Referer``, ``X-Title``). Only for
-            OpenRouter (and stand-ins for it): other hosts get nothing they did not ask for.
+        attribution: send OpenRouter's app-attribution headers (``HTTP-Referer``, ``X-Title``); by default only
+            to OpenRouter (or ``OPENROUTER_BASE_URL``): other hosts get nothing they did not ask for.
         require_key: raise `MissingAPIKeyError` for OpenRouter without a key (``False`` for ``GET /models``).
     """
 
@@ -165,10 +166,15 @@ class Endpoint:
         *,
         api_key_env: str | None = "OPENROUTER_API_KEY",
         headers: Mapping[str, str] | None = None,
-        attribution: bool = True,
+        attribution: bool | None = None,
         require_key: bool = True,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
+        # OpenRouter's key and attribution headers go to OpenRouter only: its own host, or the URL the user set in
+        # OPENROUTER_BASE_URL (a proxy, a test double). An explicit base_url elsewhere gets an explicit api_key or none.
+        trusted = is_openrouter(self.base_url) or (base_url is None and bool(os.environ.get("OPENROUTER_BASE_URL")))
+        if api_key_env == "OPENROUTER_API_KEY" and not trusted:
+            api_key_env = None
         key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
         if key is not None and not isinstance(key, str):
             raise TypeError(f"api_key must be a string, got {type(key).__name__}")
@@ -177,7 +183,7 @@ class Endpoint:
             raise MissingAPIKeyError()
         self.__api_key = key
         self.extra_headers = dict(headers or {})
-        self.attribution = attribution
+        self.attribution = trusted if attribution is None else attribution
 
     def __repr__(self) -> str:
         return f"Endpoint(base_url={self.base_url!r}, api_key={'set' if self.__api_key else 'not set'})"

@@ -228,7 +228,7 @@ class _Conversation(ModelClient):
             data["models"] if len(data["models"]) > 1 else data["models"][0],
             system=data.get("system"),
             api_key=api_key,
-            base_url=base_url or data.get("base_url"),
+            base_url=base_url or _saved_base_url(data.get("base_url")),
             max_cost=data.get("max_cost"),
             max_total_tokens=data.get("max_total_tokens"),
             **{**(data.get("options") or {}), **options},
@@ -409,6 +409,14 @@ class AsyncChat(_Conversation):
             history = self._history[model]
             result = await self._arun_streamed(model, history, dict(user), plan, emit)
             return self._commit(model, history, result)
+
+
+def _saved_base_url(url: Any) -> str | None:
+    """A saved base URL, or ``None`` when it is the default one now (OpenRouter, or ``OPENROUTER_BASE_URL``): then
+    the loaded chat trusts it like a new chat would (the key from ``OPENROUTER_API_KEY``, attribution headers)."""
+    from ._transport import resolve_base_url
+
+    return None if not url or url == resolve_base_url(None) else str(url)
 
 
 def gathered(models: list[str], outcomes: list[Any]) -> dict[str, Any]:
