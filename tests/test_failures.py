@@ -421,3 +421,21 @@ def test_irouters_own_options_never_reach_the_server(router: OpenRouterDouble, c
     chat = Chat(M, max_cost=1.0, max_total_tokens=100, **connect)
     chat("hi")
     assert not {"max_cost", "max_total_tokens", "stream", "raw"} & set(router.chat_requests[-1])
+
+
+def test_ctrl_c_during_a_fan_out_lets_the_process_exit(router: OpenRouterDouble) -> None:
+    """Requests still in flight after Ctrl-C must not hold the process open until they finish (20 s here)."""
+    import subprocess
+    import sys
+
+    router.queue(Text("slow", delay=20), model="a/a")
+    router.queue(Text("slow", delay=20), model="b/b")
+    script = (
+        "import os, signal, threading, irouter\n"
+        f"chat = irouter.Chat(['a/a', 'b/b'], base_url={router.base_url!r}, api_key={router.api_key!r})\n"
+        "threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+        "try:\n    chat('hi')\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=10)
+    assert out.stdout.strip() == "interrupted"
+    assert out.returncode == 0

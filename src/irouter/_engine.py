@@ -140,27 +140,37 @@ def fan_out(
     """
     if len(models) == 1:
         return {models[0]: work(models[0])}
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    import queue
 
+    done: queue.SimpleQueue[tuple[str, bool, Any]] = queue.SimpleQueue()
+
+    def run(model: str) -> None:
+        try:
+            done.put((model, True, work(model)))
+        except BaseException as exc:  # handed to the caller's thread
+            done.put((model, False, exc))
+
+    # Daemon threads: after Ctrl-C the caller returns at once, and requests still in flight cannot hold the
+    # process open at exit (a pool's worker threads would be joined).
+    for model in models:
+        threading.Thread(target=run, args=(model,), name=f"irouter-{model}", daemon=True).start()
     results: dict[str, T] = {}
     errors: dict[str, BaseException] = {}
-    pool = ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="irouter")
     try:
-        futures = {pool.submit(work, model): model for model in models}
-        for future in as_completed(futures):
-            model = futures[future]
-            try:
-                results[model] = future.result()
-            except Exception as exc:
-                errors[model] = exc
+        for _ in models:
+            model, ok, value = done.get()
+            if ok:
+                results[model] = value
+            elif isinstance(value, Exception):
+                errors[model] = value
+            else:
+                raise value  # KeyboardInterrupt or SystemExit inside a worker: the whole call stops
             if on_done is not None:
                 on_done(model)
     except BaseException:
         if cancel is not None:
             cancel.set()
-        pool.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown(wait=False)
     if errors:
         raise MultiModelError({m: results[m] for m in models if m in results}, errors)
     return {m: results[m] for m in models}
