@@ -255,3 +255,18 @@ def test_every_driver_leaves_the_same_state(router: OpenRouterDouble, connect: d
     for kind in ("sync-stream", "async", "async-stream"):
         assert outcomes[kind] == outcomes["sync"], kind
         assert bodies[kind] == bodies["sync"], kind
+
+
+def test_event_loops_are_let_go(router: OpenRouterDouble, connect: dict) -> None:
+    """Each asyncio.run makes a new loop; pools and locks of closed loops must not pile up."""
+    import gc
+
+    from irouter._transport import _async_clients
+
+    chat = AsyncChat(M, **connect)
+    for _ in range(5):
+        run(chat("hi"))
+    gc.collect()
+    assert sum(not loop.is_closed() for loop in _async_clients) == 0
+    assert len(_async_clients) <= 1  # only the last, just closed, loop can still be there
+    assert len(chat._async_locks) <= 1

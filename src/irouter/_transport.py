@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -40,9 +39,9 @@ ATTRIBUTION_HEADERS = {
 USER_AGENT = "irouter/1.0.0.dev0"
 
 _client_lock = threading.Lock()
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[list[httpx.AsyncClient], list[int]]] = (
-    weakref.WeakKeyDictionary()
-)
+_async_clients: dict[asyncio.AbstractEventLoop, tuple[list[httpx.AsyncClient], list[int]]] = {}
+"""Pools per event loop. The clients refer to their loop, so a weak mapping would never let go: closed loops are
+dropped by hand (`forget_closed_loops`)."""
 
 
 POOL_SHARDS = 8
@@ -111,6 +110,7 @@ async def leased_async_client() -> AsyncIterator[httpx.AsyncClient]:
     loop = asyncio.get_running_loop()
     pools = _async_clients.get(loop)
     if pools is None:
+        forget_closed_loops(_async_clients)
         pools = ([httpx.AsyncClient(**_settings()) for _ in range(POOL_SHARDS)], [0] * POOL_SHARDS)
         _async_clients[loop] = pools
     clients, busy = pools
@@ -120,6 +120,12 @@ async def leased_async_client() -> AsyncIterator[httpx.AsyncClient]:
         yield clients[index]
     finally:
         busy[index] -= 1
+
+
+def forget_closed_loops(per_loop: dict[Any, Any]) -> None:
+    """Drop the entries of event loops that have closed (each ``asyncio.run`` makes a new loop)."""
+    for loop in [loop for loop in per_loop if loop.is_closed()]:
+        per_loop.pop(loop, None)
 
 
 def resolve_base_url(base_url: str | None) -> str:

@@ -49,8 +49,8 @@ class _Conversation(ModelClient):
         """Guard history and usage changes (short)."""
         self._turn_locks = {m: threading.RLock() for m in self._models}
         """Held for a whole sync turn: turns on one model never interleave."""
-        self._async_locks: dict[tuple[int, str], Any] = {}
-        """The same for async turns: one asyncio lock per (event loop, model)."""
+        self._async_locks: dict[Any, dict[str, Any]] = {}
+        """The same for async turns: per event loop, one asyncio lock per model (closed loops are dropped)."""
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
 
     def _start(self) -> list[dict[str, Any]]:
@@ -372,11 +372,14 @@ class AsyncChat(_Conversation):
         """One asyncio lock per model and event loop (an asyncio lock belongs to the loop it first ran on)."""
         import asyncio
 
-        key = (id(asyncio.get_running_loop()), model)
-        lock = self._async_locks.get(key)
-        if lock is None:
-            lock = self._async_locks[key] = asyncio.Lock()
-        return lock
+        from ._transport import forget_closed_loops
+
+        loop = asyncio.get_running_loop()
+        locks = self._async_locks.get(loop)
+        if locks is None:
+            forget_closed_loops(self._async_locks)
+            locks = self._async_locks[loop] = {m: asyncio.Lock() for m in self._models}
+        return locks[model]
 
     @overload
     def __call__(self, message: str | list[Any], stream: Literal[False] = False, **kwargs: Any) -> Any: ...
