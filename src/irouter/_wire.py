@@ -426,7 +426,9 @@ BIG_STRING = 64 * 1024
 _PIECE = 64 * 1024
 _encoded: dict[int, tuple[str, bytes]] = {}
 _encoded_lock = threading.Lock()
-_ENCODED_MAX = 64
+_ENCODED_BYTES = 64 * 1024 * 1024
+"""At most this much encoded text is kept (oldest out first): the cache holds the strings too, so it must not
+keep the attachments of many finished chats alive."""
 
 
 def _dumps(value: Any) -> bytes:
@@ -434,8 +436,8 @@ def _dumps(value: Any) -> bytes:
 
 
 def _big(value: str) -> bytes:
-    """The JSON encoding of a big string, made once while the string lives in some history (strings are
-    immutable, so the id is a safe key while the entry holds the string)."""
+    """The JSON encoding of a big string, made once and reused by every request that sends it (strings are
+    immutable, so the id is a safe key while the entry holds the string). At most `_ENCODED_BYTES` are kept."""
     key = id(value)
     with _encoded_lock:
         hit = _encoded.get(key)
@@ -443,9 +445,11 @@ def _big(value: str) -> bytes:
             return hit[1]
     data = _dumps(value)
     with _encoded_lock:
-        if len(_encoded) >= _ENCODED_MAX:
-            _encoded.pop(next(iter(_encoded)))
         _encoded[key] = (value, data)
+        held = sum(len(d) + len(s) for s, d in _encoded.values())
+        while held > _ENCODED_BYTES and len(_encoded) > 1:
+            old_text, old_data = _encoded.pop(next(iter(_encoded)))
+            held -= len(old_text) + len(old_data)
     return data
 
 
