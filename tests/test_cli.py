@@ -771,3 +771,20 @@ def test_markdown_is_rendered_on_a_terminal(router: OpenRouterDouble, env: dict[
     assert "`simple`" not in screen
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_closed_pipe_and_a_folder(router: OpenRouterDouble, env: dict[str, str], tmp_path: Path) -> None:
+    router.queue("word " * 20000)
+    proc = subprocess.run(
+        f"{sys.executable} -m irouter 'long please' --no-stats | head -c 10",
+        shell=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert proc.stdout == "word word "
+    assert "Traceback" not in proc.stderr
+    out = run(env, "look", "-a", str(tmp_path))
+    assert out.returncode == 2
+    assert "is a folder" in out.stderr

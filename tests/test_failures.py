@@ -287,17 +287,22 @@ def test_history_to_markdown(router: OpenRouterDouble, connect: dict) -> None:
 # --------------------------------------------------------------------------------------------- bad input
 
 
-def test_typos_in_options_are_caught(router: OpenRouterDouble, connect: dict) -> None:
-    chat = Chat(M, **connect)
+def test_typos_in_options_are_caught(router: OpenRouterDouble, connect: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_BASE_URL", router.base_url)  # the double as OpenRouter: its fields are known
+    monkeypatch.setenv("OPENROUTER_API_KEY", router.api_key)
+    chat = Chat(M)
     with pytest.raises(TypeError, match="did you mean temperature="):
         chat("hi", temprature=0.2)
     with pytest.raises(TypeError, match="did you mean max_tokens="):
-        Chat(M, max_token=10, **connect)
+        Chat(M, max_token=10)
     with pytest.raises(TypeError, match="did you mean tools="):
         chat("hi", tool=[get_weather])
     assert router.chat_requests == []
     chat("hi", custom_provider_flag=True)  # unknown but not a typo of anything: sent as it is
     assert router.chat_requests[-1]["custom_provider_flag"] is True
+    # another server has parameters of its own (vLLM's min_tokens, llama.cpp's repeat_penalty): no guessing there
+    Chat(M, **connect)("hi", min_tokens=5, repeat_penalty=1.1)
+    assert router.chat_requests[-1]["min_tokens"] == 5
 
 
 def test_bad_arguments_everywhere(connect: dict) -> None:

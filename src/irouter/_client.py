@@ -143,9 +143,11 @@ def check_spelling(options: Mapping[str, Any]) -> None:
             )
 
 
-def check_options(options: Mapping[str, Any]) -> None:
-    """Reject keyword arguments that cannot be request options, before any request."""
-    check_spelling(options)
+def check_options(options: Mapping[str, Any], spelling: bool = True) -> None:
+    """Reject keyword arguments that cannot be request options, before any request. ``spelling`` checks names
+    against OpenRouter's fields (off for other servers, whose own parameters may look like typos of them)."""
+    if spelling:
+        check_spelling(options)
     for key, what in _RESERVED.items():
         if key in options:
             raise TypeError(f"{key}= is not an option here: {what}")
@@ -204,11 +206,15 @@ class ModelClient:
         for key, what in _PER_CALL.items():
             if key in defaults:
                 raise TypeError(f"{key}= is not a default: {what}")
-        self._plan(defaults)  # raises now, not at the first call, for a bad default
         self._base_url = resolve_base_url(base_url)
         self._routes = {m: route(m, None) for m in self._models}
         main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
         self._endpoint: Any = Endpoint(base_url, api_key) if main else None
+        self._openrouter = bool(
+            self._endpoint is not None and self._endpoint.attribution and all(r is None for r in self._routes.values())
+        )
+        """Every model goes to OpenRouter (or OPENROUTER_BASE_URL): option names are checked against its fields."""
+        self._plan(defaults)  # raises now, not at the first call, for a bad default
         self.defaults: dict[str, Any] = defaults
         """Options used by every request (``temperature``, ``provider``, ``tools``...); per-call arguments win."""
 
@@ -228,7 +234,7 @@ class ModelClient:
         return found.endpoint if found is not None else self._endpoint
 
     def _plan(self, kwargs: Mapping[str, Any]) -> Plan:
-        check_options(kwargs)
+        check_options(kwargs, spelling=self._openrouter)
         options = merge_options(getattr(self, "defaults", {}), kwargs)
         body, client = split_options(options)
         plan = Plan(body, extra_headers=client.get("extra_headers"), timeout=client.get("timeout"))

@@ -231,6 +231,12 @@ def _extension(path: str) -> str:
     return PurePosixPath(path).suffix.lower()
 
 
+def _missing(path: Path) -> OSError:
+    if path.is_dir():
+        return IsADirectoryError(f"{str(path)!r} is a folder; attach the files in it one by one")
+    return FileNotFoundError(f"No such file: {str(path)!r}")
+
+
 def _kind_of_extension(ext: str) -> str | None:
     for kind, table in (("image", IMAGE_TYPES), ("pdf", PDF_TYPES), ("audio", AUDIO_TYPES), ("video", VIDEO_TYPES)):
         if ext in table:
@@ -275,7 +281,7 @@ def _data_url_kind(url: str) -> str | None:
 def _path_kind(path: Path, index: int | None = None, quiet: bool = False) -> str | None:
     """The kind of an existing file, by extension or else by its first bytes (``None`` if unknown and quiet)."""
     if not path.is_file():
-        raise FileNotFoundError(f"No such file: {str(path)!r}")
+        raise _missing(path)
     kind = _kind_of_extension(path.suffix.lower())
     if kind is None:
         with path.open("rb") as handle:
@@ -319,7 +325,7 @@ def _read(source: Any) -> tuple[bytes, str | None]:
         raise AttachmentError(f"Only http(s) and data: URLs can be attached, got {source!r}")
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f"No such file: {str(path)!r}")
+        raise _missing(path)
     return path.read_bytes(), path.name
 
 

@@ -45,7 +45,7 @@ def exit_code(exc: BaseException) -> int:
         return NETWORK
     if isinstance(exc, errors.MultiModelError):
         return max((exit_code(e) for e in exc.errors.values()), default=FAILED)
-    if isinstance(exc, (TypeError, ValueError, FileNotFoundError)) and not isinstance(exc, errors.APIError):
+    if isinstance(exc, (TypeError, ValueError, OSError)) and not isinstance(exc, errors.APIError):
         return USAGE
     return FAILED
 
@@ -281,7 +281,7 @@ def prompt_command(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("\nirouter: stopped", file=sys.stderr)
         return INTERRUPTED
-    except (errors.IrouterError, TypeError, ValueError, FileNotFoundError) as exc:
+    except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
         return fail(exc)
     return OK
 
@@ -402,7 +402,7 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
             printer.stream(chat, line)
         except KeyboardInterrupt:
             print("\n(stopped; the conversation is as it was before this message)", file=sys.stderr)
-        except (errors.IrouterError, TypeError, ValueError, FileNotFoundError) as exc:
+        except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
             fail(exc)
 
 
@@ -478,11 +478,19 @@ def _readline() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["chat"]:
-        return chat_command(argv[1:])
-    if argv[:1] == ["models"]:
-        return models_command(argv[1:])
-    return prompt_command(argv)
+    try:
+        if argv[:1] == ["chat"]:
+            return chat_command(argv[1:])
+        if argv[:1] == ["models"]:
+            return models_command(argv[1:])
+        return prompt_command(argv)
+    except BrokenPipeError:  # the reader went away (`irouter ... | head`): stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return OK
+    except KeyboardInterrupt:  # before any turn started (e.g. while reading piped input)
+        print("\nirouter: stopped", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":
