@@ -84,3 +84,20 @@ def test_no_catalog_no_check(router: OpenRouterDouble, connect: dict) -> None:
         Chat("made/up-model", check_capabilities=True, **connect)("hi")
     with pytest.raises(TypeError, match="check_capabilities"):
         Chat("made/up-model", check_capabilities="yes", **connect)
+
+
+def test_async_checks_fetch_the_catalog_off_the_event_loop(router: OpenRouterDouble, connect: dict) -> None:
+    """The first check of the day needs the catalog: an async chat fetches it in a worker thread, so creating the
+    call does no network I/O and the check's verdict arrives when it is awaited."""
+    import asyncio
+
+    async def main() -> None:
+        chat = irouter.AsyncChat("made/up-model", check_capabilities=True, **connect)
+        pending = chat("hi")  # nothing fetched yet: that would block the loop
+        assert not any(r.path.endswith("/models") for r in router.requests)
+        with pytest.raises(irouter.UnknownModelError):
+            await pending
+        assert any(r.path.endswith("/models") for r in router.requests)
+        assert router.chat_requests == []
+
+    asyncio.run(main())

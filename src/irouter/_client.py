@@ -261,27 +261,38 @@ class ModelClient:
             )
         return plan
 
-    def _check_capabilities(self, content: Any, plan: Plan) -> None:
+    def _check_capabilities(self, content: Any, plan: Plan, fetch: bool = True) -> bool:
         """Before any request: are the models in the catalog, and can they take tools, structured output and the
         attachments sent? Uses OpenRouter's catalog (fetched once a day), or any endpoint's catalog already at
-        hand; a catalog that cannot be fetched means no check."""
+        hand; a catalog that cannot be fetched means no check. With ``fetch=False`` (async callers, which must not
+        block their event loop) returns ``False`` instead of fetching: call again, in a thread, to finish."""
         models = [m for m in self._models if self._routes.get(m) is None]
         if plan.check is False or not models:
-            return
+            return True
         records = cached_records(self.base_url)
         if records is None and (plan.check or is_openrouter(self.base_url)):
+            if not fetch:
+                return False
             try:
                 records = list_models(self.base_url)
             except APIError:
                 if plan.check:
                     raise
         if records is None:
-            return
+            return True
         toolbox = plan.toolbox
         tools = bool(toolbox and any(s.get("type") == "function" for s in toolbox.schemas))
         response_format = plan.body.get("response_format")
         structured = isinstance(response_format, dict) and response_format.get("type") == "json_schema"
         check_capabilities(records, models, needs(content, tools, structured))
+        return True
+
+    async def _acheck_capabilities(self, content: Any, plan: Plan, pending: bool) -> None:
+        """The rest of a check that needed the catalog fetched: in a worker thread, off the event loop."""
+        if pending:
+            import asyncio
+
+            await asyncio.to_thread(self._check_capabilities, content, plan)
 
     # ------------------------------------------------------------------------------------------ one model's turn
     def _engine(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> Engine:

@@ -142,13 +142,15 @@ class AsyncCall(_OneOff):
         """Like `Call.__call__`: an awaitable of the reply, or with ``stream=True`` an `AsyncStream`."""
         messages = self._messages(message)
         plan = self._plan(kwargs)
-        self._check_capabilities(messages[-1].get("content"), plan)
+        pending = not self._check_capabilities(messages[-1].get("content"), plan, fetch=False)
         if stream:
-            return AsyncStream(self._models, lambda model, emit: self._astreamed(model, messages, plan, emit))
-        return self._acall(messages, plan, raw)
+            return AsyncStream(self._models, lambda model, emit: self._astreamed(model, messages, plan, emit, pending))
+        return self._acall(messages, plan, raw, pending)
 
-    async def _acall(self, messages: list[dict[str, Any]], plan: Plan, raw: bool) -> Any:
+    async def _acall(self, messages: list[dict[str, Any]], plan: Plan, raw: bool, pending: bool = False) -> Any:
         import asyncio
+
+        await self._acheck_capabilities(messages[-1].get("content"), plan, pending)
 
         outcomes = await asyncio.gather(
             *(self._arun(m, messages[:-1], messages[-1], plan) for m in self._models), return_exceptions=True
@@ -156,7 +158,10 @@ class AsyncCall(_OneOff):
         values = gathered(self._models, outcomes)
         return self._shape({m: self._value(r, raw) for m, r in values.items()})
 
-    async def _astreamed(self, model: str, messages: list[dict[str, Any]], plan: Plan, emit: Emit) -> Any:
+    async def _astreamed(
+        self, model: str, messages: list[dict[str, Any]], plan: Plan, emit: Emit, pending: bool = False
+    ) -> Any:
+        await self._acheck_capabilities(messages[-1].get("content"), plan, pending)
         return (await self._arun_streamed(model, messages[:-1], messages[-1], plan, emit)).value
 
     async def batch(self, prompts: Sequence[Any], concurrency: int = 8, **kwargs: Any) -> list[Any]:

@@ -56,11 +56,11 @@ class _Conversation(ModelClient):
     def _start(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system}] if self.system else []
 
-    def _prepare(self, message: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], Plan]:
+    def _prepare(self, message: Any, kwargs: dict[str, Any], fetch: bool = True) -> tuple[dict[str, Any], Plan, bool]:
         """Check everything and build the user message, before any request."""
         user, plan = user_message(to_content(message)), self._plan(kwargs)
-        self._check_capabilities(user["content"], plan)
-        return user, plan
+        pending = not self._check_capabilities(user["content"], plan, fetch)
+        return user, plan, pending
 
     def _recorder(self, model: str) -> Recorder:
         return Recorder(self._meter, model, self._meter.price)
@@ -340,7 +340,7 @@ class Chat(_Conversation):
         ends, history and usage are what the non-streaming call leaves. Closing it early cancels the turns still
         running: their histories stay as they were.
         """
-        user, plan = self._prepare(message, kwargs)
+        user, plan, _ = self._prepare(message, kwargs)
         if stream:
             return Stream(self._models, lambda model, cancel, emit: self._streamed(model, user, plan, cancel, emit))
 
@@ -390,13 +390,15 @@ class AsyncChat(_Conversation):
     def __call__(self, message: str | list[Any], stream: bool = False, **kwargs: Any) -> Any:
         """Like `Chat.__call__`: returns an awaitable of the reply, or with ``stream=True`` an `AsyncStream` (to
         use with ``async for``; it must be created inside a running event loop)."""
-        user, plan = self._prepare(message, kwargs)
+        user, plan, pending = self._prepare(message, kwargs, fetch=False)
         if stream:
-            return AsyncStream(self._models, lambda model, emit: self._astreamed(model, user, plan, emit))
-        return self._acall(user, plan)
+            return AsyncStream(self._models, lambda model, emit: self._astreamed(model, user, plan, emit, pending))
+        return self._acall(user, plan, pending)
 
-    async def _acall(self, user: dict[str, Any], plan: Plan) -> Any:
+    async def _acall(self, user: dict[str, Any], plan: Plan, pending: bool = False) -> Any:
         import asyncio
+
+        await self._acheck_capabilities(user["content"], plan, pending)
 
         async def turn(model: str) -> Any:
             async with self._turn_lock(model):
@@ -407,7 +409,8 @@ class AsyncChat(_Conversation):
         outcomes = await asyncio.gather(*(turn(m) for m in self._models), return_exceptions=True)
         return self._shape(gathered(self._models, outcomes))
 
-    async def _astreamed(self, model: str, user: dict[str, Any], plan: Plan, emit: Emit) -> Any:
+    async def _astreamed(self, model: str, user: dict[str, Any], plan: Plan, emit: Emit, pending: bool) -> Any:
+        await self._acheck_capabilities(user["content"], plan, pending)
         async with self._turn_lock(model):
             history = self._history[model]
             result = await self._arun_streamed(model, history, dict(user), plan, emit)
