@@ -444,3 +444,24 @@ def test_ctrl_c_during_a_fan_out_lets_the_process_exit(router: OpenRouterDouble)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=10)
     assert out.stdout.strip() == "interrupted"
     assert out.returncode == 0
+
+
+def test_streams_retry_errors_that_come_before_any_text(router: OpenRouterDouble, connect: dict) -> None:
+    """An error chunk (or a dropped connection) before the first text is retried like a failed request; the
+    same reply after text has been handed out is not (see test_streams_retry_only_before_the_first_chunk)."""
+    import asyncio
+
+    router.queue(Error(502, "Provider returned error", in_body=True), Text("x", drop_after=1), "recovered")
+    chat = Chat(M, **connect)
+    assert "".join(chat("hi", stream=True)) == "recovered"
+    assert len(router.chat_requests) == 3
+    assert len(chat.history) == 3
+
+    router.reset()
+    router.queue(Error(502, "Provider returned error", in_body=True), "async recovered")
+
+    async def main() -> str:
+        achat = irouter.AsyncChat(M, **connect)
+        return "".join([piece async for piece in achat("hi", stream=True)])
+
+    assert asyncio.run(main()) == "async recovered"

@@ -379,7 +379,9 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_sync(engine, open_stream, plan.tools(), self._recorder(model), box)
+        pieces = stream_sync(
+            engine, open_stream, plan.tools(), self._recorder(model), box, plan.max_retries, cancel.wait
+        )
         try:
             for piece in pieces:
                 emit(piece)
@@ -406,7 +408,7 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box)
+        pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box, plan.max_retries)
         try:
             first = True
             async for piece in pieces:

@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from . import _retry as retry
 from ._engine import Engine, RunTools, Send, TurnResult
 from ._ledger import Meter, entry_for
 from ._wire import Reply, StreamAccumulator
@@ -147,28 +148,38 @@ def stream_sync(
     tools: ToolRunner,
     recorder: Recorder,
     box: StreamedTurn,
+    retries: int = 0,
+    pause: Callable[[float], Any] = time.sleep,
 ) -> Generator[str, None, None]:
     """Drive an engine, yielding each piece of text as it arrives; ``box.result`` is set at the end.
 
-    A failure mid-stream raises irouter's error with ``.partial_text`` (and records any usage it carried).
+    A failure inside a stream before any text or tool call arrived (an error chunk, a dropped connection) is
+    retried like a failed request, up to ``retries`` times; after that, or once text was handed out, it raises
+    irouter's error with ``.partial_text`` (and records any usage it carried).
     """
     action: Send | RunTools = next(engine)
     while True:
         if isinstance(action, Send):
-            acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
-            try:
-                clock = recorder.start()
-                for chunk in open_stream(action):
-                    piece = acc.add(chunk)
-                    if piece:
-                        ttft = ttft if ttft is not None else time.monotonic() - clock[0]
-                        yield piece
-                outcome: Any = _reply(acc, recorder, clock, action.step, ttft)
-            except BudgetExceeded as exc:
-                _fail(engine, exc)
-            except APIError as exc:
-                recorder.done(None, acc.usage, clock, action.step, ttft, streamed=True)
-                _fail(engine, acc.failure(exc))
+            attempt = 0
+            while True:
+                acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
+                try:
+                    clock = recorder.start()
+                    for chunk in open_stream(action):
+                        piece = acc.add(chunk)
+                        if piece:
+                            ttft = ttft if ttft is not None else time.monotonic() - clock[0]
+                            yield piece
+                    outcome: Any = _reply(acc, recorder, clock, action.step, ttft)
+                    break
+                except BudgetExceeded as exc:
+                    _fail(engine, exc)
+                except APIError as exc:
+                    recorder.done(None, acc.usage, clock, action.step, ttft, streamed=True)
+                    if acc.text or acc.calls or attempt >= retries or not retry.retryable(exc):
+                        _fail(engine, acc.failure(exc))
+                    pause(retry.delay(attempt, exc))  # nothing was handed out yet: try again
+                    attempt += 1
         else:
             outcome = tools.run(action)
         try:
@@ -184,25 +195,36 @@ async def stream_async(
     tools: ToolRunner,
     recorder: Recorder,
     box: StreamedTurn,
+    retries: int = 0,
+    pause: Callable[[float], Awaitable[Any]] | None = None,
 ) -> AsyncGenerator[str, None]:
     """`stream_sync`, as an async generator."""
+    import asyncio
+
+    pause = pause or asyncio.sleep
     action: Send | RunTools = next(engine)
     while True:
         if isinstance(action, Send):
-            acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
-            try:
-                clock = recorder.start()
-                async for chunk in open_stream(action):
-                    piece = acc.add(chunk)
-                    if piece:
-                        ttft = ttft if ttft is not None else time.monotonic() - clock[0]
-                        yield piece
-                outcome: Any = _reply(acc, recorder, clock, action.step, ttft)
-            except BudgetExceeded as exc:
-                _fail(engine, exc)
-            except APIError as exc:
-                recorder.done(None, acc.usage, clock, action.step, ttft, streamed=True)
-                _fail(engine, acc.failure(exc))
+            attempt = 0
+            while True:
+                acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
+                try:
+                    clock = recorder.start()
+                    async for chunk in open_stream(action):
+                        piece = acc.add(chunk)
+                        if piece:
+                            ttft = ttft if ttft is not None else time.monotonic() - clock[0]
+                            yield piece
+                    outcome: Any = _reply(acc, recorder, clock, action.step, ttft)
+                    break
+                except BudgetExceeded as exc:
+                    _fail(engine, exc)
+                except APIError as exc:
+                    recorder.done(None, acc.usage, clock, action.step, ttft, streamed=True)
+                    if acc.text or acc.calls or attempt >= retries or not retry.retryable(exc):
+                        _fail(engine, acc.failure(exc))
+                    await pause(retry.delay(attempt, exc))  # nothing was handed out yet: try again
+                    attempt += 1
         else:
             outcome = await tools.arun(action)
         try:
