@@ -59,7 +59,6 @@ class Recorder:
 
     meter: Meter
     model: str
-    price: Callable[[str, int, int], float | None] | None = None
 
     def start(self) -> tuple[float, float]:
         """Check the budgets (raises `BudgetExceeded`) and note the time."""
@@ -87,7 +86,7 @@ class Recorder:
                 ttft=ttft,
                 step=step,
                 streamed=streamed,
-                price=self.price,
+                price=self.meter.price,
             )
         )
 

@@ -348,6 +348,16 @@ class _Request:
             raise APIResponseError(f"A stream event is not an object: {payload[:200]!r}", model=self.model)
         return chunk
 
+    def _events(self, decoder: SSEDecoder, line: str | None) -> list[dict[str, Any]]:
+        """The chunks one SSE line completes (``None``: the stream ended, flush what is left); checks the deadline.
+        Shared by the sync and async readers, which differ only in how they get lines."""
+        if line is None:
+            payload = decoder.flush()
+        else:
+            self._check_deadline()
+            payload = decoder.feed(line)
+        return [] if payload is None else [self._chunk(payload)]
+
     # ------------------------------------------------------------------------------------------ sync
     def read_sync(self) -> Any:
         import httpx
@@ -377,17 +387,12 @@ class _Request:
                     return
                 decoder = SSEDecoder()
                 for line in response.iter_lines():
-                    self._check_deadline()
                     if cancel is not None and cancel.is_set():
                         return
-                    payload = decoder.feed(line)
-                    if payload is not None:
-                        yield self._chunk(payload)
+                    yield from self._events(decoder, line)
                     if decoder.done:
                         return
-                payload = decoder.flush()
-                if payload is not None:
-                    yield self._chunk(payload)
+                yield from self._events(decoder, None)
         except httpx.TransportError as exc:
             raise self._translate(exc) from exc
 
@@ -426,15 +431,12 @@ class _Request:
                     return
                 decoder = SSEDecoder()
                 async for line in response.aiter_lines():
-                    self._check_deadline()
-                    payload = decoder.feed(line)
-                    if payload is not None:
-                        yield self._chunk(payload)
+                    for chunk in self._events(decoder, line):
+                        yield chunk
                     if decoder.done:
                         return
-                payload = decoder.flush()
-                if payload is not None:
-                    yield self._chunk(payload)
+                for chunk in self._events(decoder, None):
+                    yield chunk
         except httpx.TransportError as exc:
             raise self._translate(exc) from exc
 

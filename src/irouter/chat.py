@@ -63,7 +63,7 @@ class _Conversation(ModelClient):
         return user, plan, pending
 
     def _recorder(self, model: str) -> Recorder:
-        return Recorder(self._meter, model, self._meter.price)
+        return Recorder(self._meter, model)
 
     def _estimate(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         """Dollars at the catalog's prices, when the catalog is at hand (never fetched for this)."""
