@@ -263,7 +263,47 @@ class Call(_OneOff, Generic[Answer]):
     ) -> Any:
         return self._run_streamed(model, messages[:-1], messages[-1], plan, cancel, emit).value
 
-    def batch(self, prompts: Sequence[Any], concurrency: int = 8, **kwargs: Any) -> list[Any]:
+    @overload
+    def batch(
+        self: Call[str],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> list[str | Exception]: ...
+
+    @overload
+    def batch(
+        self: Call[str],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: type[T],
+        **options: Any,
+    ) -> list[T | Exception]: ...
+
+    @overload
+    def batch(
+        self: Call[dict[str, str]],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> list[dict[str, str | Exception]]: ...
+
+    @overload
+    def batch(
+        self: Call[dict[str, str]],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: type[T],
+        **options: Any,
+    ) -> list[dict[str, T | Exception]]: ...
+
+    def batch(self, prompts: Sequence[Message], concurrency: int = 8, **kwargs: Any) -> list[Any]:
         """Send many prompts (each to every model), at most ``concurrency`` requests at a time.
 
         Returns one entry per prompt, in input order: what the call would return, or the exception it raised (a
@@ -467,7 +507,47 @@ class AsyncCall(_OneOff, Generic[Answer]):
         await self._acheck_capabilities(messages[-1].get("content"), plan, pending)
         return (await self._arun_streamed(model, messages[:-1], messages[-1], plan, emit)).value
 
-    async def batch(self, prompts: Sequence[Any], concurrency: int = 8, **kwargs: Any) -> list[Any]:
+    @overload
+    async def batch(
+        self: AsyncCall[str],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> list[str | Exception]: ...
+
+    @overload
+    async def batch(
+        self: AsyncCall[str],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: type[T],
+        **options: Any,
+    ) -> list[T | Exception]: ...
+
+    @overload
+    async def batch(
+        self: AsyncCall[dict[str, str]],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> list[dict[str, str | Exception]]: ...
+
+    @overload
+    async def batch(
+        self: AsyncCall[dict[str, str]],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: type[T],
+        **options: Any,
+    ) -> list[dict[str, T | Exception]]: ...
+
+    async def batch(self, prompts: Sequence[Message], concurrency: int = 8, **kwargs: Any) -> list[Any]:
         """`Call.batch`, as tasks: at most ``concurrency`` requests in flight; results in input order, failures
         as exception objects in their place."""
         import asyncio

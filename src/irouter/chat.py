@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._client import ModelClient, Plan
 from ._compat import CHAT_ARGS, positional_options
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._types import Body, Headers, Message, Models, T, Tools
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
+_C = TypeVar("_C", bound="_Conversation")
 
 
 class _Conversation(ModelClient):
@@ -258,7 +259,7 @@ class _Conversation(ModelClient):
             json.loads(Path(path).read_text(encoding="utf-8")), api_key=api_key, base_url=base_url, **options
         )
 
-    def fork(self) -> Any:
+    def fork(self: _C) -> _C:
         """An independent copy to branch the conversation: same models, endpoint, options and budgets; its own
         history and accounts (copied), so turns on one do not show in the other."""
         twin = copy.copy(self)
