@@ -1,4 +1,4 @@
-"""The types in the public signatures, for type checkers (imported under ``TYPE_CHECKING`` only).
+"""The types in the public signatures.
 
 `Chat`, `Call` and their async siblings are generic in what a plain text turn returns: ``Chat("a")`` is a
 ``Chat[str]``, ``Chat(["a", "b"])`` a ``Chat[dict[str, str]]``. Their overloads key every return type on that:
@@ -15,14 +15,14 @@ from typing import Any, TypeAlias, TypeVar
 from ._content import Attachment
 from .tools import Tool
 
-Message: TypeAlias = "str | bytes | os.PathLike[str] | Attachment | Sequence[Any]"
+Message: TypeAlias = str | bytes | os.PathLike[str] | Attachment | Sequence[Any]
 """A message: text; a path, bytes or an `Image`/`PDF`/`Audio`/`Video`; or a list of those and content-part dicts (or,
 for `Call`, a list of message dicts)."""
-Tools: TypeAlias = "Sequence[Callable[..., Any] | Tool | Mapping[str, Any]]"
+Tools: TypeAlias = Sequence[Callable[..., Any] | Tool | Mapping[str, Any]]
 """Functions (or `Tool` objects) irouter runs, and tool schema dicts passed through as they are."""
-Headers: TypeAlias = "Mapping[str, str]"
-Body: TypeAlias = "Mapping[str, Any]"
-Models: TypeAlias = "list[str] | tuple[str, ...]"
+Headers: TypeAlias = Mapping[str, str]
+Body: TypeAlias = Mapping[str, Any]
+Models: TypeAlias = list[str] | tuple[str, ...]
 """Several model slugs: answers come back as ``{slug: answer}``."""
 
 T = TypeVar("T")

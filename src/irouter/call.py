@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from ._client import ModelClient, Plan
@@ -11,14 +11,9 @@ from ._compat import CALL_ARGS, positional_options
 from ._content import is_message_list, to_content
 from ._engine import TurnResult, fan_out
 from ._streams import AsyncStream, Emit, Stream
-from ._types import Answer
+from ._types import Answer, Body, Headers, Message, Models, T
 from ._wire import Response, user_message
 from .chat import gathered
-
-if TYPE_CHECKING:
-    from collections.abc import Coroutine
-
-    from ._types import Body, Headers, Message, Models, T
 
 
 class _OneOff(ModelClient):

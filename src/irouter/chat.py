@@ -7,7 +7,7 @@ import copy
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -21,14 +21,9 @@ from ._ledger import LedgerEntry, Meter, check_limit
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
 from ._streams import AsyncStream, Cancelled, Emit, Stream
-from ._types import Answer
+from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
 from .catalog import cached_records, find
-
-if TYPE_CHECKING:
-    from collections.abc import Coroutine
-
-    from ._types import Body, Headers, Message, Models, T, Tools
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 _C = TypeVar("_C", bound="_Conversation")
