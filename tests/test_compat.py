@@ -216,16 +216,14 @@ def test_positional_and_keyword_calls_send_the_same(
 # --------------------------------------------------------------------------------------------- 0.3.1's names
 
 
-def test_base_module_names(router: OpenRouterDouble) -> None:
+def test_base_module_names(router: OpenRouterDouble, connect: dict[str, str]) -> None:
     from irouter import base
 
     assert base.BASE_URL == "https://openrouter.ai/api/v1"
     assert base.BASE_HEADERS["X-Title"]
-    assert "tool" in base.TOOL_LOOP_FINAL_PROMPT
-    with OpenRouterDouble() as other:
-        other.queue(Text(tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]), "Done")
-        Chat(M, base_url=other.base_url, api_key=other.api_key)("Weather?", [get_weather], 1)
-        assert other.chat_requests[-1]["messages"][-1]["content"] == base.TOOL_LOOP_FINAL_PROMPT
+    router.queue(Text(tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]), "Done")
+    Chat(M, **connect)("Weather?", [get_weather], 1)
+    assert router.chat_requests[-1]["messages"][-1]["content"] == base.TOOL_LOOP_FINAL_PROMPT  # what is sent
 
 
 @pytest.mark.parametrize(
