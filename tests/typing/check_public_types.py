@@ -78,7 +78,7 @@ def check_chat_of_unknown_shape(model: str | list[str]) -> None:
     assert_type(chat("hi"), str | dict[str, str])
 
 
-async def check_async_chat() -> None:
+async def check_async_chat(flag: bool) -> None:
     chat = AsyncChat(M)
     assert_type(chat, AsyncChat[str])
     pending = assert_type(chat("hi"), Coroutine[Any, Any, str])  # not a str: a forgotten await is caught
@@ -94,9 +94,10 @@ async def check_async_chat() -> None:
     assert_type(await several("hi", response_format=City), dict[str, City])
     async for slug, text in several("hi", stream=True):
         assert_type((slug, text), tuple[str, str])
+    assert_type(chat("hi", stream=flag), Coroutine[Any, Any, str] | AsyncStream[str])
 
 
-def check_call() -> None:
+def check_call(flag: bool) -> None:
     ask = Call(M, "http://localhost:8080/v1", "key", "Be brief.")
     assert_type(ask, Call[str])
     assert_type(ask("hi"), str)
@@ -106,6 +107,7 @@ def check_call() -> None:
     assert_type(ask("hi", raw=True), Response)
     assert_type(ask("hi", response_format=Point), Point)
     assert_type(ask("hi", stream=True), Stream[str])
+    assert_type(ask("hi", raw=flag), str | Response | Stream[str])
     assert_type(ask.batch(["a", "b"]), list[str | Exception])
     assert_type(ask.batch(["a"], response_format=City), list[City | Exception])
     several = Call(MODELS)
