@@ -10,6 +10,7 @@ from typing import Any
 from . import _retry as retry
 from ._capabilities import check as check_capabilities
 from ._capabilities import needs
+from ._compat import ORDER_HINT
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options, split_options
 from ._ledger import Meter
@@ -200,13 +201,22 @@ class ModelClient:
     """Base of `Chat` and `Call`: one or several models behind one endpoint."""
 
     def __init__(
-        self, model: str | list[str], api_key: str | None, base_url: str | None, defaults: dict[str, Any]
+        self,
+        model: str | list[str] | tuple[str, ...],
+        api_key: str | None,
+        base_url: str | None,
+        defaults: dict[str, Any],
     ) -> None:
         self._models = check_models(model)
         for key, what in _PER_CALL.items():
             if key in defaults:
                 raise TypeError(f"{key}= is not a default: {what}")
-        self._base_url = resolve_base_url(base_url)
+        try:
+            self._base_url = resolve_base_url(base_url)
+        except ValueError as exc:
+            if base_url is None:
+                raise
+            raise ValueError(f"{exc}. {ORDER_HINT}") from None
         self._routes = {m: route(m, None) for m in self._models}
         main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
         self._endpoint: Any = Endpoint(base_url, api_key) if main else None

@@ -335,7 +335,9 @@ class _Request:
             parsed: Any = json.loads(text)
         except ValueError:
             parsed = None
-        return error_from_body(status, parsed, model=self.model, retry_after=_retry_after(headers), text=text)
+        return error_from_body(
+            status, parsed, model=self.model, retry_after=_retry_after(headers), text=text, headers=headers
+        )
 
     def _chunk(self, payload: str) -> dict[str, Any]:
         try:

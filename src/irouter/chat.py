@@ -7,11 +7,12 @@ import copy
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._client import ModelClient, Plan
+from ._compat import CHAT_ARGS, positional_options
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
@@ -20,10 +21,12 @@ from ._ledger import LedgerEntry, Meter, check_limit
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
 from ._streams import AsyncStream, Cancelled, Emit, Stream
+from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
 from .catalog import cached_records, find
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
+_C = TypeVar("_C", bound="_Conversation")
 
 
 class _Conversation(ModelClient):
@@ -31,10 +34,10 @@ class _Conversation(ModelClient):
 
     def __init__(
         self,
-        model: str | list[str],
+        model: str | list[str] | tuple[str, ...],
         system: str | None = DEFAULT_SYSTEM,
-        api_key: str | None = None,
         base_url: str | None = None,
+        api_key: str | None = None,
         *,
         max_cost: float | None = None,
         max_total_tokens: int | None = None,
@@ -251,7 +254,7 @@ class _Conversation(ModelClient):
             json.loads(Path(path).read_text(encoding="utf-8")), api_key=api_key, base_url=base_url, **options
         )
 
-    def fork(self) -> Any:
+    def fork(self: _C) -> _C:
         """An independent copy to branch the conversation: same models, endpoint, options and budgets; its own
         history and accounts (copied), so turns on one do not show in the other."""
         twin = copy.copy(self)
@@ -289,7 +292,7 @@ class _Conversation(ModelClient):
         return f"{type(self).__name__}({models}, turns={self.turns}, tokens={tokens})"
 
 
-class Chat(_Conversation):
+class Chat(_Conversation, Generic[Answer]):
     """A conversation that keeps history and token usage, per model.
 
     >>> chat = Chat("openai/gpt-4o-mini", system="You are terse.")       # doctest: +SKIP
@@ -297,14 +300,15 @@ class Chat(_Conversation):
     'OpenAI.'
 
     With a list of slugs every turn goes to all models at once, each with its own history; the return value,
-    ``history`` and ``usage`` become ``{slug: ...}`` dicts.
+    ``history`` and ``usage`` become ``{slug: ...}`` dicts. For type checkers ``Chat("a")`` is a ``Chat[str]``
+    and ``Chat(["a", "b"])`` a ``Chat[dict[str, str]]``: they know what every call returns.
 
-    Args:
+    Args (the first four may be positional, in irouter 0.3.1's order; the rest are keyword-only):
         model: a model slug (``"openai/gpt-4o-mini"``) or a list of slugs.
         system: the system prompt that starts every history; ``""`` or ``None`` for none.
-        api_key: the key; defaults to the ``OPENROUTER_API_KEY`` environment variable.
         base_url: defaults to ``OPENROUTER_BASE_URL``, else ``https://openrouter.ai/api/v1``. Any
             OpenAI-compatible server works (no key needed for servers other than OpenRouter).
+        api_key: the key; defaults to the ``OPENROUTER_API_KEY`` environment variable.
         max_cost: dollars the chat may spend; requests stop with `BudgetExceeded` once reached.
         max_total_tokens: tokens the chat may use, likewise.
         **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``, ``tools``,
@@ -312,14 +316,150 @@ class Chat(_Conversation):
             override them.
     """
 
-    @overload
-    def __call__(self, message: str | list[Any], stream: Literal[False] = False, **kwargs: Any) -> Any: ...
+    if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
+
+        @overload
+        def __init__(
+            self: Chat[str],
+            model: str,
+            system: str | None = ...,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            *,
+            max_cost: float | None = ...,
+            max_total_tokens: int | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        @overload
+        def __init__(
+            self: Chat[dict[str, str]],
+            model: Models,
+            system: str | None = ...,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            *,
+            max_cost: float | None = ...,
+            max_total_tokens: int | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     @overload
-    def __call__(self, message: str | list[Any], stream: Literal[True], **kwargs: Any) -> Stream: ...
+    def __call__(
+        self: Chat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> str: ...
 
-    def __call__(self, message: str | list[Any], stream: bool = False, **kwargs: Any) -> Any:
+    @overload
+    def __call__(
+        self: Chat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> T: ...
+
+    @overload
+    def __call__(
+        self: Chat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> Stream[str]: ...
+
+    @overload
+    def __call__(
+        self: Chat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: bool,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> str | Stream[str]: ...
+
+    @overload
+    def __call__(
+        self: Chat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> dict[str, str]: ...
+
+    @overload
+    def __call__(
+        self: Chat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> dict[str, T]: ...
+
+    @overload
+    def __call__(
+        self: Chat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> Stream[tuple[str, str]]: ...
+
+    @overload
+    def __call__(
+        self: Chat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: bool,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> dict[str, str] | Stream[tuple[str, str]]: ...
+    def __call__(self, message: Message, *args: Any, stream: bool = False, **options: Any) -> Any:
         """Send ``message`` to every model and return the reply text (``{slug: text}`` for several models).
+
+        The signature is ``chat(message, tools=None, max_steps=None, extra_headers=None, extra_body=None, *,
+        stream=False, **options)``: the four after the message may be positional (irouter 0.3.1's order).
 
         ``message`` is a string or a list of texts and content parts. Keyword arguments (``temperature``,
         ``max_tokens``, ``response_format``, ``provider``, ``models``, ``reasoning``, ``extra_body``,
@@ -340,7 +480,8 @@ class Chat(_Conversation):
         ends, history and usage are what the non-streaming call leaves. Closing it early cancels the turns still
         running: their histories stay as they were.
         """
-        user, plan, _ = self._prepare(message, kwargs)
+        positional_options("Chat", CHAT_ARGS, args, options)
+        user, plan, _ = self._prepare(message, options)
         if stream:
             return Stream(self._models, lambda model, cancel, emit: self._streamed(model, user, plan, cancel, emit))
 
@@ -361,12 +502,43 @@ class Chat(_Conversation):
             return self._commit(model, history, result, cancel)
 
 
-class AsyncChat(_Conversation):
+class AsyncChat(_Conversation, Generic[Answer]):
     """`Chat` for asyncio: ``await chat("...")``, ``async for piece in chat("...", stream=True)``.
 
-    The same constructor, history, usage and shapes as `Chat`. Several models run as concurrent tasks; async tools
-    are awaited and sync tools run in worker threads.
+    The same constructor, history, usage and shapes as `Chat` (``AsyncChat("a")`` is an ``AsyncChat[str]``, whose
+    calls are coroutines of ``str``). Several models run as concurrent tasks; async tools are awaited and sync
+    tools run in worker threads.
     """
+
+    if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
+
+        @overload
+        def __init__(
+            self: AsyncChat[str],
+            model: str,
+            system: str | None = ...,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            *,
+            max_cost: float | None = ...,
+            max_total_tokens: int | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        @overload
+        def __init__(
+            self: AsyncChat[dict[str, str]],
+            model: Models,
+            system: str | None = ...,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            *,
+            max_cost: float | None = ...,
+            max_total_tokens: int | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     def _turn_lock(self, model: str) -> Any:
         """One asyncio lock per model and event loop (an asyncio lock belongs to the loop it first ran on)."""
@@ -382,15 +554,120 @@ class AsyncChat(_Conversation):
         return locks[model]
 
     @overload
-    def __call__(self, message: str | list[Any], stream: Literal[False] = False, **kwargs: Any) -> Any: ...
+    def __call__(
+        self: AsyncChat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, str]: ...
 
     @overload
-    def __call__(self, message: str | list[Any], stream: Literal[True], **kwargs: Any) -> AsyncStream: ...
+    def __call__(
+        self: AsyncChat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> Coroutine[Any, Any, T]: ...
 
-    def __call__(self, message: str | list[Any], stream: bool = False, **kwargs: Any) -> Any:
-        """Like `Chat.__call__`: returns an awaitable of the reply, or with ``stream=True`` an `AsyncStream` (to
-        use with ``async for``; it must be created inside a running event loop)."""
-        user, plan, pending = self._prepare(message, kwargs, fetch=False)
+    @overload
+    def __call__(
+        self: AsyncChat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> AsyncStream[str]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: bool,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, str] | AsyncStream[str]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, str]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, T]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> AsyncStream[tuple[str, str]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: bool,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, str]] | AsyncStream[tuple[str, str]]: ...
+    def __call__(self, message: Message, *args: Any, stream: bool = False, **options: Any) -> Any:
+        """Like `Chat.__call__` (the same positional order): returns a coroutine of the reply, or with
+        ``stream=True`` an `AsyncStream` (to use with ``async for``; it must be created inside a running event
+        loop)."""
+        positional_options("AsyncChat", CHAT_ARGS, args, options)
+        user, plan, pending = self._prepare(message, options, fetch=False)
         if stream:
             return AsyncStream(self._models, lambda model, emit: self._astreamed(model, user, plan, emit, pending))
         return self._acall(user, plan, pending)

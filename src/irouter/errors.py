@@ -25,9 +25,10 @@ The tree::
             ├── RateLimitError          429  rate limited (see .retry_after)
             └── ServerError             5xx  provider down, overloaded, internal error
 
-Every `APIStatusError` carries the HTTP ``status``, OpenRouter's ``code`` (the ``error.code`` in the body, which
-differs from ``status`` when the error came inside an HTTP 200 body), its ``message`` and ``metadata``, the
-``model`` asked for and the ``generation_id`` when there was one. None of them ever holds the API key.
+Every `APIStatusError` carries the HTTP ``status`` (also as ``status_code``, the openai SDK's name) and the response
+``headers``, OpenRouter's ``code`` (the ``error.code`` in the body, which differs from ``status`` when the error came
+inside an HTTP 200 body), its ``message`` and ``metadata``, the ``model`` asked for and the ``generation_id`` when
+there was one. None of them ever holds the API key.
 """
 
 from __future__ import annotations
@@ -167,7 +168,10 @@ class APIStatusError(APIError):
         message: OpenRouter's ``error.message``.
         metadata: OpenRouter's ``error.metadata`` (``provider_name``, ``raw``, ``reasons``...), ``{}`` if none.
         generation_id: the ``gen-...`` id when the error arrived inside a completion.
+        status_code: the same as ``status`` (the name the openai SDK and httpx use).
         retry_after: seconds the server asked to wait (``Retry-After``), if it said.
+        headers: the error response's headers, names in lower case (``exc.headers.get("x-ratelimit-remaining")``);
+            ``{}`` when the error came inside a successful response or stream.
         body: the parsed error body.
     """
 
@@ -182,6 +186,7 @@ class APIStatusError(APIError):
         generation_id: str | None = None,
         retry_after: float | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, model=model)
         self.status = status
@@ -190,6 +195,12 @@ class APIStatusError(APIError):
         self.generation_id = generation_id
         self.retry_after = retry_after
         self.body = body
+        self.headers: dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
+
+    @property
+    def status_code(self) -> int:
+        """``status`` under the openai SDK's and httpx's name."""
+        return self.status
 
     def __str__(self) -> str:
         parts = [f"{self.code}: {self.message}"]
