@@ -98,7 +98,8 @@ class _Conversation(ModelClient):
             k: self.defaults[k] for k in ("max_tokens", "max_completion_tokens", "n") if k in self.defaults
         }
         for model in self._models:
-            quote = self._quote(model, fetch=True)
+            bounded = meter.max_cost is None and worst_case(body, None)[0] is not None
+            quote = None if bounded else self._quote(model, fetch=True)  # no catalog needed: none fetched
             tokens, cost = worst_case(body, quote)
             unpriced = quote is None or quote.cost(0, 0) is None
             for name, known in (("max_cost", cost), ("max_total_tokens", tokens)):
