@@ -188,3 +188,45 @@ def test_max_retry_wait_is_checked(connect: dict, bad: Any) -> None:
 def test_max_retry_wait_never_reaches_the_server(router: OpenRouterDouble, connect: dict) -> None:
     Chat(M, max_retry_wait=10, **connect)("hi")
     assert "max_retry_wait" not in router.chat_requests[-1]
+
+
+# --------------------------------------------------------------------------------------------- the policy itself
+
+
+@given(
+    max_retries=st.integers(0, 6),
+    attempt=st.integers(0, 8),
+    status=st.sampled_from([400, 401, 402, 403, 404, 408, 429, 500, 502, 503, 504, 524, 529]),
+    after=st.one_of(st.none(), st.floats(0, 500)),
+    max_wait=st.floats(0, 120),
+)
+def test_the_policy_decides_attempts_and_waits(
+    max_retries: int, attempt: int, status: int, after: float | None, max_wait: float
+) -> None:
+    from irouter._retry import RETRY_STATUSES, RetryPolicy
+    from irouter.errors import status_error_class
+
+    error = status_error_class(status)("x", status=status, retry_after=after)
+    policy = RetryPolicy(max_retries, max_wait)
+    if attempt >= max_retries or status not in RETRY_STATUSES:
+        with pytest.raises(type(error)) as info:
+            policy.wait(attempt, error)
+        assert info.value is error  # the caller gets the server's own error
+    elif after is not None and after > max_wait:
+        with pytest.raises(irouter.RateLimitError) as limited:
+            policy.wait(attempt, error)
+        assert (limited.value.retry_after, limited.value.status) == (after, status)
+    else:
+        wait = policy.wait(attempt, error)
+        assert wait == after if after is not None else 0 < wait <= 8.0
+
+
+@given(seconds=st.integers(0, 10**6))
+def test_retry_after_reads_seconds_and_http_dates(seconds: int) -> None:
+    from irouter._retry import retry_after_seconds
+
+    now = 1_800_000_000.0
+    assert retry_after_seconds(str(seconds)) == seconds
+    assert retry_after_seconds(formatdate(now + seconds, usegmt=True), now=now) == seconds
+    assert retry_after_seconds(formatdate(now - 5, usegmt=True), now=now) == 0  # a date in the past: no wait
+    assert retry_after_seconds("soon") is None
