@@ -209,6 +209,10 @@ def test_a_budget_on_an_unpriced_model_is_refused(priced: OpenRouterDouble) -> N
     with pytest.raises(irouter.BudgetExceeded, match="has spent"):
         loose("hi")
     assert Chat.from_dict(loose.to_dict(), api_key=priced.api_key).max_cost == 1e-9  # the opt-out is saved
+    with pytest.raises(TypeError, match="budgets belong to a Chat"):
+        loose("hi", allow_unpriced=True)
+    with pytest.raises(TypeError, match="allow_unpriced must be True or False"):
+        Chat("lab/unpriced", allow_unpriced="yes", **connect)  # type: ignore[arg-type]
 
 
 def test_a_local_server_without_prices_needs_the_opt_out() -> None:

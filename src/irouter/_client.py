@@ -29,6 +29,7 @@ _RESERVED = {
     "model": "models are given to the constructor",
     "max_cost": "budgets belong to a Chat: Chat(..., max_cost=...) or chat.max_cost = ...",
     "max_total_tokens": "budgets belong to a Chat: Chat(..., max_total_tokens=...) or chat.max_total_tokens = ...",
+    "allow_unpriced": "budgets belong to a Chat: Chat(..., max_cost=..., allow_unpriced=True)",
 }
 _PER_CALL = {"stream": "pass stream=True to a call", "raw": "pass raw=True to a call"}
 
