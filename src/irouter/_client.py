@@ -30,6 +30,7 @@ _RESERVED = {
     "model": "models are given to the constructor",
     "max_cost": "budgets belong to a Chat: Chat(..., max_cost=...) or chat.max_cost = ...",
     "max_total_tokens": "budgets belong to a Chat: Chat(..., max_total_tokens=...) or chat.max_total_tokens = ...",
+    "allow_unpriced": "budgets belong to a Chat: Chat(..., max_cost=..., allow_unpriced=True)",
 }
 _PER_CALL = {"stream": "pass stream=True to a call", "raw": "pass raw=True to a call"}
 
@@ -115,6 +116,7 @@ OWN_OPTIONS = frozenset(
         "extra_headers",
         "timeout",
         "max_retries",
+        "max_retry_wait",
         "tools",
         "max_steps",
         "before_tool",
@@ -174,11 +176,16 @@ class Plan:
     after_tool: AfterTool | None = None
     output_type: type | None = None
     max_retries: int = retry.DEFAULT_MAX_RETRIES
+    max_retry_wait: float = retry.DEFAULT_MAX_RETRY_WAIT
     check: bool | None = None
     """Capability checks: ``None`` (auto: with OpenRouter's catalog, or any catalog already at hand), on, off."""
 
     def tools(self) -> ToolRunner:
         return ToolRunner(self.toolbox, self.before_tool, self.after_tool)
+
+    def policy(self) -> retry.RetryPolicy:
+        """How this call's requests are retried."""
+        return retry.RetryPolicy(self.max_retries, self.max_retry_wait)
 
     def spec(self, model: str) -> TurnSpec:
         output = parser_for(self.output_type, model) if self.output_type is not None else None
@@ -250,6 +257,8 @@ class ModelClient:
         plan = Plan(body, extra_headers=client.get("extra_headers"), timeout=client.get("timeout"))
         if client.get("max_retries") is not None:
             plan.max_retries = retry.check_retries(client["max_retries"])
+        if client.get("max_retry_wait") is not None:
+            plan.max_retry_wait = retry.check_retry_wait(client["max_retry_wait"])
         if client.get("tools") is not None:
             plan.toolbox = Toolbox(client["tools"])
         if client.get("max_steps") is not None:
@@ -284,7 +293,7 @@ class ModelClient:
             if not fetch:
                 return False
             try:
-                records = list_models(self.base_url)
+                records = list_models(self.base_url, max_retries=plan.max_retries)
             except APIError:
                 if plan.check:
                     raise
@@ -322,7 +331,7 @@ class ModelClient:
         model = recorder.model
 
         def send(action: Send) -> Reply:
-            clock = recorder.start()
+            ticket = recorder.start(action.body)
 
             def attempt() -> Reply:
                 raw = self._ep(model).post(
@@ -330,8 +339,12 @@ class ModelClient:
                 )
                 return parse_completion(raw, model=model)
 
-            reply = retry.call(attempt, plan.max_retries)
-            recorder.done(reply, reply.usage, clock, action.step)
+            try:
+                reply = retry.call(attempt, plan.policy())
+            except BaseException:
+                recorder.done(None, None, ticket, action.step)  # nothing billed: the reservation goes
+                raise
+            recorder.done(reply, reply.usage, ticket, action.step)
             return reply
 
         return send
@@ -340,7 +353,7 @@ class ModelClient:
         model = recorder.model
 
         async def send(action: Send) -> Reply:
-            clock = recorder.start()
+            ticket = recorder.start(action.body)
 
             async def attempt() -> Reply:
                 raw = await self._ep(model).apost(
@@ -348,8 +361,12 @@ class ModelClient:
                 )
                 return parse_completion(raw, model=model)
 
-            reply = await retry.acall(attempt, plan.max_retries)
-            recorder.done(reply, reply.usage, clock, action.step)
+            try:
+                reply = await retry.acall(attempt, plan.policy())
+            except BaseException:
+                recorder.done(None, None, ticket, action.step)  # nothing billed: the reservation goes
+                raise
+            recorder.done(reply, reply.usage, ticket, action.step)
             return reply
 
         return send
@@ -378,20 +395,19 @@ class ModelClient:
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
             if cancel.is_set():  # closed between two tool steps: send nothing more
                 raise Cancelled
-            body = streaming_body(action.body)
-            return retry.stream(
-                lambda: self._ep(model).stream(
-                    CHAT_PATH, body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout, cancel=cancel
-                ),
-                plan.max_retries,
-                cancel.wait,
+            chunks: Iterator[dict[str, Any]] = self._ep(model).stream(
+                CHAT_PATH,
+                streaming_body(action.body),
+                model=model,
+                extra_headers=plan.extra_headers,
+                timeout=plan.timeout,
+                cancel=cancel,
             )
+            return chunks
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_sync(
-            engine, open_stream, plan.tools(), self._recorder(model), box, plan.max_retries, cancel.wait
-        )
+        pieces = stream_sync(engine, open_stream, plan.tools(), self._recorder(model), box, plan.policy(), cancel.wait)
         try:
             for piece in pieces:
                 emit(piece)
@@ -408,17 +424,13 @@ class ModelClient:
         import asyncio
 
         def open_stream(action: Send) -> AsyncIterator[dict[str, Any]]:
-            body = streaming_body(action.body)
-            return retry.astream(
-                lambda: self._ep(model).astream(
-                    CHAT_PATH, body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
-                ),
-                plan.max_retries,
-            )
+            body, options = streaming_body(action.body), {"extra_headers": plan.extra_headers, "timeout": plan.timeout}
+            chunks: AsyncIterator[dict[str, Any]] = self._ep(model).astream(CHAT_PATH, body, model=model, **options)
+            return chunks
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box, plan.max_retries)
+        pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box, plan.policy())
         try:
             first = True
             async for piece in pieces:

@@ -18,7 +18,7 @@ from .tools import Toolbox, ToolCall, describe_call
 
 T = TypeVar("T")
 
-TRANSPORT_OPTIONS = frozenset({"extra_headers", "timeout", "max_retries"})
+TRANSPORT_OPTIONS = frozenset({"extra_headers", "timeout", "max_retries", "max_retry_wait"})
 """Keyword arguments that shape the HTTP request rather than its JSON body."""
 CLIENT_OPTIONS = frozenset({"tools", "max_steps", "before_tool", "after_tool", "check_capabilities"})
 """Keyword arguments irouter itself acts on (never sent as they are)."""
@@ -84,11 +84,7 @@ def chat_turn(model: str, history: Sequence[dict[str, Any]], user: dict[str, Any
     options = {**spec.options, "tools": toolbox.schemas} if toolbox else spec.options
     step = 0
     while True:
-        try:
-            reply = yield Send(build_body(spec.wire_model or model, [*history, *new], options), step + 1)
-        except BudgetExceeded as exc:
-            exc.messages = list(new)  # what the turn had, for the caller to see; history stays as it was
-            raise
+        reply = yield from _ask(build_body(spec.wire_model or model, [*history, *new], options), step + 1, new)
         replies.append(reply)
         new.append(reply.message)
         if not (toolbox and toolbox.local and reply.tool_calls):
@@ -97,15 +93,25 @@ def chat_turn(model: str, history: Sequence[dict[str, Any]], user: dict[str, Any
         new.extend((yield RunTools([describe_call(c, model, step) for c in reply.tool_calls])))
         if step >= spec.max_steps:
             new.append({"role": "user", "content": FINAL_PROMPT})
-            reply = yield Send(
-                build_body(spec.wire_model or model, [*history, *new], {**options, "tool_choice": "none"}), step + 1
-            )
+            final = {**options, "tool_choice": "none"}
+            reply = yield from _ask(build_body(spec.wire_model or model, [*history, *new], final), step + 1, new)
             reply.message.pop("tool_calls", None)  # answered without tools: no call may stay unanswered
             replies.append(reply)
             new.append(reply.message)
             break
     value = spec.output(reply.content) if spec.output else reply.content
     return TurnResult(new, reply, value, replies)
+
+
+def _ask(body: dict[str, Any], step: int, new: list[dict[str, Any]]) -> Generator[Action, Any, Reply]:
+    """Send one request of the turn. If the budget stops it, `BudgetExceeded.messages` gets what the turn had
+    (``new``: the user message and the steps so far), whichever request of the turn it was."""
+    try:
+        reply: Reply = yield Send(body, step)
+    except BudgetExceeded as exc:
+        exc.messages = list(new)  # for the caller to see; history stays as it was
+        raise
+    return reply
 
 
 def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

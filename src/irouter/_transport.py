@@ -142,11 +142,9 @@ def is_openrouter(base_url: str) -> bool:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+    from ._retry import retry_after_seconds
+
+    return retry_after_seconds(headers.get("retry-after"))
 
 
 class Endpoint:

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import APIResponseError, APIStatusError, status_error_class
+from ._retry import TRANSIENT_402, retry_after_seconds
+from .errors import APIResponseError, APIStatusError, PaymentRequiredError, RateLimitError, status_error_class
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -155,15 +156,20 @@ def error_from_body(
     """Turn an error response (OpenRouter's ``{"error": {code, message, metadata}}`` or anything else) into the
     matching exception. ``status`` is the HTTP status; the class follows ``error.code`` when it is numeric."""
     err = body.get("error") if isinstance(body, dict) else None
+    metadata: dict[str, Any]
     if isinstance(err, dict):
         code = err.get("code", status)
         message = str(err.get("message") or "(no message)")
-        metadata = err.get("metadata") if isinstance(err.get("metadata"), dict) else {}
+        metadata = err["metadata"] if isinstance(err.get("metadata"), dict) else {}
     else:
         code = status
         message = (str(err) if err else "") or text.strip()[:500] or f"HTTP {status}"
         metadata = {}
     cls = status_error_class(status if status >= 400 else code)
+    if metadata.get("reason") == TRANSIENT_402 and cls is PaymentRequiredError:
+        cls = RateLimitError  # too many paid requests in flight: wait and retry, like a 429
+    if retry_after is None and isinstance(metadata.get("headers"), dict):
+        retry_after = retry_after_seconds(metadata["headers"].get("Retry-After"))
     return cls(
         message,
         status=status,

@@ -17,13 +17,14 @@ from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
 from ._engine import FINAL_PROMPT, TurnResult, fan_out
-from ._ledger import LedgerEntry, Meter, check_limit
+from ._ledger import LedgerEntry, Meter, Quote, check_limit, worst_case
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
 from ._streams import AsyncStream, Cancelled, Emit, Stream
 from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
-from .catalog import cached_records, find
+from .catalog import cached_records, find, list_models
+from .errors import APIError
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 _C = TypeVar("_C", bound="_Conversation")
@@ -41,12 +42,17 @@ class _Conversation(ModelClient):
         *,
         max_cost: float | None = None,
         max_total_tokens: int | None = None,
+        allow_unpriced: bool = False,
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a string, got {type(system).__name__}")
+        if not isinstance(allow_unpriced, bool):
+            raise TypeError(f"allow_unpriced must be True or False, got {allow_unpriced!r}")
         super().__init__(model, api_key, base_url, defaults)
-        self._meter = Meter(max_cost, max_total_tokens, self._estimate)
+        self._meter = Meter(max_cost, max_total_tokens, self._quote)
+        self._allow_unpriced = allow_unpriced
+        self._check_budgets()
         self.system = system
         self._locks = {m: threading.RLock() for m in self._models}
         """Guard history and usage changes (short)."""
@@ -68,11 +74,53 @@ class _Conversation(ModelClient):
     def _recorder(self, model: str) -> Recorder:
         return Recorder(self._meter, model)
 
-    def _estimate(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """Dollars at the catalog's prices, when the catalog is at hand (never fetched for this)."""
-        records = cached_records(self.base_url)
+    def _quote(self, model: str, fetch: bool = False) -> Quote | None:
+        """The catalog's prices and completion limit for ``model`` (its endpoint's catalog at hand, however old;
+        fetched only when ``fetch``); ``None`` for models of other endpoints or missing from the catalog."""
+        if self._routes.get(model) is not None:
+            return None
+        records = cached_records(self.base_url, max_age=float("inf"))
+        if records is None and fetch:
+            try:
+                records = list_models(self.base_url)
+            except APIError:
+                records = None
         info = find(records, model) if records else None
-        return info.cost(prompt_tokens, completion_tokens) if info else None
+        if info is None:
+            return None
+        prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
+        return Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+
+    def _check_budgets(self) -> None:
+        """A budget is a cap only if each request's worst case can be known before it is sent: refuse one on a
+        model without prices (``max_cost``) or without a completion limit, unless ``allow_unpriced``."""
+        meter = self._meter
+        if self._allow_unpriced or (meter.max_cost is None and meter.max_total_tokens is None):
+            return
+        body: dict[str, Any] = {
+            k: self.defaults[k] for k in ("max_tokens", "max_completion_tokens", "n") if k in self.defaults
+        }
+        for model in self._models:
+            bounded = meter.max_cost is None and worst_case(body, None)[0] is not None
+            quote = None if bounded else self._quote(model, fetch=True)  # no catalog needed: none fetched
+            tokens, cost = worst_case(body, quote)
+            unpriced = quote is None or quote.cost(0, 0) is None
+            for name, known in (("max_cost", cost), ("max_total_tokens", tokens)):
+                if getattr(meter, name) is None or known is not None:
+                    continue
+                if name == "max_cost" and unpriced:
+                    missing, fix = "lists no price for it", "Pass"
+                else:
+                    missing, fix = (
+                        "does not say how long its answers can be",
+                        "Set max_tokens=... as a default, or pass",
+                    )
+                raise ValueError(
+                    f"{name}= cannot be a cap for {model}: the model catalog of {self.base_url} {missing}, so the "
+                    f"worst case of a request cannot be reserved before it is sent. {fix} allow_unpriced=True to "
+                    "count only what requests report after they end (requests in flight together may then pass "
+                    "the cap)."
+                )
 
     def _commit(
         self, model: str, history: list[dict[str, Any]], result: TurnResult, cancel: threading.Event | None = None
@@ -122,7 +170,12 @@ class _Conversation(ModelClient):
 
     @max_cost.setter
     def max_cost(self, value: float | None) -> None:
-        self._meter.max_cost = check_limit("max_cost", value)
+        previous, self._meter.max_cost = self._meter.max_cost, check_limit("max_cost", value)
+        try:
+            self._check_budgets()
+        except ValueError:
+            self._meter.max_cost = previous
+            raise
 
     @property
     def max_total_tokens(self) -> int | None:
@@ -131,7 +184,12 @@ class _Conversation(ModelClient):
 
     @max_total_tokens.setter
     def max_total_tokens(self, value: int | None) -> None:
-        self._meter.max_total_tokens = check_limit("max_total_tokens", value)
+        previous, self._meter.max_total_tokens = self._meter.max_total_tokens, check_limit("max_total_tokens", value)
+        try:
+            self._check_budgets()
+        except ValueError:
+            self._meter.max_total_tokens = previous
+            raise
 
     @property
     def images(self) -> Any:
@@ -213,6 +271,7 @@ class _Conversation(ModelClient):
             "unsaved_options": unsaved,
             "max_cost": self.max_cost,
             "max_total_tokens": self.max_total_tokens,
+            "allow_unpriced": self._allow_unpriced,
             "history": {m: [dict(msg) for msg in h] for m, h in self._history.items()},
             "usage": {m: self._meter.usage(m) for m in self._models},
             "cost": {m: self._meter.cost(m) for m in self._models},
@@ -234,6 +293,7 @@ class _Conversation(ModelClient):
             base_url=base_url or _saved_base_url(data.get("base_url")),
             max_cost=data.get("max_cost"),
             max_total_tokens=data.get("max_total_tokens"),
+            allow_unpriced=bool(data.get("allow_unpriced", False)),
             **{**(data.get("options") or {}), **options},
         )
         chat.set_history(dict(data.get("history") or {}))
@@ -265,6 +325,7 @@ class _Conversation(ModelClient):
         twin._meter = copy.copy(self._meter)
         twin._meter._lock = threading.Lock()
         twin._meter.entries = list(self._meter.entries)
+        twin._meter.holds = []
         twin._async_locks = {}
         return twin
 
@@ -309,8 +370,13 @@ class Chat(_Conversation, Generic[Answer]):
         base_url: defaults to ``OPENROUTER_BASE_URL``, else ``https://openrouter.ai/api/v1``. Any
             OpenAI-compatible server works (no key needed for servers other than OpenRouter).
         api_key: the key; defaults to the ``OPENROUTER_API_KEY`` environment variable.
-        max_cost: dollars the chat may spend; requests stop with `BudgetExceeded` once reached.
+        max_cost: dollars the chat may spend: a cap, also for several models or threads at once. Before each
+            request its worst case (estimated prompt, plus ``max_tokens`` or the model's longest answer, at the
+            catalog's prices) is reserved; a request that might not fit is not sent (`BudgetExceeded`). Needs the
+            model catalog (fetched once a day).
         max_total_tokens: tokens the chat may use, likewise.
+        allow_unpriced: allow a budget on models whose worst case is unknown (no catalog price or answer
+            length): their requests count only what they report after they end.
         **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``, ``tools``,
             ``extra_body``, ``extra_headers``, ``timeout``, ``max_retries``...); a turn's own keyword arguments
             override them.
