@@ -134,7 +134,7 @@ class StreamedTurn:
 def _reply(
     acc: StreamAccumulator, recorder: Recorder, clock: tuple[float, float], step: int, ttft: float | None
 ) -> Reply:
-    if acc.finish_reason is None:
+    if not acc.complete:
         raise APIConnectionError("The stream ended before the answer was complete", model=acc.model)
     reply = acc.reply()
     recorder.done(reply, reply.usage, clock, step, ttft, streamed=True)

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Literal, overload
 
+from . import _options as opts
 from ._client import ModelClient, Plan
 from ._content import is_message_list, to_content
 from ._engine import TurnResult, fan_out
@@ -16,6 +17,8 @@ from .chat import gathered
 
 class _OneOff(ModelClient):
     """What `Call` and `AsyncCall` share."""
+
+    _place_new = opts.NEW_CALL
 
     def __init__(
         self,
@@ -86,7 +89,7 @@ class Call(_OneOff):
         `Stream` of text pieces.
         """
         messages = self._messages(message)
-        plan = self._plan(kwargs)
+        plan = self._plan({**kwargs, "raw": raw, "stream": stream}, opts.CALL)
         self._check_capabilities(messages[-1].get("content"), plan)
         if stream:
             return Stream(self._models, lambda model, cancel, emit: self._streamed(model, messages, plan, cancel, emit))
@@ -108,7 +111,7 @@ class Call(_OneOff):
         failure never loses the other results). With several models an entry is ``{slug: value or exception}``.
         """
         items = [(self._messages(p), m) for p in _check_batch(prompts, concurrency) for m in self._models]
-        plan = self._plan(kwargs)
+        plan = self._plan(kwargs, opts.BATCH)
 
         def one(item: tuple[list[dict[str, Any]], str]) -> Any:
             messages, model = item
@@ -141,7 +144,7 @@ class AsyncCall(_OneOff):
     def __call__(self, message: str | list[Any], raw: bool = False, stream: bool = False, **kwargs: Any) -> Any:
         """Like `Call.__call__`: an awaitable of the reply, or with ``stream=True`` an `AsyncStream`."""
         messages = self._messages(message)
-        plan = self._plan(kwargs)
+        plan = self._plan({**kwargs, "raw": raw, "stream": stream}, opts.CALL)
         pending = not self._check_capabilities(messages[-1].get("content"), plan, fetch=False)
         if stream:
             return AsyncStream(self._models, lambda model, emit: self._astreamed(model, messages, plan, emit, pending))
@@ -170,7 +173,7 @@ class AsyncCall(_OneOff):
         import asyncio
 
         items = [(self._messages(p), m) for p in _check_batch(prompts, concurrency) for m in self._models]
-        plan = self._plan(kwargs)
+        plan = self._plan(kwargs, opts.BATCH)
         gate = asyncio.Semaphore(concurrency)
 
         async def one(messages: list[dict[str, Any]], model: str) -> Any:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from . import _options as opts
 from ._client import ModelClient, Plan
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
@@ -58,7 +59,7 @@ class _Conversation(ModelClient):
 
     def _prepare(self, message: Any, kwargs: dict[str, Any], fetch: bool = True) -> tuple[dict[str, Any], Plan, bool]:
         """Check everything and build the user message, before any request."""
-        user, plan = user_message(to_content(message)), self._plan(kwargs)
+        user, plan = user_message(to_content(message)), self._plan(kwargs, opts.CHAT)
         pending = not self._check_capabilities(user["content"], plan, fetch)
         return user, plan, pending
 
