@@ -9,7 +9,7 @@ import pytest
 
 import irouter
 from irouter import Call, Chat, Image
-from irouter.catalog import RECHECK_AFTER, _write_disk, clear_cache, list_models
+from irouter.catalog import RECHECK_AFTER, _write_disk, list_models
 from irouter.testing import OpenRouterDouble
 
 from .media import png, wav
@@ -121,8 +121,7 @@ def test_another_endpoints_cached_catalog_never_refuses(router: OpenRouterDouble
 
 def test_a_stale_catalog_is_fetched_again_before_refusing(router: OpenRouterDouble, connect: dict) -> None:
     """A slug missing from a catalog older than RECHECK_AFTER is looked up once more in a fresh copy."""
-    records = list_models(router.base_url)
-    clear_cache()
+    records = list(router.models)
     _write_disk(router.base_url, time.time() - RECHECK_AFTER - 60, records)  # an old copy on disk
     router.models.append({"id": "new/model", "name": "New"})
     checked = {**connect, "check_capabilities": True}
@@ -135,8 +134,7 @@ def test_a_stale_catalog_is_fetched_again_before_refusing(router: OpenRouterDoub
 
 
 def test_a_stale_catalog_still_refuses_what_is_nowhere(router: OpenRouterDouble, connect: dict) -> None:
-    records = list_models(router.base_url)
-    clear_cache()
+    records = list(router.models)
     _write_disk(router.base_url, time.time() - RECHECK_AFTER - 60, records)
     with pytest.raises(irouter.UnknownModelError):
         Chat("made/up", base_url=router.base_url, api_key=router.api_key, check_capabilities=True)("hi")
@@ -154,9 +152,7 @@ def test_openrouters_own_catalog_is_checked_unasked(router: OpenRouterDouble) ->
 
 
 @pytest.mark.parametrize("check", [None, False, True])
-def test_a_slug_with_spaces_is_refused_with_a_hint(
-    router: OpenRouterDouble, connect: dict, check: bool | None
-) -> None:
+def test_a_slug_with_spaces_is_refused_with_a_hint(router: OpenRouterDouble, connect: dict, check: bool | None) -> None:
     """A display name ("OpenAI: GPT-4o mini") is not a slug: refused before sending, with the slug it names."""
     list_models(router.base_url)
     with pytest.raises(irouter.UnknownModelError, match="Did you mean 'openai/gpt-4o-mini'") as info:

@@ -287,7 +287,10 @@ def test_api_key_env_authenticates_base_url(env: dict[str, str]) -> None:
         assert "sk-other-server" not in out.stderr
         out = run(env, "hi", "--base-url", other.base_url, "--api-key-env", "UNSET_KEY_VARIABLE")
         one_error_line(out, 3, contains="--api-key-env UNSET_KEY_VARIABLE: that environment variable is not set")
-        assert len(other.chat_requests) == 1
+        assert len(other.chat_requests) == 2  # the refused one without a key, the answered one; not this run
+        out = run(env, "models", "--base-url", other.base_url, "--api-key-env", "OTHER_KEY")
+        assert out.returncode == 0, out.stderr
+        assert other.requests[-1].headers["authorization"] == "Bearer sk-other-server"
 
 
 def test_a_cached_catalog_of_another_server_refuses_nothing(env: dict[str, str]) -> None:
@@ -460,7 +463,9 @@ def test_several_models_one_failing_uses_its_exit_code(router: OpenRouterDouble,
 
 
 @pytest.mark.parametrize("mode", [[], ["--no-stream"]])
-def test_a_failing_model_does_not_hide_the_others(router: OpenRouterDouble, env: dict[str, str], mode: list[str]) -> None:
+def test_a_failing_model_does_not_hide_the_others(
+    router: OpenRouterDouble, env: dict[str, str], mode: list[str]
+) -> None:
     """Regression: with several models, one failure printed only the error (and Python's .answers/.errors)."""
     router.queue(Text("from a", delay=0.3), model="a/a")  # the first model answers last
     router.queue(Text("from c"), model="c/c")
@@ -470,7 +475,9 @@ def test_a_failing_model_does_not_hide_the_others(router: OpenRouterDouble, env:
     assert out.stdout == "## a/a\n\nfrom a\n\n## c/c\n\nfrom c\n"
     *_, last = out.stderr.splitlines()
     assert last == "irouter: error: b/b: 402: Insufficient credits (model b/b)"
-    assert ".answers" not in out.stderr and ".errors" not in out.stderr and "Traceback" not in out.stderr
+    assert ".answers" not in out.stderr
+    assert ".errors" not in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_one_line_per_failed_model(router: OpenRouterDouble, env: dict[str, str]) -> None:

@@ -25,6 +25,8 @@ from .tools import AfterTool, BeforeTool, Toolbox
 
 CHAT_PATH = "chat/completions"
 DEFAULT_MAX_STEPS = 100
+
+
 def streaming_body(body: dict[str, Any]) -> dict[str, Any]:
     """The body with ``stream: true``, asking for usage in the stream (OpenRouter always sends it; llama.cpp,
     vLLM and others only when asked)."""

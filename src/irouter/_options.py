@@ -42,6 +42,8 @@ class Option:
     schemas). ``False``: irouter's own setting, never sent (``extra_body``'s *contents* are sent)."""
     hint: str = ""
     """What to do instead, said when the option is given where it is not accepted."""
+    converted: bool = False
+    """A request field whose value irouter turns into what is sent (``tools``: functions into JSON schemas)."""
 
 
 def _fields(names: str) -> tuple[Option, ...]:
@@ -56,8 +58,9 @@ OPTIONS: tuple[Option, ...] = (
         "top_logprobs response_format structured_outputs tool_choice parallel_tool_calls reasoning "
         "reasoning_effort include_reasoning verbosity provider plugins transforms modalities image_config "
         "web_search_options prediction cache_control prompt_cache_key prompt_cache_options service_tier "
-        "session_id user metadata debug preset x_search_filter trace stop_server_tools_when audio n tools"
+        "session_id user metadata debug preset x_search_filter trace stop_server_tools_when audio n"
     ),
+    Option("tools", converted=True),
     # irouter's own settings: never on the wire.
     Option("extra_body", wire=False),
     Option("extra_headers", wire=False),
@@ -83,13 +86,14 @@ OPTIONS: tuple[Option, ...] = (
 
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
 OWN = frozenset(option.name for option in OPTIONS if not option.wire)
-"""Names irouter acts on itself; never sent as they are."""
+"""Names irouter acts on itself; never sent."""
+_KEPT = frozenset(option.name for option in OPTIONS if option.converted or not option.wire) - {"extra_body"}
+"""What `split` keeps out of the body: irouter's own settings and the values it converts before sending."""
 
 CONFLICTS: tuple[tuple[frozenset[str], str], ...] = (
     (frozenset({"raw", "stream"}), "a stream yields text, not the whole response: drop raw=True or stream=True"),
 )
 """Options that make no sense together (each given a true value)."""
-
 
 
 def check(options: Mapping[str, Any], place: str, spelling: bool = True) -> None:
@@ -121,12 +125,14 @@ def _check_spelling(key: str) -> None:
 
     close = difflib.get_close_matches(key, BY_NAME, n=1, cutoff=0.8)
     if close:
-        raise TypeError(f"Unknown option {key}=: did you mean {close[0]}=? (To send it as it is, put it in extra_body.)")
+        raise TypeError(
+            f"Unknown option {key}=: did you mean {close[0]}=? (To send it as it is, put it in extra_body.)"
+        )
 
 
 def split(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(request-body fields, irouter's own settings). Unknown names go to the body; ``extra_body`` stays with the
-    body fields (`build_body` merges its contents last)."""
-    body = {k: v for k, v in options.items() if k not in OWN or k == "extra_body"}
-    own = {k: v for k, v in options.items() if k in OWN and k != "extra_body"}
-    return body, own
+    """(request-body fields, what irouter handles itself: its own settings and the values it converts). Unknown
+    names go to the body; ``extra_body`` stays with the body fields (`build_body` merges its contents last)."""
+    body = {k: v for k, v in options.items() if k not in _KEPT}
+    kept = {k: v for k, v in options.items() if k in _KEPT}
+    return body, kept

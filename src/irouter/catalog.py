@@ -184,16 +184,22 @@ def cached_catalog(
 
 
 def list_models(
-    base_url: str | None = None, timeout: float = 30.0, refresh: bool = False, max_age: float = CATALOG_TTL
+    base_url: str | None = None,
+    timeout: float = 30.0,
+    refresh: bool = False,
+    max_age: float = CATALOG_TTL,
+    *,
+    api_key: str | None = None,
 ) -> list[dict[str, Any]]:
     """The raw model records of ``GET {base_url}/models`` (OpenRouter's by default), from the cache when it is
-    younger than ``max_age`` seconds (a day by default) unless ``refresh``."""
+    younger than ``max_age`` seconds (a day by default) unless ``refresh``. ``api_key`` is for servers that want
+    one for their list (OpenRouter does not)."""
     url = resolve_base_url(base_url)
     if not refresh:
         cached = cached_records(url, max_age)
         if cached is not None:
             return cached
-    body = Endpoint(url, api_key_env=None, require_key=False).get("models", timeout=timeout)
+    body = Endpoint(url, api_key, api_key_env=None, require_key=False).get("models", timeout=timeout)
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise APIResponseError("GET /models did not return a 'data' list", body=str(body)[:500])
@@ -227,6 +233,7 @@ def models(
     max_price: float | None = None,
     base_url: str | None = None,
     refresh: bool = False,
+    api_key: str | None = None,
 ) -> list[ModelInfo]:
     """The catalog as `ModelInfo` records, filtered.
 
@@ -239,8 +246,9 @@ def models(
         structured_output: only models that take a JSON schema response format (``True``).
         max_price: dollars per million tokens that neither the prompt nor the completion price may exceed.
         refresh: fetch anew even if the cached catalog is fresh.
+        api_key: for a server that wants a key for its list (OpenRouter does not).
     """
-    found = [ModelInfo.from_record(r) for r in list_models(base_url, refresh=refresh)]
+    found = [ModelInfo.from_record(r) for r in list_models(base_url, refresh=refresh, api_key=api_key)]
     words = (search or "").lower().split()
     return [
         m

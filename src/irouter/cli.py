@@ -152,9 +152,7 @@ def common(parser: argparse.ArgumentParser) -> None:
         help="request option, e.g. -o temperature=0.2 (values are JSON when they parse)",
     )
     parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OpenRouter)")
-    parser.add_argument(
-        "--api-key-env", metavar="NAME", help="the environment variable holding the key for --base-url"
-    )
+    parser.add_argument("--api-key-env", metavar="NAME", help="the environment variable holding the key for --base-url")
     parser.add_argument("--max-cost", type=float, help="stop before spending more than this many dollars")
     parser.add_argument("--no-check", action="store_true", help="send even if the model catalog says no")
     parser.add_argument("--no-stats", action="store_true", help="no tokens/cost line after each answer")
@@ -394,6 +392,7 @@ def models_command(argv: list[str]) -> int:
     parser.add_argument("--tools", action="store_true", help="models that take tools")
     parser.add_argument("--json", action="store_true", help="JSON records instead of a table")
     parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OpenRouter)")
+    parser.add_argument("--api-key-env", metavar="NAME", help="the environment variable holding the key, if needed")
     args = parser.parse_args(argv)
     load_env()
     from .catalog import models
@@ -405,6 +404,7 @@ def models_command(argv: list[str]) -> int:
             modality=args.modality,
             tools=True if args.tools else None,
             base_url=args.base_url,
+            api_key=api_key(args),
         )
     except (errors.IrouterError, ValueError) as exc:
         return fail(exc)
