@@ -8,7 +8,7 @@ they are (another server's own parameters), except near-misses of OpenRouter's f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,10 @@ def _fields(names: str) -> tuple[Option, ...]:
     return tuple(Option(name) for name in names.split())
 
 
+def _own(name: str, where: Iterable[str] = EVERYWHERE, hint: str = "") -> Option:
+    return Option(name, frozenset(where), wire=False, hint=hint)
+
+
 OPTIONS: tuple[Option, ...] = (
     # OpenRouter's documented request fields (openrouter-protocol.md §2.1), sent as they are.
     *_fields(
@@ -62,26 +66,24 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("tools", converted=True),
     # irouter's own settings: never on the wire.
-    Option("extra_body", wire=False),
-    Option("extra_headers", wire=False),
-    Option("timeout", wire=False),
-    Option("max_retries", wire=False),
-    Option("max_steps", wire=False),
-    Option("before_tool", wire=False),
-    Option("after_tool", wire=False),
-    Option("check_capabilities", wire=False),
-    Option("stream", frozenset({CHAT, CALL}), False, "pass stream=True to one call, not to the constructor"),
-    Option("raw", frozenset({CALL}), False, "a Chat returns text; Call(...)(message, raw=True) returns the response"),
-    Option("max_cost", frozenset({NEW_CHAT}), False, "budgets belong to a Chat: Chat(..., max_cost=...)"),
-    Option(
-        "max_total_tokens", frozenset({NEW_CHAT}), False, "budgets belong to a Chat: Chat(..., max_total_tokens=...)"
-    ),
-    Option("system", NEW, False, "the system prompt is given to the constructor (or set as .system)"),
-    Option("api_key", NEW, False, "the key is given to the constructor"),
-    Option("base_url", NEW, False, "the base URL is given to the constructor"),
-    # irouter fills these in itself.
-    Option("model", frozenset(), False, "models are given to the constructor"),
-    Option("messages", frozenset(), False, "the message is the first argument"),
+    _own("extra_body"),
+    _own("extra_headers"),
+    _own("timeout"),
+    _own("max_retries"),
+    _own("max_steps"),
+    _own("before_tool"),
+    _own("after_tool"),
+    _own("check_capabilities"),
+    _own("stream", {CHAT, CALL}, "pass stream=True to a call"),
+    _own("raw", {CALL}, "pass raw=True to a call of a Call: Call(...)(message, raw=True)"),
+    _own("max_cost", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_cost=...) or chat.max_cost = ..."),
+    _own("max_total_tokens", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_total_tokens=...)"),
+    _own("system", NEW, "the system prompt is given to the constructor (or set as .system)"),
+    _own("api_key", NEW, "the key is given to the constructor"),
+    _own("base_url", NEW, "the base URL is given to the constructor"),
+    # irouter writes these itself.
+    _own("model", (), "models are given to the constructor"),
+    _own("messages", (), "the message is the first argument"),
 )
 
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
