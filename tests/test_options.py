@@ -11,9 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from irouter import AsyncCall, AsyncChat, Call, Chat
-from irouter._options import CALL, CHAT, NEW_CALL, NEW_CHAT, OPTIONS, OWN, PLACES
+from irouter._options import BY_NAME, CALL, CHAT, CONFLICTS, NEW_CALL, NEW_CHAT, OPTIONS, OWN, PLACES, check, split
 from irouter._streams import AsyncStream, Stream
 from irouter.testing import OpenRouterDouble
 
@@ -184,3 +186,32 @@ def test_spelling_hints_come_from_the_table(
     with pytest.raises(TypeError, match=f"did you mean {meant}="):
         Chat(M)("hi", **{typo: 1})
     assert router.chat_requests == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(st.sampled_from(sorted(o.name for o in OPTIONS)) | st.from_regex(r"[a-z_]{1,12}", fullmatch=True)),
+    place=st.sampled_from(PLACES),
+    pairs=st.booleans(),
+)
+def test_the_table_decides_every_name(names: list[str], place: str, pairs: bool) -> None:
+    """Pure: a name the table does not accept at ``place`` is refused, and so is a combination that makes no sense;
+    the rest split into a body that holds no name of irouter's own (``extra_body`` aside: `build_body` merges its
+    contents) and no value to convert."""
+    options = dict.fromkeys(names + (["raw", "stream"] if pairs else []), 1)
+    refused = [n for n in options if n in BY_NAME and place not in BY_NAME[n].where]
+    if refused:
+        with pytest.raises(TypeError, match=f"{refused[0]}= is not an option of"):
+            check(options, place, spelling=False)
+        return
+    if any(names <= set(options) for names, _ in CONFLICTS):
+        with pytest.raises(ValueError, match="cannot be used together"):
+            check(options, place, spelling=False)
+        return
+    check(options, place, spelling=False)
+    body, kept = split(options)
+    assert set(body) | set(kept) == set(options)
+    assert not set(body) & set(kept)
+    assert all(n == "extra_body" or n not in OWN for n in body)
+    assert "tools" not in body
+    assert all(n not in BY_NAME or not BY_NAME[n].wire or BY_NAME[n].converted for n in kept)
