@@ -281,11 +281,15 @@ class _Shown:
 
 
 def _flush(shown: _Shown, finished: list[str]) -> str:
-    """The text that can be shown now: earlier models in full, the first unfinished one as far as it got."""
+    """The text that can be shown now: earlier models in full, the first unfinished one as far as it got (its
+    heading once its first text is in)."""
     out = []
     for model in shown.models:
-        if model in shown.failed and not shown.texts[model] and model not in shown.written:
-            continue
+        if model not in shown.written and not shown.texts[model]:
+            if model not in finished:
+                break  # its section starts with its first text
+            if model in shown.failed:
+                continue  # failed before any text: no section (its error line comes at the end)
         if model not in shown.written:
             if len(shown.models) > 1:
                 out.append(f"{chr(10) if shown.written else ''}## {model}\n\n")
