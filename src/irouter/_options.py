@@ -2,8 +2,10 @@
 
 The checks before a request (an option in the wrong place, a combination that makes no sense, a misspelt name),
 the split of a call's keyword arguments into the request body and irouter's own settings, and the spelling hints
-all read `OPTIONS`. Adding an option is one `Option(...)` row here. Names that are not in the table are sent as
-they are (another server's own parameters), except near-misses of OpenRouter's fields, refused as typos.
+all read `OPTIONS`. Adding an option is one row here (``_own("name", where, hint)`` for a setting of irouter's
+own; tests/test_options.py then asks for a sample value to walk it through every place). Names that are not in
+the table are sent as they are (another server's own parameters), except near-misses of OpenRouter's fields,
+refused as typos.
 """
 
 from __future__ import annotations
