@@ -274,6 +274,48 @@ def test_base_url_flag(env: dict[str, str]) -> None:
         assert "x-title" not in headers
 
 
+def test_api_key_env_authenticates_base_url(env: dict[str, str]) -> None:
+    """--api-key-env NAME sends the key from that variable to --base-url (and nothing else gets it)."""
+    with OpenRouterDouble(api_key="sk-other-server") as other:
+        env["OPENROUTER_BASE_URL"] = "http://127.0.0.1:9/api/v1"
+        out = run(env, "hi", "--base-url", other.base_url, "--no-stats")
+        one_error_line(out, 3, contains="401")  # no key without the flag
+        env["OTHER_KEY"] = "sk-other-server"
+        out = run(env, "hi", "--base-url", other.base_url, "--api-key-env", "OTHER_KEY", "--no-stats")
+        assert (out.returncode, out.stdout) == (0, "You said: hi\n"), out.stderr
+        assert other.requests[-1].headers["authorization"] == "Bearer sk-other-server"
+        assert "sk-other-server" not in out.stderr
+        out = run(env, "hi", "--base-url", other.base_url, "--api-key-env", "UNSET_KEY_VARIABLE")
+        one_error_line(out, 3, contains="--api-key-env UNSET_KEY_VARIABLE: that environment variable is not set")
+        assert len(other.chat_requests) == 2  # the refused one without a key, the answered one; not this run
+        out = run(env, "models", "--base-url", other.base_url, "--api-key-env", "OTHER_KEY")
+        assert out.returncode == 0, out.stderr
+        assert other.requests[-1].headers["authorization"] == "Bearer sk-other-server"
+
+
+def test_a_cached_catalog_of_another_server_refuses_nothing(env: dict[str, str]) -> None:
+    """Regression: `irouter models --base-url X` cached X's list, and later runs refused models X serves now."""
+    with OpenRouterDouble(api_key=None, require_auth=False) as other:
+        assert run(env, "models", "--base-url", other.base_url).returncode == 0
+        other.models.append({"id": "brand/new-model", "name": "Brand new"})
+        out = run(env, "hi", "-m", "brand/new-model", "--base-url", other.base_url, "--no-stats")
+        assert (out.returncode, out.stdout) == (0, "You said: hi\n"), out.stderr
+
+
+def test_a_refused_model_names_the_cli_way_around(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    line = one_error_line(run(env, "hi", "-m", "openai/gpt4o-mini", "-o", "check_capabilities=true"), 2)
+    assert line == (
+        "irouter: error: 'openai/gpt4o-mini' is not in the model catalog. Did you mean openai/gpt-4o-mini? "
+        "`irouter models` lists them; add --no-check to send anyway."
+    )
+    assert "check_capabilities" not in line.split("catalog.")[1]
+    out = run(env, "hi", "-m", "openai/gpt4o-mini", "-o", "check_capabilities=true", "--no-check", "--no-stats")
+    assert (out.returncode, out.stdout) == (0, "You said: hi\n"), out.stderr
+    line = one_error_line(run(env, "hi", "-m", "OpenAI: GPT-4o mini"), 2)
+    assert "slugs have no spaces. Did you mean openai/gpt-4o-mini?" in line
+    assert len(router.chat_requests) == 1
+
+
 def test_console_script(env: dict[str, str]) -> None:
     script = Path(sys.executable).with_name("irouter")
     if not script.exists():
@@ -418,6 +460,50 @@ def test_several_models_one_failing_uses_its_exit_code(router: OpenRouterDouble,
     assert "Traceback" not in out.stderr
     assert out.stderr.count("irouter: error: ") == 1
     assert len(out.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-stream"]])
+def test_a_failing_model_does_not_hide_the_others(
+    router: OpenRouterDouble, env: dict[str, str], mode: list[str]
+) -> None:
+    """Regression: with several models, one failure printed only the error (and Python's .answers/.errors)."""
+    router.queue(Text("from a", delay=0.3), model="a/a")  # the first model answers last
+    router.queue(Text("from c"), model="c/c")
+    router.queue(Error(402, "Insufficient credits"), model="b/b")  # fails at once
+    out = run(env, "hi", "-m", "a/a", "-m", "c/c", "-m", "b/b", *mode)
+    assert out.returncode == 4, out.stderr
+    assert out.stdout == "## a/a\n\nfrom a\n\n## c/c\n\nfrom c\n"
+    *_, last = out.stderr.splitlines()
+    assert last == "irouter: error: b/b: 402: Insufficient credits (model b/b)"
+    assert ".answers" not in out.stderr
+    assert ".errors" not in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_one_line_per_failed_model(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    router.queue(Error(402, "Insufficient credits"), model="a/a")
+    router.queue(Error(401, "User not found."), model="c/c")
+    out = run(env, "hi", "-m", "a/a", "-m", "b/b", "-m", "c/c", "--no-stats")
+    assert out.returncode == 4  # the most severe kind among the failures (see docs/cli.md)
+    assert out.stdout == "## b/b\n\nYou said: hi\n"
+    assert out.stderr.splitlines() == [
+        "irouter: error: a/a: 402: Insufficient credits (model a/a)",
+        "irouter: error: c/c: 401: User not found. (model c/c)",
+    ]
+
+
+def test_json_carries_answers_and_errors_per_model(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    router.queue(Error(402, "Insufficient credits"), model="b/b")
+    out = run(env, "hi", "-m", "a/a", "-m", "b/b", "--json")
+    assert out.returncode == 4
+    report = json.loads(out.stdout)
+    assert list(report) == ["a/a", "b/b"]
+    assert report["a/a"]["answer"] == "You said: hi"
+    assert report["a/a"]["usage"]["total_tokens"] > 0
+    assert report["b/b"]["error"] == {"message": "402: Insufficient credits (model b/b)", "kind": "budget"}
+    assert "answer" not in report["b/b"]
+    assert report["b/b"]["usage"]["total_tokens"] == 0
+    assert out.stderr == "irouter: error: b/b: 402: Insufficient credits (model b/b)\n"
 
 
 def test_unreachable_server_is_a_network_error(router: OpenRouterDouble, env: dict[str, str]) -> None:

@@ -190,6 +190,59 @@ def test_connection_dropped_mid_stream(router: OpenRouterDouble, connect: dict) 
     assert "".join(chat("and now?", stream=True)) == "You said: and now?"  # the chat is still usable
 
 
+def _sse(*events: str) -> bytes:
+    return b"".join(f"data: {e}\n\n".encode() for e in events)
+
+
+NO_FINISH = [
+    '{"id":"gen-1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"All "}}]}',
+    '{"id":"gen-1","model":"m","choices":[{"index":0,"delta":{"content":"there"}}]}',
+    '{"id":"gen-1","model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}',
+]
+"""A whole answer whose chunks never carry a ``finish_reason`` (some OpenAI-compatible servers)."""
+
+
+def test_done_without_a_finish_reason_is_a_complete_answer(router: OpenRouterDouble, connect: dict) -> None:
+    """``[DONE]`` ends the answer as the same body would without streaming (which has no finish reason either)."""
+    plain_body = (
+        b'{"id":"gen-1","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"All there"}}],'
+        b'"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}'
+    )
+    router.queue(Raw(_sse(*NO_FINISH, "[DONE]"), content_type="text/event-stream"), Raw(plain_body))
+    streamed, plain = Chat(M, **connect), Chat(M, **connect)
+    assert "".join(streamed("hi", stream=True)) == "All there"
+    assert plain("hi") == "All there"
+    assert streamed.history == plain.history
+    assert streamed.usage == plain.usage == usage(3, 2)
+    assert [e.finish_reason for e in streamed.ledger] == [e.finish_reason for e in plain.ledger] == [None]
+
+
+def test_done_without_a_finish_reason_async(router: OpenRouterDouble, connect: dict) -> None:
+    import asyncio
+
+    router.queue(Raw(_sse(*NO_FINISH, "[DONE]"), content_type="text/event-stream"))
+
+    async def main() -> str:
+        return "".join([p async for p in irouter.AsyncCall(M, **connect)("hi", stream=True)])
+
+    assert asyncio.run(main()) == "All there"
+
+
+@pytest.mark.parametrize("end", ["", "data: [DONE]"])
+def test_done_with_or_without_a_blank_line(router: OpenRouterDouble, connect: dict, end: str) -> None:
+    """``[DONE]`` as the last line with no blank line after it still counts; without it the answer was cut off."""
+    body = _sse(*NO_FINISH) + end.encode()
+    router.queue(Raw(body, content_type="text/event-stream"))
+    chat = Chat(M, max_retries=0, **connect)
+    if end:
+        assert "".join(chat("hi", stream=True)) == "All there"
+        return
+    with pytest.raises(irouter.APIConnectionError, match="ended before the answer was complete") as info:
+        list(chat("hi", stream=True))
+    assert info.value.partial_text == "All there"
+    assert len(chat.history) == 1
+
+
 def test_several_models_one_fails(router: OpenRouterDouble, connect: dict) -> None:
     router.queue(Error(503, "Service temporarily unavailable"), model="b/b")
     chat = Chat(["a/a", "b/b"], max_retries=0, **connect)

@@ -40,6 +40,43 @@ def _has(info: ModelInfo, requirement: str) -> bool:
     return requirement in info.input_modalities
 
 
+def check_spaces(models: Sequence[str], base_url: str) -> None:
+    """Refuse a slug with whitespace inside (``"OpenAI: GPT-4o mini"`` is a display name, not a slug), suggesting
+    the closest slugs of the catalog at hand (OpenRouter's is fetched for the hint, outside an event loop)."""
+    for slug in models:
+        if not any(c.isspace() for c in slug):
+            continue
+        suggestions = closest(_records_for_hint(base_url) or [], slug)
+        hint = f" Did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+        raise UnknownModelError(
+            f"{slug!r} is not a model slug: slugs have no spaces, like 'openai/gpt-4o-mini'.{hint} "
+            "irouter.get_all_models() lists every slug.",
+            model=slug,
+            suggestions=suggestions,
+        )
+
+
+def _records_for_hint(base_url: str) -> list[dict[str, Any]] | None:
+    from ._transport import is_openrouter
+    from .catalog import cached_records, list_models
+    from .errors import APIError
+
+    records = cached_records(base_url)
+    if records is not None or not is_openrouter(base_url):
+        return records
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+        return None  # never block an event loop for a hint
+    except RuntimeError:
+        pass
+    try:
+        return list_models(base_url)
+    except APIError:
+        return None
+
+
 def check(records: Iterable[dict[str, Any]], models: Sequence[str], requirements: list[tuple[str, str]]) -> None:
     """Raise `UnknownModelError` for a slug the catalog lacks, `CapabilityError` for a model that cannot take
     what the request carries. Router slugs (``openrouter/auto``, ``~...-latest``) are not checked."""

@@ -7,32 +7,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import Any
 
+from . import _options as opts
 from . import _retry as retry
 from ._capabilities import check as check_capabilities
-from ._capabilities import needs
+from ._capabilities import check_spaces, needs
 from ._compat import ORDER_HINT
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
-from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options, split_options
+from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options
 from ._ledger import Meter
 from ._streams import Cancelled, Emit
 from ._structured import is_output_type, parser_for, response_format_for
 from ._transport import Endpoint, is_openrouter, resolve_base_url
 from ._wire import Reply, parse_completion
-from .catalog import cached_records, list_models
+from .catalog import RECHECK_AFTER, cached_catalog, list_models
 from .endpoints import json_object_format, route
-from .errors import APIError
+from .errors import APIError, UnknownModelError
 from .tools import AfterTool, BeforeTool, Toolbox
 
 CHAT_PATH = "chat/completions"
 DEFAULT_MAX_STEPS = 100
-_RESERVED = {
-    "messages": "the message is the first argument",
-    "model": "models are given to the constructor",
-    "max_cost": "budgets belong to a Chat: Chat(..., max_cost=...) or chat.max_cost = ...",
-    "max_total_tokens": "budgets belong to a Chat: Chat(..., max_total_tokens=...) or chat.max_total_tokens = ...",
-    "allow_unpriced": "budgets belong to a Chat: Chat(..., max_cost=..., allow_unpriced=True)",
-}
-_PER_CALL = {"stream": "pass stream=True to a call", "raw": "pass raw=True to a call"}
 
 
 def streaming_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -57,103 +50,11 @@ def check_models(model: Any) -> list[str]:
     return list(models)
 
 
-REQUEST_FIELDS = frozenset(
-    [
-        "models",
-        "route",
-        "stream_options",
-        "usage",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "top_k",
-        "frequency_penalty",
-        "presence_penalty",
-        "repetition_penalty",
-        "min_p",
-        "top_a",
-        "seed",
-        "stop",
-        "logit_bias",
-        "logprobs",
-        "top_logprobs",
-        "response_format",
-        "structured_outputs",
-        "tool_choice",
-        "parallel_tool_calls",
-        "reasoning",
-        "reasoning_effort",
-        "include_reasoning",
-        "verbosity",
-        "provider",
-        "plugins",
-        "transforms",
-        "modalities",
-        "image_config",
-        "web_search_options",
-        "prediction",
-        "cache_control",
-        "prompt_cache_key",
-        "prompt_cache_options",
-        "service_tier",
-        "session_id",
-        "user",
-        "metadata",
-        "debug",
-        "preset",
-        "x_search_filter",
-        "trace",
-        "stop_server_tools_when",
-        "audio",
-        "n",
-    ]
-)
-"""OpenRouter's documented request fields (``openrouter-protocol.md`` §2.1), for spotting typos."""
-OWN_OPTIONS = frozenset(
-    [
-        "extra_body",
-        "extra_headers",
-        "timeout",
-        "max_retries",
-        "max_retry_wait",
-        "tools",
-        "max_steps",
-        "before_tool",
-        "after_tool",
-        "check_capabilities",
-        "max_cost",
-        "max_total_tokens",
-        "stream",
-        "raw",
-    ]
-)
-
-
-def check_spelling(options: Mapping[str, Any]) -> None:
-    """An option that is not a known request field but looks like one is almost surely a typo: say so rather
-    than send it (OpenRouter would silently ignore it). Unknown names that look like nothing known pass through."""
-    import difflib
-
-    known = REQUEST_FIELDS | OWN_OPTIONS
-    for key in options:
-        if key in known:
-            continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
-        if close:
-            raise TypeError(
-                f"Unknown option {key}=: did you mean {close[0]}=? (To send it as it is, put it in extra_body.)"
-            )
-
-
-def check_options(options: Mapping[str, Any], spelling: bool = True) -> None:
-    """Reject keyword arguments that cannot be request options, before any request. ``spelling`` checks names
-    against OpenRouter's fields (off for other servers, whose own parameters may look like typos of them)."""
-    if spelling:
-        check_spelling(options)
-    for key, what in _RESERVED.items():
-        if key in options:
-            raise TypeError(f"{key}= is not an option here: {what}")
+def check_options(options: Mapping[str, Any], place: str, spelling: bool = True) -> None:
+    """Reject keyword arguments that cannot be request options at ``place`` (see `_options`), before any
+    request. ``spelling`` checks names against OpenRouter's fields (off for other servers, whose own parameters
+    may look like typos of them)."""
+    opts.check(options, place, spelling)
     for key in ("extra_body", "extra_headers"):
         value = options.get(key)
         if value is not None and not isinstance(value, Mapping):
@@ -207,6 +108,9 @@ def check_hook(name: str, value: Any) -> Any:
 class ModelClient:
     """Base of `Chat` and `Call`: one or several models behind one endpoint."""
 
+    _place_new = opts.NEW_CHAT
+    """Where the constructor's options are given (`_options` places): checked against the option table."""
+
     def __init__(
         self,
         model: str | list[str] | tuple[str, ...],
@@ -215,15 +119,13 @@ class ModelClient:
         defaults: dict[str, Any],
     ) -> None:
         self._models = check_models(model)
-        for key, what in _PER_CALL.items():
-            if key in defaults:
-                raise TypeError(f"{key}= is not a default: {what}")
         try:
             self._base_url = resolve_base_url(base_url)
         except ValueError as exc:
             if base_url is None:
                 raise
             raise ValueError(f"{exc}. {ORDER_HINT}") from None
+        check_spaces(self._models, self._base_url)
         self._routes = {m: route(m, None) for m in self._models}
         main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
         self._endpoint: Any = Endpoint(base_url, api_key) if main else None
@@ -231,7 +133,7 @@ class ModelClient:
             self._endpoint is not None and self._endpoint.attribution and all(r is None for r in self._routes.values())
         )
         """Every model goes to OpenRouter (or OPENROUTER_BASE_URL): option names are checked against its fields."""
-        self._plan(defaults)  # raises now, not at the first call, for a bad default
+        self._plan(defaults, self._place_new)  # raises now, not at the first call, for a bad default
         self.defaults: dict[str, Any] = defaults
         """Options used by every request (``temperature``, ``provider``, ``tools``...); per-call arguments win."""
 
@@ -250,10 +152,12 @@ class ModelClient:
         found = self._routes.get(model)
         return found.endpoint if found is not None else self._endpoint
 
-    def _plan(self, kwargs: Mapping[str, Any]) -> Plan:
-        check_options(kwargs, spelling=self._openrouter)
+    def _plan(self, kwargs: Mapping[str, Any], place: str) -> Plan:
+        """Check the keyword arguments given at ``place`` (an `_options` place) and sort them out, over the
+        defaults."""
+        check_options(kwargs, place, spelling=self._openrouter)
         options = merge_options(getattr(self, "defaults", {}), kwargs)
-        body, client = split_options(options)
+        body, client = opts.split(options)
         plan = Plan(body, extra_headers=client.get("extra_headers"), timeout=client.get("timeout"))
         if client.get("max_retries") is not None:
             plan.max_retries = retry.check_retries(client["max_retries"])
@@ -282,28 +186,37 @@ class ModelClient:
 
     def _check_capabilities(self, content: Any, plan: Plan, fetch: bool = True) -> bool:
         """Before any request: are the models in the catalog, and can they take tools, structured output and the
-        attachments sent? Uses OpenRouter's catalog (fetched once a day), or any endpoint's catalog already at
-        hand; a catalog that cannot be fetched means no check. With ``fetch=False`` (async callers, which must not
-        block their event loop) returns ``False`` instead of fetching: call again, in a thread, to finish."""
+        attachments sent? Checked against OpenRouter's own catalog (fetched once a day), or any endpoint's when
+        ``check_capabilities=True``; another endpoint's catalog cached by some earlier command never decides.
+        A slug missing from a catalog older than `RECHECK_AFTER` is looked up in a fresh copy first. A catalog
+        that cannot be fetched means no check (unless asked for). With ``fetch=False`` (async callers, which must
+        not block their event loop) returns ``False`` instead of fetching: call again, in a thread, to finish."""
         models = [m for m in self._models if self._routes.get(m) is None]
-        if plan.check is False or not models:
-            return True
-        records = cached_records(self.base_url)
-        if records is None and (plan.check or is_openrouter(self.base_url)):
-            if not fetch:
-                return False
-            try:
-                records = list_models(self.base_url, max_retries=plan.max_retries)
-            except APIError:
-                if plan.check:
-                    raise
-        if records is None:
+        if plan.check is False or not models or not (plan.check or is_openrouter(self.base_url)):
             return True
         toolbox = plan.toolbox
         tools = bool(toolbox and any(s.get("type") == "function" for s in toolbox.schemas))
         response_format = plan.body.get("response_format")
         structured = isinstance(response_format, dict) and response_format.get("type") == "json_schema"
-        check_capabilities(records, models, needs(content, tools, structured))
+        requirements = needs(content, tools, structured)
+        cached = cached_catalog(self.base_url)
+        if cached is not None:
+            age, records = cached
+            try:
+                check_capabilities(records, models, requirements)
+                return True
+            except UnknownModelError:
+                if age <= RECHECK_AFTER:
+                    raise
+        if not fetch:
+            return False
+        try:
+            records = list_models(self.base_url, refresh=cached is not None, max_retries=plan.max_retries)
+        except APIError:
+            if plan.check:
+                raise
+            return True
+        check_capabilities(records, models, requirements)
         return True
 
     async def _acheck_capabilities(self, content: Any, plan: Plan, pending: bool) -> None:

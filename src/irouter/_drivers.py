@@ -192,7 +192,7 @@ async def _aattempt(
 
 
 def _reply(acc: StreamAccumulator, recorder: Recorder, ticket: Ticket, step: int, ttft: float | None) -> Reply:
-    if acc.finish_reason is None:
+    if not acc.complete:
         raise APIConnectionError("The stream ended before the answer was complete", model=acc.model)
     reply = acc.reply()
     recorder.done(reply, reply.usage, ticket, step, ttft, streamed=True)

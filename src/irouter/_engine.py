@@ -18,11 +18,6 @@ from .tools import Toolbox, ToolCall, describe_call
 
 T = TypeVar("T")
 
-TRANSPORT_OPTIONS = frozenset({"extra_headers", "timeout", "max_retries", "max_retry_wait"})
-"""Keyword arguments that shape the HTTP request rather than its JSON body."""
-CLIENT_OPTIONS = frozenset({"tools", "max_steps", "before_tool", "after_tool", "check_capabilities"})
-"""Keyword arguments irouter itself acts on (never sent as they are)."""
-
 
 @dataclass
 class Send:
@@ -112,13 +107,6 @@ def _ask(body: dict[str, Any], step: int, new: list[dict[str, Any]]) -> Generato
         exc.messages = list(new)  # for the caller to see; history stays as it was
         raise
     return reply
-
-
-def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split keyword arguments into (request-body fields, transport options)."""
-    body = {k: v for k, v in options.items() if k not in TRANSPORT_OPTIONS and k not in CLIENT_OPTIONS}
-    transport = {k: v for k, v in options.items() if k in TRANSPORT_OPTIONS or k in CLIENT_OPTIONS}
-    return body, transport
 
 
 def merge_options(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,11 @@ class Stream(Generic[_Piece]):
         """The models whose turns have ended (answered or failed), in the order they did."""
         return list(self._outcome.finished)
 
+    @property
+    def failed(self) -> list[str]:
+        """The models whose turns have failed so far (their errors are raised when the stream ends)."""
+        return [m for m in self._outcome.finished if m in self._outcome.errors]
+
     def close(self) -> None:
         """Stop: turns still running are cancelled (connections closed, histories left as they were)."""
         self._cancel.set()
@@ -204,6 +209,7 @@ class AsyncStream(Generic[_Piece]):
     result = Stream.result
     text = Stream.text
     finished = Stream.finished
+    failed = Stream.failed
 
     async def aclose(self) -> None:
         """Stop: turns still running are cancelled (connections closed, histories left as they were)."""

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ._wire import SSEDecoder, completion_as_chunk, encode_body, error_from_body, iter_pieces, loads
+from ._wire import END, SSEDecoder, completion_as_chunk, encode_body, error_from_body, iter_pieces, loads
 from .errors import APIConnectionError, APIResponseError, APITimeoutError, MissingAPIKeyError
 
 if TYPE_CHECKING:
@@ -356,6 +356,8 @@ class _Request:
         else:
             self._check_deadline()
             payload = decoder.feed(line)
+        if decoder.done:
+            return [{END: True}]
         return [] if payload is None else [self._chunk(payload)]
 
     # ------------------------------------------------------------------------------------------ sync

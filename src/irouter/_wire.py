@@ -315,6 +315,11 @@ class SSEDecoder:
         return payload
 
 
+END = "[DONE]"
+"""The key of the chunk the transport adds when the stream said ``data: [DONE]`` (``{END: True}``): the answer
+is complete even if no chunk carried a ``finish_reason``. A stream that stops without it was cut off."""
+
+
 def sse_data(lines: Iterable[str]) -> Iterator[str]:
     """The ``data:`` payloads of a server-sent event stream, one per event, ``[DONE]`` excluded."""
     decoder = SSEDecoder()
@@ -341,6 +346,7 @@ def completion_as_chunk(body: Any, model: str | None = None) -> dict[str, Any]:
         **head,
         "choices": [{"index": 0, "delta": message, "finish_reason": reply.finish_reason}],
         "usage": reply.usage,
+        END: True,  # a whole body is a complete answer
     }
 
 
@@ -376,6 +382,8 @@ class StreamAccumulator:
         self.calls: dict[int, dict[str, Any]] = {}
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
+        self.done = False
+        """The stream said ``[DONE]`` (see `END`)."""
         self.meta: dict[str, Any] = {}
         self.reasoning: list[str] = []
         self.details: list[dict[str, Any]] = []
@@ -386,7 +394,15 @@ class StreamAccumulator:
     def text(self) -> str:
         return "".join(self.parts)
 
+    @property
+    def complete(self) -> bool:
+        """The answer ended as a whole one does: a ``finish_reason`` arrived, or the stream said ``[DONE]`` (a
+        server may leave the reason out, as it may without streaming)."""
+        return self.finish_reason is not None or self.done
+
     def add(self, chunk: Mapping[str, Any]) -> str:
+        if chunk.get(END) is True:
+            self.done = True
         for key in ("id", "model", "provider", "created"):
             if chunk.get(key) is not None:
                 self.meta.setdefault(key, chunk[key])

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
+from . import _options as opts
 from ._client import ModelClient, Plan
 from ._compat import CALL_ARGS, positional_options
 from ._content import is_message_list, to_content
@@ -18,6 +19,8 @@ from .chat import gathered
 
 class _OneOff(ModelClient):
     """What `Call` and `AsyncCall` share."""
+
+    _place_new = opts.NEW_CALL
 
     def __init__(
         self,
@@ -243,7 +246,7 @@ class Call(_OneOff, Generic[Answer]):
         """
         raw = _raw(positional_options("Call", CALL_ARGS, args, options))
         messages = self._messages(message)
-        plan = self._plan(options)
+        plan = self._plan({**options, "raw": raw, "stream": stream}, opts.CALL)
         self._check_capabilities(messages[-1].get("content"), plan)
         if stream:
             return Stream(self._models, lambda model, cancel, emit: self._streamed(model, messages, plan, cancel, emit))
@@ -305,7 +308,7 @@ class Call(_OneOff, Generic[Answer]):
         failure never loses the other results). With several models an entry is ``{slug: value or exception}``.
         """
         items = [(self._messages(p), m) for p in _check_batch(prompts, concurrency) for m in self._models]
-        plan = self._plan(kwargs)
+        plan = self._plan(kwargs, opts.BATCH)
 
         def one(item: tuple[list[dict[str, Any]], str]) -> Any:
             messages, model = item
@@ -479,7 +482,7 @@ class AsyncCall(_OneOff, Generic[Answer]):
         `AsyncStream`."""
         raw = _raw(positional_options("AsyncCall", CALL_ARGS, args, options))
         messages = self._messages(message)
-        plan = self._plan(options)
+        plan = self._plan({**options, "raw": raw, "stream": stream}, opts.CALL)
         pending = not self._check_capabilities(messages[-1].get("content"), plan, fetch=False)
         if stream:
             return AsyncStream(self._models, lambda model, emit: self._astreamed(model, messages, plan, emit, pending))
@@ -548,7 +551,7 @@ class AsyncCall(_OneOff, Generic[Answer]):
         import asyncio
 
         items = [(self._messages(p), m) for p in _check_batch(prompts, concurrency) for m in self._models]
-        plan = self._plan(kwargs)
+        plan = self._plan(kwargs, opts.BATCH)
         gate = asyncio.Semaphore(concurrency)
 
         async def one(messages: list[dict[str, Any]], model: str) -> Any:

@@ -23,6 +23,9 @@ from .errors import APIResponseError
 
 CATALOG_TTL = 24 * 3600.0
 """Seconds a fetched catalog stays fresh (memory and disk)."""
+RECHECK_AFTER = 600.0
+"""A slug missing from a cached catalog older than this many seconds is looked up in a fresh copy before it is
+refused (the model may be new)."""
 
 _memory: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 _lock = threading.Lock()
@@ -132,7 +135,7 @@ def _cache_file(base_url: str) -> Path:
     return cache_dir() / f"models-{hashlib.sha256(base_url.encode()).hexdigest()[:16]}.json"
 
 
-def _read_disk(base_url: str, now: float, max_age: float) -> list[dict[str, Any]] | None:
+def _read_disk(base_url: str, now: float, max_age: float) -> tuple[float, list[dict[str, Any]]] | None:
     try:
         stored = json.loads(_cache_file(base_url).read_text())
     except (OSError, ValueError):
@@ -142,9 +145,10 @@ def _read_disk(base_url: str, now: float, max_age: float) -> list[dict[str, Any]
     fetched = stored.get("fetched_at")
     if not isinstance(fetched, (int, float)) or now - fetched > max_age or not isinstance(stored.get("data"), list):
         return None
+    hit = (float(fetched), stored["data"])
     with _lock:
-        _memory[base_url] = (float(fetched), stored["data"])
-    return list(stored["data"])
+        _memory[base_url] = hit
+    return hit
 
 
 def _write_disk(base_url: str, fetched: float, data: list[dict[str, Any]]) -> None:
@@ -170,13 +174,21 @@ def clear_cache(disk: bool = False) -> None:
 def cached_records(base_url: str | None = None, max_age: float = CATALOG_TTL) -> list[dict[str, Any]] | None:
     """The catalog if it is already at hand (memory or a disk cache younger than ``max_age`` seconds), without
     any request; ``None`` otherwise."""
+    found = cached_catalog(base_url, max_age)
+    return found[1] if found is not None else None
+
+
+def cached_catalog(
+    base_url: str | None = None, max_age: float = CATALOG_TTL
+) -> tuple[float, list[dict[str, Any]]] | None:
+    """(seconds since it was fetched, records) of the catalog at hand, like `cached_records`."""
     url = resolve_base_url(base_url)
     now = time.time()
     with _lock:
         hit = _memory.get(url)
-    if hit is not None and now - hit[0] <= max_age:
-        return hit[1]
-    return _read_disk(url, now, max_age)
+    if hit is None or now - hit[0] > max_age:
+        hit = _read_disk(url, now, max_age)
+    return (now - hit[0], hit[1]) if hit is not None else None
 
 
 def list_models(
@@ -186,16 +198,18 @@ def list_models(
     max_age: float = CATALOG_TTL,
     *,
     max_retries: int = DEFAULT_MAX_RETRIES,
+    api_key: str | None = None,
 ) -> list[dict[str, Any]]:
     """The raw model records of ``GET {base_url}/models`` (OpenRouter's by default), from the cache when it is
     younger than ``max_age`` seconds (a day by default) unless ``refresh``. A failed fetch is retried like any
-    request (at most ``max_retries + 1`` attempts)."""
+    request (at most ``max_retries + 1`` attempts). ``api_key`` is for servers that want one for their list
+    (OpenRouter does not)."""
     url = resolve_base_url(base_url)
     if not refresh:
         cached = cached_records(url, max_age)
         if cached is not None:
             return cached
-    endpoint = Endpoint(url, api_key_env=None, require_key=False)
+    endpoint = Endpoint(url, api_key, api_key_env=None, require_key=False)
     body = retry.call(lambda: endpoint.get("models", timeout=timeout), retry.RetryPolicy(max_retries))
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
@@ -230,6 +244,7 @@ def models(
     max_price: float | None = None,
     base_url: str | None = None,
     refresh: bool = False,
+    api_key: str | None = None,
 ) -> list[ModelInfo]:
     """The catalog as `ModelInfo` records, filtered.
 
@@ -242,8 +257,9 @@ def models(
         structured_output: only models that take a JSON schema response format (``True``).
         max_price: dollars per million tokens that neither the prompt nor the completion price may exceed.
         refresh: fetch anew even if the cached catalog is fresh.
+        api_key: for a server that wants a key for its list (OpenRouter does not).
     """
-    found = [ModelInfo.from_record(r) for r in list_models(base_url, refresh=refresh)]
+    found = [ModelInfo.from_record(r) for r in list_models(base_url, refresh=refresh, api_key=api_key)]
     words = (search or "").lower().split()
     return [
         m
@@ -288,9 +304,14 @@ def closest(records: Iterable[dict[str, Any]], slug: str, n: int = 3) -> list[st
     """The catalog slugs that look most like ``slug`` (for "did you mean")."""
     import difflib
 
+    records = list(records)
     ids = [r["id"] for r in records]
     tail = {i.split("/", 1)[-1]: i for i in ids}
-    matches = difflib.get_close_matches(slug, ids, n=n, cutoff=0.5)
+    names = {str(r.get("name")).lower(): r["id"] for r in records if r.get("name")}  # "OpenAI: GPT-4o-mini"
+    matches = [names[n] for n in difflib.get_close_matches(slug.lower(), list(names), n=n, cutoff=0.8)]
+    for found in difflib.get_close_matches(slug, ids, n=n, cutoff=0.5):
+        if found not in matches:
+            matches.append(found)
     for name in difflib.get_close_matches(slug.split("/", 1)[-1], list(tail), n=n, cutoff=0.6):
         if tail[name] not in matches:
             matches.append(tail[name])

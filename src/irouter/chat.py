@@ -11,6 +11,7 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+from . import _options as opts
 from ._client import ModelClient, Plan
 from ._compat import CHAT_ARGS, positional_options
 from ._content import to_content
@@ -67,7 +68,7 @@ class _Conversation(ModelClient):
 
     def _prepare(self, message: Any, kwargs: dict[str, Any], fetch: bool = True) -> tuple[dict[str, Any], Plan, bool]:
         """Check everything and build the user message, before any request."""
-        user, plan = user_message(to_content(message)), self._plan(kwargs)
+        user, plan = user_message(to_content(message)), self._plan(kwargs, opts.CHAT)
         pending = not self._check_capabilities(user["content"], plan, fetch)
         return user, plan, pending
 

@@ -50,10 +50,44 @@ def exit_code(exc: BaseException) -> int:
     return FAILED
 
 
-def fail(exc: BaseException) -> int:
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    print(f"irouter: error: {message}", file=sys.stderr)
+def fail(exc: BaseException, models: list[str] | None = None) -> int:
+    """Say what went wrong, one line per failed model (in ``models``' order), and return the exit code."""
+    if isinstance(exc, errors.MultiModelError):
+        order = models or list(exc.errors)
+        for model, error in sorted(exc.errors.items(), key=lambda item: order.index(item[0])):
+            print(f"irouter: error: {model}: {describe(error)}", file=sys.stderr)
+    else:
+        print(f"irouter: error: {describe(exc)}", file=sys.stderr)
     return exit_code(exc)
+
+
+def describe(exc: BaseException) -> str:
+    """One line about ``exc`` in the command's words: flags, not Python arguments."""
+    if isinstance(exc, errors.UnknownModelError):
+        hint = f" Did you mean {', '.join(exc.suggestions)}?" if exc.suggestions else ""
+        if any(c.isspace() for c in exc.model):
+            return f"{exc.model!r} is not a model slug: slugs have no spaces.{hint} `irouter models` lists them."
+        return (
+            f"{exc.model!r} is not in the model catalog.{hint} `irouter models` lists them; add --no-check to send "
+            "anyway."
+        )
+    if isinstance(exc, errors.CapabilityError):
+        return (
+            f"{exc.model} does not take {exc.capability}. `irouter models` shows what each model takes; add "
+            "--no-check to send anyway."
+        )
+    if isinstance(exc, errors.BudgetExceeded) and exc.kind == "cost":
+        return (
+            f"Budget reached: ${exc.spent:.6f} spent of --max-cost {exc.limit:g}, so the request to {exc.model} was "
+            "not sent."
+        )
+    if type(exc) is errors.MissingAPIKeyError:  # the library's words (api_key=...), not --api-key-env's own
+        return (
+            "No OpenRouter API key: set OPENROUTER_API_KEY (or put it in a .env file); for another server, "
+            "--base-url URL --api-key-env NAME."
+        )
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------------- configuration
@@ -118,19 +152,39 @@ def common(parser: argparse.ArgumentParser) -> None:
         help="request option, e.g. -o temperature=0.2 (values are JSON when they parse)",
     )
     parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OpenRouter)")
+    parser.add_argument("--api-key-env", metavar="NAME", help="the environment variable holding the key for --base-url")
     parser.add_argument("--max-cost", type=float, help="stop before spending more than this many dollars")
+    parser.add_argument("--no-check", action="store_true", help="send even if the model catalog says no")
     parser.add_argument("--no-stats", action="store_true", help="no tokens/cost line after each answer")
+
+
+class KeyVariableUnset(errors.MissingAPIKeyError):
+    """``--api-key-env NAME`` names a variable that is not set."""
+
+
+def api_key(args: argparse.Namespace) -> str | None:
+    """The key named by ``--api-key-env`` (``None`` without it: OpenRouter's key comes from OPENROUTER_API_KEY)."""
+    if not args.api_key_env:
+        return None
+    key = os.environ.get(args.api_key_env, "").strip()
+    if not key:
+        raise KeyVariableUnset(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    return key
 
 
 def make_chat(args: argparse.Namespace) -> Chat[Any]:
     models = default_models(args.model, args.base_url)
     system = args.system if args.system is not None else config().get("system", "You are a helpful assistant.")
+    options = parse_options(args.option)
+    if args.no_check:
+        options["check_capabilities"] = False
     return Chat(
         models if len(models) > 1 else models[0],
         system=system,
+        api_key=api_key(args),
         base_url=args.base_url,
         max_cost=args.max_cost,
-        **parse_options(args.option),
+        **options,
     )
 
 
@@ -154,11 +208,18 @@ class Printer:
         first: float | None = None
         live = self._live()
         with live, chat(message, stream=True, **options) as stream:
-            for item in stream:
-                model, piece = (models[0], item) if len(models) == 1 else item
-                first = first if first is not None else time.monotonic() - start
-                shown.texts[model].append(piece)
-                self._show(shown, stream.finished, live)
+            try:
+                for item in stream:
+                    model, piece = (models[0], item) if len(models) == 1 else item
+                    first = first if first is not None else time.monotonic() - start
+                    shown.texts[model].append(piece)
+                    shown.failed = set(stream.failed)
+                    self._show(shown, stream.finished, live)
+            except errors.MultiModelError as exc:  # what the others answered is shown all the same
+                shown.failed = set(exc.errors)
+                self._show(shown, models, live)
+                self._stats(chat, first)
+                raise
             self._show(shown, models, live)
             result = stream.result
         self._stats(chat, first)
@@ -214,13 +275,21 @@ class _Shown:
         self.texts: dict[str, list[str]] = {m: [] for m in models}
         self.written: dict[str, int] = {}
         self.ended: set[str] = set()
+        self.failed: set[str] = set()
+        """Models known to have failed: no section unless some of their text was shown."""
         self.screen = ""
 
 
 def _flush(shown: _Shown, finished: list[str]) -> str:
-    """The text that can be shown now: earlier models in full, the first unfinished one as far as it got."""
+    """The text that can be shown now: earlier models in full, the first unfinished one as far as it got (its
+    heading once its first text is in)."""
     out = []
     for model in shown.models:
+        if model not in shown.written and not shown.texts[model]:
+            if model not in finished:
+                break  # its section starts with its first text
+            if model in shown.failed:
+                continue  # failed before any text: no section (its error line comes at the end)
         if model not in shown.written:
             if len(shown.models) > 1:
                 out.append(f"{chr(10) if shown.written else ''}## {model}\n\n")
@@ -264,36 +333,60 @@ def prompt_command(argv: list[str]) -> int:
     # mistaken for text (a plain string naming a missing or unknown file would be sent as its own name).
     attachments = [a if _is_url(a) else Path(a) for a in args.attach]
     message: Any = [*([text] if text.strip() else []), *attachments] if attachments else text
+    chat: Chat[Any] | None = None
     try:
         chat = make_chat(args)
-        if args.json:
-            answer = chat(message)
-            print(json.dumps(_report(chat, answer), indent=1, ensure_ascii=False, default=str))
-        elif args.no_stream:
-            answer = chat(message)
-            printer = Printer(stats=not args.no_stats)
-            printer.markdown(
-                answer if isinstance(answer, str) else "\n\n".join(f"## {m}\n\n{a}" for m, a in answer.items())
-            )
-            printer._stats(chat, None)
-        else:
-            Printer(stats=not args.no_stats).stream(chat, message)
+        if args.json or args.no_stream:
+            return whole(chat, message, args)
+        Printer(stats=not args.no_stats).stream(chat, message)
     except KeyboardInterrupt:
         print("\nirouter: stopped", file=sys.stderr)
         return INTERRUPTED
     except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
-        return fail(exc)
+        return fail(exc, chat.models if chat is not None else None)
     return OK
+
+
+def whole(chat: Chat[Any], message: Any, args: argparse.Namespace) -> int:
+    """``--json`` / ``--no-stream``: ask, then print every answer that arrived (and, with several models, the
+    errors of those that failed: per model in the JSON, one line each on stderr)."""
+    failure: errors.MultiModelError | None = None
+    answer: Any
+    try:
+        answer = chat(message)
+    except errors.MultiModelError as exc:
+        answer, failure = exc.answers, exc
+    if args.json:
+        print(json.dumps(_report(chat, answer, failure), indent=1, ensure_ascii=False, default=str))
+    else:
+        printer = Printer(stats=not args.no_stats)
+        printer.markdown(
+            answer if isinstance(answer, str) else "\n\n".join(f"## {m}\n\n{a}" for m, a in answer.items())
+        )
+        printer._stats(chat, None)
+    return fail(failure, chat.models) if failure is not None else OK
 
 
 def _is_url(text: str) -> bool:
     return text.strip().lower().startswith(("http://", "https://", "data:"))
 
 
-def _report(chat: Chat[Any], answer: Any) -> dict[str, Any]:
+def _report(chat: Chat[Any], answer: Any, failure: errors.MultiModelError | None = None) -> dict[str, Any]:
+    """The ``--json`` report: one model's answer, usage and cost; for several, that per model, with ``"error"``
+    (``message`` and ``kind``, the `EXIT_CODES` name) in place of ``"answer"`` for a model that failed."""
     if len(chat.models) == 1:
         return {"model": chat.models[0], "answer": answer, "usage": chat.usage, "cost": chat.cost}
-    return {m: {"answer": answer[m], "usage": chat.usage[m], "cost": chat.cost[m]} for m in chat.models}
+    report: dict[str, Any] = {}
+    for m in chat.models:
+        error = failure.errors.get(m) if failure is not None else None
+        outcome = {"error": {"message": describe(error), "kind": _kind(error)}} if error else {"answer": answer[m]}
+        report[m] = {**outcome, "usage": chat.usage[m], "cost": chat.cost[m]}
+    return report
+
+
+def _kind(exc: BaseException) -> str:
+    code = exit_code(exc)
+    return next(name for name, value in EXIT_CODES.items() if value == code)
 
 
 def models_command(argv: list[str]) -> int:
@@ -304,6 +397,7 @@ def models_command(argv: list[str]) -> int:
     parser.add_argument("--tools", action="store_true", help="models that take tools")
     parser.add_argument("--json", action="store_true", help="JSON records instead of a table")
     parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OpenRouter)")
+    parser.add_argument("--api-key-env", metavar="NAME", help="the environment variable holding the key, if needed")
     args = parser.parse_args(argv)
     load_env()
     from .catalog import models
@@ -315,6 +409,7 @@ def models_command(argv: list[str]) -> int:
             modality=args.modality,
             tools=True if args.tools else None,
             base_url=args.base_url,
+            api_key=api_key(args),
         )
     except (errors.IrouterError, ValueError) as exc:
         return fail(exc)
@@ -371,7 +466,7 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
     args = parser.parse_args(argv)
     load_env()
     try:
-        chat = make_chat(args)
+        chat, key = make_chat(args), api_key(args)
     except (errors.IrouterError, TypeError, ValueError) as exc:
         return fail(exc)
     _readline()
@@ -391,7 +486,7 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
             continue
         if line.startswith("/"):
             try:
-                chat, done = command(chat, line, printer)
+                chat, done = command(chat, line, printer, key)
             except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
                 fail(exc)
                 continue
@@ -403,11 +498,12 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
         except KeyboardInterrupt:
             print("\n(stopped; the conversation is as it was before this message)", file=sys.stderr)
         except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
-            fail(exc)
+            fail(exc, chat.models)
 
 
-def command(chat: Chat[Any], line: str, printer: Printer) -> tuple[Chat[Any], bool]:
-    """Run one ``/command``; returns the (possibly new) chat and whether to quit."""
+def command(chat: Chat[Any], line: str, printer: Printer, key: str | None = None) -> tuple[Chat[Any], bool]:
+    """Run one ``/command``; returns the (possibly new) chat and whether to quit. ``key`` is ``--api-key-env``'s
+    key, which a loaded or changed chat keeps using."""
     name, _, rest = line.partition(" ")
     rest = rest.strip()
     if name in ("/exit", "/quit"):
@@ -420,7 +516,7 @@ def command(chat: Chat[Any], line: str, printer: Printer) -> tuple[Chat[Any], bo
     elif name == "/save":
         print(f"(saved to {chat.save(rest or 'chat.json')})", file=sys.stderr)
     elif name == "/load":
-        loaded: Chat[Any] = Chat.load(rest or "chat.json")
+        loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key)
         chat = loaded
         print(f"(loaded: {', '.join(chat.models)}, {chat.turns} turns)", file=sys.stderr)
     elif name == "/cost":
@@ -431,7 +527,7 @@ def command(chat: Chat[Any], line: str, printer: Printer) -> tuple[Chat[Any], bo
     elif name in ("/model", "/add"):
         if not rest:
             raise ValueError(f"{name} needs a model slug")
-        chat = _with_models(chat, [rest] if name == "/model" else [*chat.models, rest])
+        chat = _with_models(chat, [rest] if name == "/model" else [*chat.models, rest], key)
         print(f"(now: {', '.join(chat.models)})", file=sys.stderr)
     elif name == "/system":
         chat.system = rest or None
@@ -442,7 +538,7 @@ def command(chat: Chat[Any], line: str, printer: Printer) -> tuple[Chat[Any], bo
     return chat, False
 
 
-def _with_models(chat: Chat[Any], models: list[str]) -> Chat[Any]:
+def _with_models(chat: Chat[Any], models: list[str], key: str | None = None) -> Chat[Any]:
     """A chat on ``models`` that keeps the conversation: models already there keep theirs, new ones get the first
     model's history."""
     first = chat.history if len(chat.models) == 1 else chat.history[chat.models[0]]
@@ -450,7 +546,7 @@ def _with_models(chat: Chat[Any], models: list[str]) -> Chat[Any]:
     data = chat.to_dict()
     data["models"] = models
     data["history"] = {m: old.get(m, first) for m in models}  # the ledger stays: spending counts for max_cost
-    changed: Chat[Any] = Chat.from_dict(data, **_unsaved(chat))
+    changed: Chat[Any] = Chat.from_dict(data, api_key=key, **_unsaved(chat))
     return changed
 
 
