@@ -2,18 +2,26 @@
 
 Pure and light: the standard library only (pydantic is used only for pydantic models, which bring it along).
 Supported: str, int, float, bool, None, Any, list/set/frozenset/Sequence[T], tuple[A, B] and tuple[T, ...],
-dict[str, T], Optional/Union/``X | Y``, Literal, Enum, dataclasses, TypedDict, pydantic models, datetime/date,
-``Annotated[T, "description"]``, nested to any depth.
+dict[str, T], Optional/Union/``X | Y``, Literal, Enum, dataclasses, TypedDict, pydantic models,
+``Annotated[T, "description"]``, nested to any depth; and as strings with a ``format``: datetime, date, time,
+UUID, Decimal and Path, with bytes as base64 text. `to_json_data` goes the other way, for tool results.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
+import decimal
 import enum
+import json
+import pathlib
 import types
 import typing
+import uuid
+from collections.abc import Callable
 from typing import Any, Literal, Union, get_args, get_origin
 
 _BASIC: dict[Any, dict[str, Any]] = {
@@ -24,7 +32,14 @@ _BASIC: dict[Any, dict[str, Any]] = {
     type(None): {"type": "null"},
     dt.datetime: {"type": "string", "format": "date-time"},
     dt.date: {"type": "string", "format": "date"},
+    dt.time: {"type": "string", "format": "time"},
+    uuid.UUID: {"type": "string", "format": "uuid"},
+    decimal.Decimal: {"type": "string", "format": "decimal"},
+    bytes: {"type": "string", "contentEncoding": "base64"},
+    bytearray: {"type": "string", "contentEncoding": "base64"},
 }
+"""Types with a schema of their own; the ones sent as strings are converted back by `_from_text`."""
+_PATH = {"type": "string", "format": "path"}
 _SEQUENCES = (list, set, frozenset, cabc.Sequence, cabc.MutableSequence, cabc.Set, cabc.Iterable, cabc.Collection)
 _MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
 
@@ -40,6 +55,10 @@ def is_typeddict(tp: Any) -> bool:
 _TYPEDDICT_QUALIFIERS = tuple(
     q for q in (getattr(typing, n, None) for n in ("Required", "NotRequired", "ReadOnly")) if q is not None
 )
+
+
+def _is_path(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, pathlib.PurePath)
 
 
 def _is_union(tp: Any) -> bool:
@@ -65,6 +84,8 @@ class SchemaBuilder:
             return {"type": "null"}
         if tp in _BASIC:
             return dict(_BASIC[tp])
+        if _is_path(tp):
+            return dict(_PATH)
         origin, args = get_origin(tp), get_args(tp)
         if origin in _TYPEDDICT_QUALIFIERS:
             return self.schema(args[0])
@@ -130,7 +151,7 @@ class SchemaBuilder:
 def _literal(values: tuple[Any, ...]) -> dict[str, Any]:
     kinds = {type(v) for v in values}
     schema: dict[str, Any] = {"enum": list(values)}
-    if len(kinds) == 1 and next(iter(kinds)) in _BASIC:
+    if len(kinds) == 1 and next(iter(kinds)) in (str, int, float, bool, type(None)):
         schema = {**_BASIC[next(iter(kinds))], **schema}
     return schema
 
@@ -196,16 +217,12 @@ def convert(value: Any, tp: Any, where: str = "value") -> Any:
             raise ConversionError(f"{where} is too large for a float, got {_show(value)}") from None
     if tp is str:
         return _check(value, str, "a string", where)
-    if tp in (dt.datetime, dt.date):
-        text = _check(value, str, "an ISO 8601 string", where)
-        try:
-            return tp.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ConversionError(f"{where} must be an ISO 8601 date, got {_show(value)}") from None
+    if tp in _FROM_TEXT or _is_path(tp):
+        return _from_text(value, tp, where)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             member = tp(value)
-        except ValueError:
+        except Exception:  # ValueError, or whatever a custom _missing_ raises
             member = None
         if member is None or isinstance(member.value, bool) != isinstance(value, bool):
             raise ConversionError(f"{where} must be one of {[m.value for m in tp]}, got {_show(value)}")
@@ -236,17 +253,61 @@ def convert(value: Any, tp: Any, where: str = "value") -> Any:
             return value
         try:
             return tp.model_validate(value)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise ConversionError(f"{where} does not fit {tp.__name__}: {exc}") from None
+        except Exception as exc:  # pydantic's ValidationError, or what a validator raised that pydantic let through
+            raise ConversionError(f"{where} does not fit {tp.__name__}: {_reason(exc)}") from None
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
         kwargs = _convert_fields(value, tp, {n: f.type for n, f in fields.items()}, _dataclass_required(tp), where)
-        return tp(**kwargs)
+        try:
+            return tp(**kwargs)
+        except Exception as exc:  # the class's own checks (__post_init__) refused the values
+            raise ConversionError(f"{where} does not fit {tp.__name__}: {_reason(exc)}") from None
     if is_typeddict(tp):
         return _convert_fields(value, tp, None, set(tp.__required_keys__), where)
     if isinstance(tp, type) and not isinstance(value, tp):
         raise ConversionError(f"{where} must be {tp.__name__}, got {_show(value)}")
     return value
+
+
+def _decode_base64(text: str) -> bytes:
+    """Standard or URL-safe base64, padding optional; raises ``binascii.Error`` for anything else."""
+    standard = text.strip().replace("-", "+").replace("_", "/")
+    return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+
+
+_FROM_TEXT: dict[Any, tuple[str, Callable[[str], Any]]] = {
+    dt.datetime: ("an ISO 8601 date-time", lambda s: dt.datetime.fromisoformat(s.replace("Z", "+00:00"))),
+    dt.date: ("an ISO 8601 date", dt.date.fromisoformat),
+    dt.time: ("an ISO 8601 time", lambda s: dt.time.fromisoformat(s.replace("Z", "+00:00"))),
+    uuid.UUID: ("a UUID", uuid.UUID),
+    decimal.Decimal: ("a decimal number", decimal.Decimal),
+    bytes: ("base64 text", _decode_base64),
+    bytearray: ("base64 text", lambda s: bytearray(_decode_base64(s))),
+}
+"""Types sent as JSON strings: what the string must be, and how it becomes the type."""
+STRING_TYPES = (*_FROM_TEXT, pathlib.PurePath)
+"""Classes whose values travel as JSON strings (with `to_json_data` and `convert`)."""
+
+
+def _from_text(value: Any, tp: Any, where: str) -> Any:
+    """A string (or for ``Decimal`` also a number) as one of the `_FROM_TEXT` types or a path."""
+    what, parse = _FROM_TEXT.get(tp) or ("a path", tp)
+    if tp is decimal.Decimal and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = repr(value)  # the shortest text that reads back as the same float: 0.1 -> Decimal("0.1")
+    text = _check(value, str, f"a string ({what})", where)
+    try:
+        return parse(text)
+    except (ValueError, TypeError, ArithmeticError, binascii.Error):
+        raise ConversionError(f"{where} must be {what}, got {_show(value)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for the model: a ``ValueError``'s message alone (pydantic's are detailed), else the class
+    name too."""
+    message = str(exc)
+    if isinstance(exc, ValueError) and message:
+        return message
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _convert_union(value: Any, args: tuple[Any, ...], where: str) -> Any:
@@ -292,3 +353,59 @@ def _check(value: Any, kind: type, what: str, where: str) -> Any:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --------------------------------------------------------------------------------------------- back to JSON
+
+
+def to_json_data(value: Any) -> Any:
+    """``value`` as plain JSON data (dicts with string keys, lists, strings, numbers, booleans, ``None``): the way
+    back from `convert`, so a tool's result reaches the model as text or JSON, never as a Python repr.
+
+    Pydantic models and dataclasses become objects; tuples, sets (sorted when they can be), generators and other
+    iterables become arrays; Enum members their value; datetimes, dates, times, UUIDs, Decimals and paths their
+    ``str()`` (ISO 8601 for the times); bytes their UTF-8 text, or base64 when they are not readable text. An object of
+    any other kind becomes its public attributes when its ``str()`` would only be ``<Foo object at 0x...>``, else
+    its ``str()``.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, enum.Enum):
+        return to_json_data(value.value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and all(c.isprintable() or c in "\t\n\r" for c in text):
+            return text
+        return base64.b64encode(data).decode("ascii")
+    if isinstance(value, (dt.date, dt.time, dt.timedelta, uuid.UUID, decimal.Decimal, pathlib.PurePath, complex)):
+        return str(value)
+    if is_pydantic_model(type(value)):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a namedtuple: keep the names
+        return to_json_data(value._asdict())
+    if isinstance(value, cabc.Mapping):
+        return {_json_key(k): to_json_data(v) for k, v in value.items()}
+    if isinstance(value, (cabc.Set, cabc.KeysView)):
+        items = [to_json_data(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if isinstance(value, cabc.Iterable):
+        return [to_json_data(v) for v in value]
+    if type(value).__str__ is object.__str__ and type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):
+        return {k: to_json_data(v) for k, v in vars(value).items() if not k.startswith("_")}
+    return str(value)
+
+
+def _json_key(key: Any) -> str:
+    data = to_json_data(key)
+    return data if isinstance(data, str) else json.dumps(data)
