@@ -95,7 +95,9 @@ def test_answers_are_checked_before_anything_is_sent(router: OpenRouterDouble, c
     with pytest.raises(ValueError, match="No tool calls are waiting"):
         chat.answer_tool_calls({"x": "1"})
     router.queue(
-        Text(tool_calls=[ToolCall("get_weather", {"city": "A"}, id="a"), ToolCall("get_weather", {"city": "B"}, id="b")])
+        Text(
+            tool_calls=[ToolCall("get_weather", {"city": "A"}, id="a"), ToolCall("get_weather", {"city": "B"}, id="b")]
+        )
     )
     chat("go", tools=[WEATHER])
     with pytest.raises(ValueError, match=r"pending \['a', 'b'\]; not answered: \['b'\]"):

@@ -1502,7 +1502,9 @@ def test_types_sent_as_strings_convert_back() -> None:
 
 
 def test_defaults_of_types_sent_as_strings_are_shown() -> None:
-    def f(where: pathlib.Path = pathlib.Path("out"), when: dt.date = dt.date(2025, 1, 1), sentinel: object = object()) -> None:
+    def f(
+        where: pathlib.Path = pathlib.Path("out"), when: dt.date = dt.date(2025, 1, 1), sentinel: object = object()
+    ) -> None:
         """F."""
 
     properties = Tool(f).parameters["properties"]
@@ -1548,5 +1550,5 @@ def test_a_type_whose_own_checks_fail_is_a_conversion_error() -> None:
         convert({"n": 0}, Positive, "p")
     with pytest.raises(ConversionError, match=r"^s does not fit Strict: TypeError: never$"):
         convert({"n": 1}, Strict, "s")
-    with pytest.raises(irouter.StructuredOutputError, match="does not fit Positive: .*n must be positive"):
+    with pytest.raises(irouter.StructuredOutputError, match=r"does not fit Positive: .*n must be positive"):
         parser_for(Positive)('{"n": -1}')  # structured output: the raw ValueError escaped before

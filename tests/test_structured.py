@@ -192,7 +192,7 @@ def test_a_wrapped_reply_that_does_not_fit_raises(router: OpenRouterDouble, conn
 
 
 @pytest.mark.parametrize(
-    "bad, message",
+    ("bad", "message"),
     [
         (object, "cannot be described as JSON Schema"),
         ("json_object", "must be a type"),

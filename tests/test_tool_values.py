@@ -98,11 +98,19 @@ def test_badly_formatted_strings_go_back_to_the_model(router: OpenRouterDouble, 
     router.queue(
         Text(
             tool_calls=[
-                ToolCall("pay", {"amount": "ten", "ticket": str(uuid.UUID(int=0)), "payload": "", "day": "2025-01-01"}, id="c1"),
+                ToolCall(
+                    "pay",
+                    {"amount": "ten", "ticket": str(uuid.UUID(int=0)), "payload": "", "day": "2025-01-01"},
+                    id="c1",
+                ),
                 ToolCall("pay", {"amount": 10.5, "ticket": "nope", "payload": "", "day": "2025-01-01"}, id="c2"),
-                ToolCall("pay", {"amount": 1, "ticket": str(uuid.UUID(int=0)), "payload": "!!", "day": "2025-01-01"}, id="c3"),
+                ToolCall(
+                    "pay", {"amount": 1, "ticket": str(uuid.UUID(int=0)), "payload": "!!", "day": "2025-01-01"}, id="c3"
+                ),
                 ToolCall("pay", {"amount": 1, "ticket": str(uuid.UUID(int=0)), "payload": "", "day": "May"}, id="c4"),
-                ToolCall("pay", {"amount": 1, "ticket": str(uuid.UUID(int=0)), "payload": "", "day": "2025-01-01"}, id="c5"),
+                ToolCall(
+                    "pay", {"amount": 1, "ticket": str(uuid.UUID(int=0)), "payload": "", "day": "2025-01-01"}, id="c5"
+                ),
             ]
         ),
         "ok",
@@ -282,7 +290,7 @@ def test_summary_that_calls_a_tool_instead_is_asked_again_without_tools(
     chat = Chat("m/m", tool_choice="auto", parallel_tool_calls=True, **connect)
     answer = chat("Weather in Paris and Tokyo?", tools=[get_weather], max_steps=1)
     assert answer == "Paris is sunny; Tokyo is left to check."
-    first, summary, again = router.chat_requests
+    _, summary, again = router.chat_requests
     assert summary["tool_choice"] == "none"
     assert "tools" in summary
     assert "tools" not in again
@@ -322,8 +330,10 @@ def test_streamed_summary_is_asked_again(router: OpenRouterDouble, connect: dict
         Text("Summary."),
     )
     chat = Chat("m/m", **connect)
-    answer = "".join(chat("go", tools=[get_weather], max_steps=1, stream=True)) if stream else chat(
-        "go", tools=[get_weather], max_steps=1
+    answer = (
+        "".join(chat("go", tools=[get_weather], max_steps=1, stream=True))
+        if stream
+        else chat("go", tools=[get_weather], max_steps=1)
     )
     assert answer == "Summary."
     assert len(router.chat_requests) == 3

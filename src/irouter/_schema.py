@@ -401,7 +401,7 @@ def to_json_data(value: Any) -> Any:
             return items
     if isinstance(value, cabc.Iterable):
         return [to_json_data(v) for v in value]
-    if type(value).__str__ is object.__str__ and type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):
+    if hasattr(value, "__dict__") and str(value) == object.__repr__(value):  # "<Foo object at 0x...>" says nothing
         return {k: to_json_data(v) for k, v in vars(value).items() if not k.startswith("_")}
     return str(value)
 

@@ -1,8 +1,9 @@
 """Structured output: a Python type as ``response_format``, and the reply validated back into that type.
 
 A pydantic model, dataclass or TypedDict is sent as the schema itself. Any other type irouter can describe
-(``list[City]``, ``dict[str, int]``, ``City | Country``, ``Literal[...]``, an Enum, ``int``...) is wrapped in an object with one
-property, ``response`` (OpenAI-style servers want an object at the root), and unwrapped from the reply.
+(``list[City]``, ``dict[str, int]``, ``City | Country``, ``Literal[...]``, an Enum, ``int``...) is wrapped in an
+object with one property, ``response`` (OpenAI-style servers want an object at the root), and unwrapped from the
+reply.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ class _Conversation(ModelClient):
         for model, given in per_model.items():
             calls = pending_calls(self._history[model])
             where = f" for {model}" if len(self._models) > 1 else ""
-            ids = [c.get("id") for c in calls]
+            ids = [str(c.get("id")) for c in calls]
             if not calls:
                 raise ValueError(f"No tool calls are waiting for results{where}")
             unknown = [k for k in given if k not in ids]
