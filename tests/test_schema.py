@@ -1179,6 +1179,9 @@ def _encode(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, (dt.date, dt.time)):
         return obj.isoformat()
+    if isinstance(obj, dt.timedelta):  # ISO 8601, all in seconds: an encoding of the test's own
+        micro = abs(obj) // dt.timedelta(microseconds=1)
+        return f"{'-' if obj < dt.timedelta(0) else ''}PT{micro // 10**6}.{micro % 10**6:06d}S"
     if isinstance(obj, (uuid.UUID, decimal.Decimal, pathlib.PurePath)):
         return str(obj)
     if isinstance(obj, bytes):
@@ -1347,6 +1350,7 @@ TEXT_LEAVES = st.one_of(
     st.just(Shape(dt.datetime, st.datetimes(timezones=st.none() | OFFSETS), WRONG_FOR_TEXT | st.integers())),
     st.just(Shape(dt.date, st.dates(), WRONG_FOR_TEXT | st.integers())),
     st.just(Shape(dt.time, st.times(timezones=st.none() | OFFSETS), WRONG_FOR_TEXT | st.integers())),
+    st.just(Shape(dt.timedelta, st.timedeltas(), WRONG_FOR_TEXT)),
     st.just(Shape(uuid.UUID, st.uuids(), WRONG_FOR_TEXT | st.integers())),
     st.just(Shape(decimal.Decimal, st.decimals(allow_nan=False, allow_infinity=False), WRONG_FOR_TEXT)),
     st.just(Shape(pathlib.Path, st.text(max_size=8).map(pathlib.Path), WRONG_FOR_TEXT | st.integers())),
@@ -1476,6 +1480,7 @@ def test_types_sent_as_strings_have_formats() -> None:
     assert type_schema(dt.datetime) == {"type": "string", "format": "date-time"}
     assert type_schema(dt.date) == {"type": "string", "format": "date"}
     assert type_schema(dt.time) == {"type": "string", "format": "time"}
+    assert type_schema(dt.timedelta) == {"type": "string", "format": "duration"}
     assert type_schema(uuid.UUID) == {"type": "string", "format": "uuid"}
     assert type_schema(decimal.Decimal) == {"type": "string", "format": "decimal"}
     assert type_schema(pathlib.Path) == {"type": "string", "format": "path"}
@@ -1499,6 +1504,18 @@ def test_types_sent_as_strings_convert_back() -> None:
     assert convert("_-8", bytes) == b"\xff\xef"  # the URL-safe alphabet
     assert convert("AP8=", bytearray) == bytearray(b"\x00\xff")
     assert convert(str(uuid.UUID(int=5)), uuid.UUID) == uuid.UUID(int=5)
+    assert convert("P1DT2H30M", dt.timedelta) == dt.timedelta(days=1, hours=2, minutes=30)
+    assert convert("P2W", dt.timedelta) == dt.timedelta(weeks=2)
+    assert convert("-PT0.5S", dt.timedelta) == dt.timedelta(seconds=-0.5)
+    assert convert("pt1.5h", dt.timedelta) == dt.timedelta(minutes=90)
+    assert convert(90, dt.timedelta) == dt.timedelta(seconds=90)  # a number of seconds is taken too
+    assert convert(-0.25, dt.timedelta) == dt.timedelta(seconds=-0.25)
+    for bad in ("P", "PT", "P1Y", "P1M", "1H", "P1DT", "PT1S2", 10**20):
+        with pytest.raises(ConversionError, match="must be an ISO 8601 duration"):
+            convert(bad, dt.timedelta)
+    assert result_text(dt.timedelta(days=1, hours=2, microseconds=500)) == "P1DT2H0.0005S"
+    assert result_text(-dt.timedelta(minutes=1)) == "-PT1M"
+    assert result_text(dt.timedelta(0)) == "PT0S"
 
 
 def test_defaults_of_types_sent_as_strings_are_shown() -> None:

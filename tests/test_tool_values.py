@@ -30,7 +30,7 @@ def tool_messages(body: dict[str, Any]) -> dict[str, str]:
 def test_string_typed_parameters_get_formats_and_arrive_converted(
     router: OpenRouterDouble, connect: dict[str, str]
 ) -> None:
-    """Path, Decimal, datetime/date/time, UUID and bytes: a string schema with a format (base64 for bytes), and
+    """Path, Decimal, datetime/date/time/timedelta, UUID and bytes: a string schema with a format (base64 for bytes), and
     the model's strings arrive as those types. Before, the schema said "anything" and every value was refused."""
     received: dict[str, Any] = {}
 
@@ -40,6 +40,7 @@ def test_string_typed_parameters_get_formats_and_arrive_converted(
         when: dt.datetime,
         day: dt.date,
         at: dt.time,
+        wait: dt.timedelta,
         ticket: uuid.UUID,
         payload: bytes,
         tags: list[uuid.UUID] | None = None,
@@ -56,6 +57,7 @@ def test_string_typed_parameters_get_formats_and_arrive_converted(
         "when": "2025-08-05T07:45:20Z",
         "day": "2025-08-05",
         "at": "07:45:20",
+        "wait": "P1DT2H",
         "ticket": str(ticket),
         "payload": "AP8=",
         "tags": [str(ticket)],
@@ -70,6 +72,7 @@ def test_string_typed_parameters_get_formats_and_arrive_converted(
     assert properties["when"] == {"type": "string", "format": "date-time"}
     assert properties["day"] == {"type": "string", "format": "date"}
     assert properties["at"] == {"type": "string", "format": "time"}
+    assert properties["wait"] == {"type": "string", "format": "duration"}
     assert properties["ticket"] == {"type": "string", "format": "uuid"}
     assert properties["payload"] == {"type": "string", "contentEncoding": "base64"}
     assert properties["tags"] == {
@@ -83,6 +86,7 @@ def test_string_typed_parameters_get_formats_and_arrive_converted(
         "when": dt.datetime(2025, 8, 5, 7, 45, 20, tzinfo=dt.timezone.utc),
         "day": dt.date(2025, 8, 5),
         "at": dt.time(7, 45, 20),
+        "wait": dt.timedelta(days=1, hours=2),
         "ticket": ticket,
         "payload": b"\x00\xff",
         "tags": [ticket],
@@ -339,3 +343,59 @@ def test_streamed_summary_is_asked_again(router: OpenRouterDouble, connect: dict
     assert len(router.chat_requests) == 3
     assert "tools" not in router.chat_requests[-1]
     assert chat.history[-1] == {"role": "assistant", "content": "Summary."}
+
+
+def test_the_double_fills_formatted_parameters_by_itself(router: OpenRouterDouble, connect: dict[str, str]) -> None:
+    """With nothing queued the double calls every tool with example arguments made from its schema: those fit."""
+    seen: list[Any] = []
+
+    def log(when: dt.datetime, at: dt.time, wait: dt.timedelta, ticket: uuid.UUID, amount: decimal.Decimal,
+            where: Path, data: bytes) -> str:  # fmt: skip
+        """Log."""
+        seen.extend([when, at, wait, ticket, amount, where, data])
+        return "logged"
+
+    answer = Chat("m/m", **connect)("log", tools=[log])
+    assert answer == "You said: log Tool results: logged"
+    assert [type(v) for v in seen] == [
+        dt.datetime,
+        dt.time,
+        dt.timedelta,
+        uuid.UUID,
+        decimal.Decimal,
+        type(Path()),
+        bytes,
+    ]
+
+
+def test_async_drivers_pass_positional_only_and_typed_arguments(
+    router: OpenRouterDouble, connect: dict[str, str]
+) -> None:
+    import asyncio
+
+    from irouter import AsyncChat
+
+    async def later(when: dt.date, /) -> dt.date:
+        """A day later."""
+        return when + dt.timedelta(days=1)
+
+    def earlier(when: dt.date, /) -> dt.date:
+        """A day earlier."""
+        return when - dt.timedelta(days=1)
+
+    router.queue(
+        Text(
+            tool_calls=[
+                ToolCall("later", {"when": "2025-08-05"}, id="l"),
+                ToolCall("earlier", {"when": "2025-08-05"}, id="e"),
+                ToolCall("sqrt", {"x": 2.25}, id="s"),
+            ]
+        ),
+        "ok",
+    )
+
+    async def main() -> None:
+        await AsyncChat("m/m", **connect)("dates", tools=[later, earlier, math.sqrt])
+
+    asyncio.run(main())
+    assert tool_messages(router.chat_requests[1]) == {"l": "2025-08-06", "e": "2025-08-04", "s": "1.5"}

@@ -4,7 +4,7 @@ Pure and light: the standard library only (pydantic is used only for pydantic mo
 Supported: str, int, float, bool, None, Any, list/set/frozenset/Sequence[T], tuple[A, B] and tuple[T, ...],
 dict[str, T], Optional/Union/``X | Y``, Literal, Enum, dataclasses, TypedDict, pydantic models,
 ``Annotated[T, "description"]``, nested to any depth; and as strings with a ``format``: datetime, date, time,
-UUID, Decimal and Path, with bytes as base64 text. `to_json_data` goes the other way, for tool results.
+timedelta (ISO 8601 durations), UUID, Decimal and Path, with bytes as base64 text. `to_json_data` goes the other way, for tool results.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import decimal
 import enum
 import json
 import pathlib
+import re
 import types
 import typing
 import uuid
@@ -33,6 +34,7 @@ _BASIC: dict[Any, dict[str, Any]] = {
     dt.datetime: {"type": "string", "format": "date-time"},
     dt.date: {"type": "string", "format": "date"},
     dt.time: {"type": "string", "format": "time"},
+    dt.timedelta: {"type": "string", "format": "duration"},
     uuid.UUID: {"type": "string", "format": "uuid"},
     decimal.Decimal: {"type": "string", "format": "decimal"},
     bytes: {"type": "string", "contentEncoding": "base64"},
@@ -275,10 +277,42 @@ def _decode_base64(text: str) -> bytes:
     return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
 
 
+_DURATION = re.compile(
+    r"([-+]?)P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
+    r"(?:T(?=\d)(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?"
+)
+_MICROSECONDS = (7 * 86_400_000_000, 86_400_000_000, 3_600_000_000, 60_000_000, 1_000_000)
+
+
+def _parse_duration(text: str) -> dt.timedelta:
+    """An ISO 8601 duration without years or months (``P1DT2H30M``, ``PT0.5S``, ``-PT1M``) as a timedelta."""
+    match = _DURATION.fullmatch(text.strip().upper())
+    if not match or not any(match.groups()[1:]):
+        raise ValueError(text)
+    micro = sum(decimal.Decimal(v) * unit for v, unit in zip(match.groups()[1:], _MICROSECONDS, strict=True) if v)
+    return dt.timedelta(microseconds=int(-micro if match.group(1) == "-" else micro))
+
+
+def iso_duration(value: dt.timedelta) -> str:
+    """A timedelta as an ISO 8601 duration: ``P1DT2H30M``, ``PT0.5S``, ``-PT1M``; `_parse_duration` reads it back."""
+    sign, value = ("-", -value) if value < dt.timedelta(0) else ("", value)
+    hours, rest = divmod(value.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    second = f"{seconds}.{value.microseconds:06d}".rstrip("0") if value.microseconds else str(seconds)
+    clock = (
+        (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{second}S" if second != "0" else "")
+    )
+    days = f"{value.days}D" if value.days else ""
+    if not days and not clock:
+        clock = "0S"
+    return f"{sign}P{days}" + (f"T{clock}" if clock else "")
+
+
 _FROM_TEXT: dict[Any, tuple[str, Callable[[str], Any]]] = {
     dt.datetime: ("an ISO 8601 date-time", lambda s: dt.datetime.fromisoformat(s.replace("Z", "+00:00"))),
     dt.date: ("an ISO 8601 date", dt.date.fromisoformat),
     dt.time: ("an ISO 8601 time", lambda s: dt.time.fromisoformat(s.replace("Z", "+00:00"))),
+    dt.timedelta: ("an ISO 8601 duration such as PT1H30M (or a number of seconds)", _parse_duration),
     uuid.UUID: ("a UUID", uuid.UUID),
     decimal.Decimal: ("a decimal number", decimal.Decimal),
     bytes: ("base64 text", _decode_base64),
@@ -292,8 +326,10 @@ STRING_TYPES = (*_FROM_TEXT, pathlib.PurePath)
 def _from_text(value: Any, tp: Any, where: str) -> Any:
     """A string (or for ``Decimal`` also a number) as one of the `_FROM_TEXT` types or a path."""
     what, parse = _FROM_TEXT.get(tp) or ("a path", tp)
-    if tp is decimal.Decimal and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if tp in (decimal.Decimal, dt.timedelta) and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = repr(value)  # the shortest text that reads back as the same float: 0.1 -> Decimal("0.1")
+        if tp is dt.timedelta:
+            value = f"-PT{value[1:]}S" if value.startswith("-") else f"PT{value}S"  # a number of seconds
     text = _check(value, str, f"a string ({what})", where)
     try:
         return parse(text)
@@ -383,7 +419,9 @@ def to_json_data(value: Any) -> Any:
         if text is not None and all(c.isprintable() or c in "\t\n\r" for c in text):
             return text
         return base64.b64encode(data).decode("ascii")
-    if isinstance(value, (dt.date, dt.time, dt.timedelta, uuid.UUID, decimal.Decimal, pathlib.PurePath, complex)):
+    if isinstance(value, dt.timedelta):
+        return iso_duration(value)
+    if isinstance(value, (dt.date, dt.time, uuid.UUID, decimal.Decimal, pathlib.PurePath, complex)):
         return str(value)
     if is_pydantic_model(type(value)):
         return value.model_dump(mode="json")

@@ -208,6 +208,7 @@ def example(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) ->
         "date-time": "2025-01-01T00:00:00+00:00",
         "date": "2025-01-01",
         "time": "12:00:00",
+        "duration": "PT1H",
         "uuid": "00000000-0000-4000-8000-000000000000",
         "decimal": "1.5",
         "path": "example.txt",
