@@ -30,8 +30,9 @@ def tool_messages(body: dict[str, Any]) -> dict[str, str]:
 def test_string_typed_parameters_get_formats_and_arrive_converted(
     router: OpenRouterDouble, connect: dict[str, str]
 ) -> None:
-    """Path, Decimal, datetime/date/time/timedelta, UUID and bytes: a string schema with a format (base64 for bytes), and
-    the model's strings arrive as those types. Before, the schema said "anything" and every value was refused."""
+    """Path, Decimal, datetime/date/time/timedelta, UUID and bytes: a string schema with a format (base64 for
+    bytes), and the model's strings arrive as those types. Before, the schema said "anything" and every value was
+    refused."""
     received: dict[str, Any] = {}
 
     def archive(

@@ -4,7 +4,8 @@ Pure and light: the standard library only (pydantic is used only for pydantic mo
 Supported: str, int, float, bool, None, Any, list/set/frozenset/Sequence[T], tuple[A, B] and tuple[T, ...],
 dict[str, T], Optional/Union/``X | Y``, Literal, Enum, dataclasses, TypedDict, pydantic models,
 ``Annotated[T, "description"]``, nested to any depth; and as strings with a ``format``: datetime, date, time,
-timedelta (ISO 8601 durations), UUID, Decimal and Path, with bytes as base64 text. `to_json_data` goes the other way, for tool results.
+timedelta (ISO 8601 durations), UUID, Decimal and Path, with bytes as base64 text. `to_json_data` goes the
+other way, for tool results.
 """
 
 from __future__ import annotations
