@@ -350,8 +350,15 @@ def test_the_double_fills_formatted_parameters_by_itself(router: OpenRouterDoubl
     """With nothing queued the double calls every tool with example arguments made from its schema: those fit."""
     seen: list[Any] = []
 
-    def log(when: dt.datetime, at: dt.time, wait: dt.timedelta, ticket: uuid.UUID, amount: decimal.Decimal,
-            where: Path, data: bytes) -> str:  # fmt: skip
+    def log(
+        when: dt.datetime,
+        at: dt.time,
+        wait: dt.timedelta,
+        ticket: uuid.UUID,
+        amount: decimal.Decimal,
+        where: Path,
+        data: bytes,
+    ) -> str:
         """Log."""
         seen.extend([when, at, wait, ticket, amount, where, data])
         return "logged"
