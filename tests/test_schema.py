@@ -18,6 +18,7 @@ import json
 import pathlib
 import sys
 import types
+import typing
 import uuid
 from typing import Annotated, Any, Literal, NamedTuple, Optional, TypedDict, Union
 
@@ -1569,3 +1570,30 @@ def test_a_type_whose_own_checks_fail_is_a_conversion_error() -> None:
         convert({"n": 1}, Strict, "s")
     with pytest.raises(irouter.StructuredOutputError, match=r"does not fit Positive: .*n must be positive"):
         parser_for(Positive)('{"n": -1}')  # structured output: the raw ValueError escaped before
+
+
+UserId = typing.NewType("UserId", int)
+
+
+class Name(str):
+    def __new__(cls, value: str) -> "Name":
+        if not value.istitle():
+            raise ValueError("names are capitalised")
+        return super().__new__(cls, value)
+
+
+def test_newtypes_and_subclasses_of_scalars() -> None:
+    """They had an "anything" schema, and a subclass then refused every value."""
+    assert type_schema(UserId) == {"type": "integer"}
+    assert type_schema(Name) == {"type": "string"}
+    assert type_schema(list[UserId]) == {"type": "array", "items": {"type": "integer"}}
+    assert convert(7, UserId) == 7
+    with pytest.raises(ConversionError, match=r"^uid must be an integer"):
+        convert("7", UserId, "uid")
+    name = convert("Ada", Name)
+    assert type(name) is Name
+    assert name == "Ada"
+    with pytest.raises(ConversionError, match=r"^n does not fit Name: names are capitalised$"):
+        convert("ada", Name, "n")
+    with pytest.raises(ConversionError, match=r"^n must be a string"):
+        convert(3, Name, "n")

@@ -64,6 +64,17 @@ def _is_path(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, pathlib.PurePath)
 
 
+def _scalar_base(tp: Any) -> Any:
+    """What a ``NewType`` stands for, or the JSON type a subclass of str, int or float builds on (not enums,
+    which have their own schema); ``None`` for anything else."""
+    supertype = getattr(tp, "__supertype__", None)
+    if supertype is not None:
+        return supertype
+    if isinstance(tp, type) and not issubclass(tp, (enum.Enum, bool)):
+        return next((base for base in (str, int, float) if issubclass(tp, base)), None)
+    return None
+
+
 def _is_union(tp: Any) -> bool:
     return get_origin(tp) in (Union, types.UnionType)
 
@@ -119,6 +130,9 @@ class SchemaBuilder:
             if len(args) == 2:
                 schema["additionalProperties"] = self.schema(args[1])
             return schema
+        base = _scalar_base(tp)
+        if base is not None:
+            return self.schema(base)
         if tp in self._active:  # a recursive type: stay permissive rather than loop forever
             return {}
         if is_pydantic_model(tp):
@@ -230,6 +244,15 @@ def convert(value: Any, tp: Any, where: str = "value") -> Any:
         if member is None or isinstance(member.value, bool) != isinstance(value, bool):
             raise ConversionError(f"{where} must be one of {[m.value for m in tp]}, got {_show(value)}")
         return member
+    base = _scalar_base(tp)
+    if base is not None:
+        plain = convert(value, base, where)
+        if not isinstance(tp, type):
+            return plain  # a NewType is its supertype at run time
+        try:
+            return tp(plain)
+        except Exception as exc:  # the subclass's own checks
+            raise ConversionError(f"{where} does not fit {tp.__name__}: {_reason(exc)}") from None
     if tp in _SEQUENCES or origin in _SEQUENCES:
         items = _check(value, list, "an array", where)
         converted = [convert(v, args[0], f"{where}[{i}]") if args else v for i, v in enumerate(items)]
