@@ -407,3 +407,36 @@ def test_async_drivers_pass_positional_only_and_typed_arguments(
 
     asyncio.run(main())
     assert tool_messages(router.chat_requests[1]) == {"l": "2025-08-06", "e": "2025-08-04", "s": "1.5"}
+
+
+class Frame:
+    """A class irouter cannot build from JSON (think of a DataFrame)."""
+
+
+def test_a_parameter_no_json_can_fill_is_refused_before_any_request(
+    router: OpenRouterDouble, connect: dict[str, str]
+) -> None:
+    """It used to get an "anything" schema, and then every value the model sent was refused."""
+
+    def summarise(frame: Frame) -> str:
+        """Summarise a table."""
+        return "summary"
+
+    with pytest.raises(TypeError, match=r"parameter 'frame' is typed Frame, which irouter cannot describe"):
+        Chat("m/m", **connect)("summarise", tools=[summarise])
+    assert router.requests == []
+
+
+def test_a_parameter_no_json_can_fill_is_left_out_when_it_has_a_default(
+    router: OpenRouterDouble, connect: dict[str, str]
+) -> None:
+    default = Frame()
+
+    def summarise(rows: int, frame: Frame = default) -> str:
+        """Summarise a table."""
+        return f"{rows} rows, default frame: {frame is default}"
+
+    router.queue(Text(tool_calls=[ToolCall("summarise", {"rows": 3}, id="s")]), "ok")
+    Chat("m/m", **connect)("summarise", tools=[summarise])
+    assert list(router.chat_requests[0]["tools"][0]["function"]["parameters"]["properties"]) == ["rows"]
+    assert tool_messages(router.chat_requests[1]) == {"s": "3 rows, default frame: True"}

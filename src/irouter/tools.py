@@ -177,6 +177,15 @@ class Tool:
                 continue
             annotation = self._hints.get(pname, typing.Any)
             schema = builder.schema(annotation)
+            if not schema and isinstance(annotation, type) and annotation not in (object, typing.Any):
+                if param.default is param.empty:
+                    raise TypeError(
+                        f"Tool {self.name!r}: parameter {pname!r} is typed {annotation.__name__}, which irouter "
+                        "cannot describe to the model nor build from JSON, so no call could succeed. Type it with "
+                        "JSON-friendly types (str, int, list[...], a dataclass, a pydantic model...) and build the "
+                        f"{annotation.__name__} inside the tool, or give it a default (then it is not offered)."
+                    )
+                continue  # the model could send nothing that fits: it is left out, and the default is used
             if docs.get(pname) and "description" not in schema:
                 schema["description"] = docs[pname]
             if param.default is param.empty:
