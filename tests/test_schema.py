@@ -1597,3 +1597,45 @@ def test_newtypes_and_subclasses_of_scalars() -> None:
         convert("ada", Name, "n")
     with pytest.raises(ConversionError, match=r"^n must be a string"):
         convert(3, Name, "n")
+
+
+def _python_values() -> st.SearchStrategy[Any]:
+    """Python values of many kinds a tool might return, nested."""
+    leaves = st.one_of(
+        JSON_SCALARS,
+        st.floats(),
+        st.binary(max_size=6),
+        st.datetimes(),
+        st.dates(),
+        st.times(),
+        st.timedeltas(),
+        st.uuids(),
+        st.decimals(),
+        st.text(max_size=5).map(pathlib.PurePosixPath),
+        st.sampled_from([Color.RED, Level.LOW]),
+        st.builds(Point, st.floats(allow_nan=False), st.floats(allow_nan=False)),
+        st.just(ANN),
+        st.builds(Opaque),
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.lists(inner, max_size=3).map(tuple),
+            st.frozensets(st.one_of(st.integers(), st.text(max_size=3)), max_size=3),
+            st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), inner, max_size=3),
+            st.lists(inner, max_size=3).map(lambda xs: dict(enumerate(xs)).values()),  # iterable, not a list
+        ),
+        max_leaves=8,
+    )
+
+
+@PROPERTY_SETTINGS
+@given(value=_python_values())
+def test_property_results_are_text_or_json_never_a_repr(value: Any) -> None:
+    text = result_text(value)
+    assert isinstance(text, str)
+    assert " object at 0x" not in text
+    data = to_json_data(value)
+    if not isinstance(data, str):
+        assert json.loads(text) == json.loads(json.dumps(data))  # valid JSON (no NaN), the same data
