@@ -1531,6 +1531,12 @@ def test_defaults_of_types_sent_as_strings_are_shown() -> None:
     assert "default" not in properties["sentinel"]
 
 
+def test_builtins_with_and_without_a_signature() -> None:
+    assert Tool(divmod)(**Tool(divmod).bind({"x": 7, "y": 2})) == (3, 1)
+    with pytest.raises(TypeError, match=r"Cannot read the parameters of 'max'; wrap it in a function"):
+        Tool(max)
+
+
 def test_positional_only_parameters_bind_and_call() -> None:
     def f(a: int, b: int = 2, /, c: int = 3, *args: int, d: int = 4, **rest: int) -> tuple[Any, ...]:
         """F."""

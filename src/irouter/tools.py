@@ -164,7 +164,12 @@ class Tool:
             getattr(func, "__doc__", None) if inspect.isroutine(func) else target.__doc__
         )
         self.description = description if description is not None else summary
-        self._signature = inspect.signature(func)
+        try:
+            self._signature = inspect.signature(func)
+        except (TypeError, ValueError):  # builtins such as max() publish no signature
+            raise TypeError(
+                f"Cannot read the parameters of {self.name!r}; wrap it in a function with named parameters"
+            ) from None
         self._hints = _type_hints(target)
         self.parameters = self._parameters(param_docs)
 
