@@ -442,8 +442,9 @@ class Chat(_Conversation):
         ``"Error: ..."``, anything else as JSON (as for a tool's return value). Every pending call of a model
         must be answered at once. Several models: ``{slug: {call_id: result}}``, for the models to go on (the
         return value is ``{slug: text}`` for those). The turn goes on with its own options (tools, ``max_steps``,
-        ``response_format``...); keyword arguments override them. The model may call tools again, which leaves
-        new pending calls.
+        ``response_format``...); keyword arguments override them, and ``max_steps`` counts afresh. The model may
+        call tools again, which leaves new pending calls. Raises before sending anything when an id is unknown or
+        a pending call is left unanswered. No streaming here: the whole answer is returned.
         """
         answers, plans = self._answers(results, kwargs)
         cancel = threading.Event()
