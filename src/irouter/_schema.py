@@ -348,7 +348,7 @@ STRING_TYPES = (*_FROM_TEXT, pathlib.PurePath)
 
 
 def _from_text(value: Any, tp: Any, where: str) -> Any:
-    """A string (or for ``Decimal`` also a number) as one of the `_FROM_TEXT` types or a path."""
+    """A string as one of the `_FROM_TEXT` types or a path (a ``Decimal`` or ``timedelta`` also from a number)."""
     what, parse = _FROM_TEXT.get(tp) or ("a path", tp)
     if tp in (decimal.Decimal, dt.timedelta) and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = repr(value)  # the shortest text that reads back as the same float: 0.1 -> Decimal("0.1")
@@ -424,9 +424,9 @@ def to_json_data(value: Any) -> Any:
 
     Pydantic models and dataclasses become objects; tuples, sets (sorted when they can be), generators and other
     iterables become arrays; Enum members their value; datetimes, dates, times, UUIDs, Decimals and paths their
-    ``str()`` (ISO 8601 for the times); bytes their UTF-8 text, or base64 when they are not readable text. An object of
-    any other kind becomes its public attributes when its ``str()`` would only be ``<Foo object at 0x...>``, else
-    its ``str()``.
+    ``str()`` (ISO 8601 for the times), durations ISO 8601 (``PT1H30M``); bytes their UTF-8 text, or base64 when
+    they are not readable text; NaN and infinities text. An object of any other kind becomes its public attributes
+    when its ``str()`` would only be ``<Foo object at 0x...>``, else its ``str()``.
     """
     if value is None or isinstance(value, (str, bool, int)):
         return value
