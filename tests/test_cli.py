@@ -740,11 +740,14 @@ def test_chat_ctrl_c_stops_the_answer_and_keeps_the_history(router: OpenRouterDo
 
 
 def test_chat_max_cost(router: OpenRouterDouble, session: Any) -> None:
-    chat = session("--max-cost", "0.00001")  # the first answer costs more than that
+    # max_tokens=5 keeps the first request's worst case under the cap; the answer then costs more than that
+    chat = session("--max-cost", "0.00001", "-o", "max_tokens=5")
     chat.ask("hello", "You said: hello")
     assert chat.send("again").startswith("irouter: error: Budget reached")
-    assert chat.send("/model x/other") == "(now: x/other)"
+    other = "meta-llama/llama-3.3-70b-instruct"
+    assert chat.send(f"/model {other}") == f"(now: {other})"
     assert chat.send("again").startswith("irouter: error: Budget reached")  # switching models spends no less
+    assert chat.send("/model x/unpriced").startswith("irouter: error: max_cost= cannot be a cap for x/unpriced")
     assert len(router.chat_requests) == 1
 
 

@@ -152,7 +152,8 @@ def test_budget_stops_a_tool_loop_with_what_it_has(router: OpenRouterDouble, con
 
 
 def test_token_budget_and_fan_out(router: OpenRouterDouble, connect: dict) -> None:
-    chat = Chat(["a/a", "b/b"], max_total_tokens=30, **connect)
+    # a/a and b/b are not in the catalog: max_tokens bounds each request's worst case (about 24 tokens here)
+    chat = Chat(["a/a", "b/b"], max_total_tokens=60, max_tokens=5, **connect)
     router.queue(Text("x", usage=usage(10, 10)), model="a/a")
     router.queue(Text("y", usage=usage(10, 10)), model="b/b")
     chat("one")  # 40 tokens now

@@ -226,7 +226,15 @@ def test_set_history_checks(connect: dict, bad: Any, exc: type, match: str) -> N
 def test_save_load_continue(router: OpenRouterDouble, connect: dict, tmp_path: Path) -> None:
     from .media import png
 
-    chat = Chat(["a/a", "b/b"], system="Be kind.", temperature=0.3, tools=[get_weather], max_cost=5.0, **connect)
+    chat = Chat(
+        ["a/a", "b/b"],
+        system="Be kind.",
+        temperature=0.3,
+        tools=[get_weather],
+        max_cost=5.0,
+        allow_unpriced=True,
+        **connect,
+    )
     router.queue(Text(tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]), "Sunny.", model="a/a")
     chat(["look", png()])
     path = chat.save(tmp_path / "chats" / "trip.json")
@@ -425,9 +433,9 @@ def test_irouters_own_options_never_reach_the_server(router: OpenRouterDouble, c
     with pytest.raises(TypeError, match="pass raw=True to a call"):
         Call(M, raw=True, **connect)
     assert router.requests == []
-    chat = Chat(M, max_cost=1.0, max_total_tokens=100, **connect)
+    chat = Chat(M, max_cost=1.0, max_total_tokens=100, max_tokens=10, allow_unpriced=False, **connect)
     chat("hi")
-    assert not {"max_cost", "max_total_tokens", "stream", "raw"} & set(router.chat_requests[-1])
+    assert not {"max_cost", "max_total_tokens", "allow_unpriced", "stream", "raw"} & set(router.chat_requests[-1])
 
 
 def test_ctrl_c_during_a_fan_out_lets_the_process_exit(router: OpenRouterDouble) -> None:

@@ -8,7 +8,9 @@
 
 from ._content import PDF, Audio, Image, Video
 from ._ledger import LedgerEntry
+from ._outputs import GeneratedImage
 from ._persist import history_to_markdown
+from ._streams import AsyncStream, Stream
 from ._wire import Response
 from .call import AsyncCall, Call
 from .catalog import ModelInfo, get_all_models, list_models, models
@@ -60,6 +62,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncCall",
     "AsyncChat",
+    "AsyncStream",
     "AttachmentError",
     "Audio",
     "AuthenticationError",
@@ -68,6 +71,7 @@ __all__ = [
     "Call",
     "CapabilityError",
     "Chat",
+    "GeneratedImage",
     "Image",
     "IrouterError",
     "LedgerEntry",
@@ -82,6 +86,7 @@ __all__ = [
     "RequestTimeoutError",
     "Response",
     "ServerError",
+    "Stream",
     "StructuredOutputError",
     "Tool",
     "ToolCall",

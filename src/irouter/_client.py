@@ -10,6 +10,7 @@ from typing import Any
 from . import _retry as retry
 from ._capabilities import check as check_capabilities
 from ._capabilities import needs
+from ._compat import ORDER_HINT
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options, split_options
 from ._ledger import Meter
@@ -31,6 +32,7 @@ _RESERVED = {
     "model": "models are given to the constructor",
     "max_cost": "budgets belong to a Chat: Chat(..., max_cost=...) or chat.max_cost = ...",
     "max_total_tokens": "budgets belong to a Chat: Chat(..., max_total_tokens=...) or chat.max_total_tokens = ...",
+    "allow_unpriced": "budgets belong to a Chat: Chat(..., max_cost=..., allow_unpriced=True)",
 }
 _PER_CALL = {"stream": "pass stream=True to a call", "raw": "pass raw=True to a call"}
 
@@ -116,6 +118,7 @@ OWN_OPTIONS = frozenset(
         "extra_headers",
         "timeout",
         "max_retries",
+        "max_retry_wait",
         "tools",
         "max_steps",
         "before_tool",
@@ -176,11 +179,16 @@ class Plan:
     output_type: Any = None
     """What a typed ``response_format`` asks the reply to become (a class, ``list[City]``...)."""
     max_retries: int = retry.DEFAULT_MAX_RETRIES
+    max_retry_wait: float = retry.DEFAULT_MAX_RETRY_WAIT
     check: bool | None = None
     """Capability checks: ``None`` (auto: with OpenRouter's catalog, or any catalog already at hand), on, off."""
 
     def tools(self) -> ToolRunner:
         return ToolRunner(self.toolbox, self.before_tool, self.after_tool)
+
+    def policy(self) -> retry.RetryPolicy:
+        """How this call's requests are retried."""
+        return retry.RetryPolicy(self.max_retries, self.max_retry_wait)
 
     def spec(self, model: str) -> TurnSpec:
         output = parser_for(self.output_type, model) if self.output_type is not None else None
@@ -203,13 +211,22 @@ class ModelClient:
     """Base of `Chat` and `Call`: one or several models behind one endpoint."""
 
     def __init__(
-        self, model: str | list[str], api_key: str | None, base_url: str | None, defaults: dict[str, Any]
+        self,
+        model: str | list[str] | tuple[str, ...],
+        api_key: str | None,
+        base_url: str | None,
+        defaults: dict[str, Any],
     ) -> None:
         self._models = check_models(model)
         for key, what in _PER_CALL.items():
             if key in defaults:
                 raise TypeError(f"{key}= is not a default: {what}")
-        self._base_url = resolve_base_url(base_url)
+        try:
+            self._base_url = resolve_base_url(base_url)
+        except ValueError as exc:
+            if base_url is None:
+                raise
+            raise ValueError(f"{exc}. {ORDER_HINT}") from None
         self._routes = {m: route(m, None) for m in self._models}
         main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
         self._endpoint: Any = Endpoint(base_url, api_key) if main else None
@@ -243,6 +260,8 @@ class ModelClient:
         plan = Plan(body, extra_headers=client.get("extra_headers"), timeout=client.get("timeout"))
         if client.get("max_retries") is not None:
             plan.max_retries = retry.check_retries(client["max_retries"])
+        if client.get("max_retry_wait") is not None:
+            plan.max_retry_wait = retry.check_retry_wait(client["max_retry_wait"])
         if client.get("tools") is not None:
             plan.toolbox = Toolbox(client["tools"])
         if client.get("max_steps") is not None:
@@ -271,7 +290,7 @@ class ModelClient:
             if not fetch:
                 return False
             try:
-                records = list_models(self.base_url)
+                records = list_models(self.base_url, max_retries=plan.max_retries)
             except APIError:
                 if plan.check:
                     raise
@@ -309,7 +328,7 @@ class ModelClient:
         model = recorder.model
 
         def send(action: Send) -> Reply:
-            clock = recorder.start()
+            ticket = recorder.start(action.body)
 
             def attempt() -> Reply:
                 raw = self._ep(model).post(
@@ -317,8 +336,12 @@ class ModelClient:
                 )
                 return parse_completion(raw, model=model)
 
-            reply = retry.call(attempt, plan.max_retries)
-            recorder.done(reply, reply.usage, clock, action.step)
+            try:
+                reply = retry.call(attempt, plan.policy())
+            except BaseException:
+                recorder.done(None, None, ticket, action.step)  # nothing billed: the reservation goes
+                raise
+            recorder.done(reply, reply.usage, ticket, action.step)
             return reply
 
         return send
@@ -327,7 +350,7 @@ class ModelClient:
         model = recorder.model
 
         async def send(action: Send) -> Reply:
-            clock = recorder.start()
+            ticket = recorder.start(action.body)
 
             async def attempt() -> Reply:
                 raw = await self._ep(model).apost(
@@ -335,8 +358,12 @@ class ModelClient:
                 )
                 return parse_completion(raw, model=model)
 
-            reply = await retry.acall(attempt, plan.max_retries)
-            recorder.done(reply, reply.usage, clock, action.step)
+            try:
+                reply = await retry.acall(attempt, plan.policy())
+            except BaseException:
+                recorder.done(None, None, ticket, action.step)  # nothing billed: the reservation goes
+                raise
+            recorder.done(reply, reply.usage, ticket, action.step)
             return reply
 
         return send
@@ -365,20 +392,19 @@ class ModelClient:
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
             if cancel.is_set():  # closed between two tool steps: send nothing more
                 raise Cancelled
-            body = streaming_body(action.body)
-            return retry.stream(
-                lambda: self._ep(model).stream(
-                    CHAT_PATH, body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout, cancel=cancel
-                ),
-                plan.max_retries,
-                cancel.wait,
+            chunks: Iterator[dict[str, Any]] = self._ep(model).stream(
+                CHAT_PATH,
+                streaming_body(action.body),
+                model=model,
+                extra_headers=plan.extra_headers,
+                timeout=plan.timeout,
+                cancel=cancel,
             )
+            return chunks
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_sync(
-            engine, open_stream, plan.tools(), self._recorder(model), box, plan.max_retries, cancel.wait
-        )
+        pieces = stream_sync(engine, open_stream, plan.tools(), self._recorder(model), box, plan.policy(), cancel.wait)
         try:
             for piece in pieces:
                 emit(piece)
@@ -395,17 +421,13 @@ class ModelClient:
         import asyncio
 
         def open_stream(action: Send) -> AsyncIterator[dict[str, Any]]:
-            body = streaming_body(action.body)
-            return retry.astream(
-                lambda: self._ep(model).astream(
-                    CHAT_PATH, body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
-                ),
-                plan.max_retries,
-            )
+            body, options = streaming_body(action.body), {"extra_headers": plan.extra_headers, "timeout": plan.timeout}
+            chunks: AsyncIterator[dict[str, Any]] = self._ep(model).astream(CHAT_PATH, body, model=model, **options)
+            return chunks
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box, plan.max_retries)
+        pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box, plan.policy())
         try:
             first = True
             async for piece in pieces:

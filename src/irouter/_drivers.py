@@ -10,13 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NoReturn
 
 from . import _retry as retry
 from ._engine import Engine, RunTools, Send, TurnResult
-from ._ledger import Meter, entry_for
+from ._ledger import Hold, Meter, entry_for
+from ._retry import RetryPolicy
 from ._wire import Reply, StreamAccumulator
-from .errors import APIConnectionError, APIError, BudgetExceeded
+from .errors import APIConnectionError, APIError
 from .tools import AfterTool, BeforeTool, Toolbox, arun_call, run_call, tool_message
 
 Chunks = Iterator[dict[str, Any]]
@@ -54,41 +56,52 @@ class ToolRunner:
 
 
 @dataclass
+class Ticket:
+    """One request under way: when it started, and what it holds against the budgets."""
+
+    started: float
+    """``time.monotonic()`` when it was sent."""
+    wall: float
+    """``time.time()`` when it was sent."""
+    hold: Hold | None = None
+
+
+@dataclass
 class Recorder:
-    """Where one model's requests are accounted: budgets checked before, ledger entries written after."""
+    """Where one model's requests are accounted: the worst case reserved before, the ledger entry written after."""
 
     meter: Meter
     model: str
 
-    def start(self) -> tuple[float, float]:
-        """Check the budgets (raises `BudgetExceeded`) and note the time."""
-        self.meter.check(self.model)
-        return time.monotonic(), time.time()
+    def start(self, body: dict[str, Any]) -> Ticket:
+        """Reserve the request's worst case against the budgets (raises `BudgetExceeded`) and note the time."""
+        hold = self.meter.reserve(self.model, body)
+        return Ticket(time.monotonic(), time.time(), hold)
 
     def done(
         self,
         reply: Reply | None,
         usage: dict[str, Any] | None,
-        clock: tuple[float, float],
+        ticket: Ticket,
         step: int,
         ttft: float | None = None,
         streamed: bool = False,
     ) -> None:
-        if reply is None and not usage:
-            return  # nothing was billed
-        self.meter.record(
-            entry_for(
+        """The request ended: its reservation gives way to what it used (nothing, when it was not billed)."""
+        entry = None
+        if reply is not None or usage:
+            entry = entry_for(
                 self.model,
                 usage,
                 reply,
-                started=clock[0],
-                wall_started=clock[1],
+                started=ticket.started,
+                wall_started=ticket.wall,
                 ttft=ttft,
                 step=step,
                 streamed=streamed,
                 price=self.meter.price,
             )
-        )
+        self.meter.settle(ticket.hold, entry)
 
 
 def _fail(engine: Engine, exc: BaseException) -> NoReturn:
@@ -131,13 +144,58 @@ class StreamedTurn:
     result: TurnResult | None = None
 
 
-def _reply(
-    acc: StreamAccumulator, recorder: Recorder, clock: tuple[float, float], step: int, ttft: float | None
-) -> Reply:
+def _attempt(
+    open_stream: Callable[[Send], Chunks], action: Send, recorder: Recorder, out: list[Reply]
+) -> Iterator[str]:
+    """One attempt at a streamed request: its text pieces; the `Reply` goes to ``out`` when it is complete.
+    A failure carries what had arrived (``.partial_text``, ``.usage``); billed usage is recorded either way."""
+    acc, ttft = StreamAccumulator(recorder.model), None
+    ticket = recorder.start(action.body)
+    settled = False
+    try:
+        for chunk in open_stream(action):
+            piece = acc.add(chunk)
+            if piece:
+                ttft = ttft if ttft is not None else time.monotonic() - ticket.started
+                yield piece
+        out.append(_reply(acc, recorder, ticket, action.step, ttft))
+        settled = True
+    except APIError as exc:
+        acc.failure(exc)
+        raise
+    finally:
+        if not settled:
+            recorder.done(None, acc.usage, ticket, action.step, ttft, streamed=True)
+
+
+async def _aattempt(
+    open_stream: Callable[[Send], AsyncIterator[dict[str, Any]]], action: Send, recorder: Recorder, out: list[Reply]
+) -> AsyncGenerator[str, None]:
+    """`_attempt`, as an async generator."""
+    acc, ttft = StreamAccumulator(recorder.model), None
+    ticket = recorder.start(action.body)
+    settled = False
+    try:
+        async for chunk in open_stream(action):
+            piece = acc.add(chunk)
+            if piece:
+                ttft = ttft if ttft is not None else time.monotonic() - ticket.started
+                yield piece
+        out.append(_reply(acc, recorder, ticket, action.step, ttft))
+        settled = True
+    except APIError as exc:
+        acc.failure(exc)
+        raise
+    finally:
+        if not settled:
+            recorder.done(None, acc.usage, ticket, action.step, ttft, streamed=True)
+
+
+def _reply(acc: StreamAccumulator, recorder: Recorder, ticket: Ticket, step: int, ttft: float | None) -> Reply:
     if acc.finish_reason is None:
         raise APIConnectionError("The stream ended before the answer was complete", model=acc.model)
     reply = acc.reply()
-    recorder.done(reply, reply.usage, clock, step, ttft, streamed=True)
+    recorder.done(reply, reply.usage, ticket, step, ttft, streamed=True)
     return reply
 
 
@@ -147,38 +205,24 @@ def stream_sync(
     tools: ToolRunner,
     recorder: Recorder,
     box: StreamedTurn,
-    retries: int = 0,
+    policy: RetryPolicy,
     pause: Callable[[float], Any] = time.sleep,
 ) -> Generator[str, None, None]:
     """Drive an engine, yielding each piece of text as it arrives; ``box.result`` is set at the end.
 
-    A failure inside a stream before any text or tool call arrived (an error chunk, a dropped connection) is
-    retried like a failed request, up to ``retries`` times; after that, or once text was handed out, it raises
-    irouter's error with ``.partial_text`` (and records any usage it carried).
+    Each request is retried by ``policy`` (`_retry.stream`) while none of its text was handed out: a failure
+    inside the stream (an error chunk, a dropped connection) counts like a failed request. After that it raises
+    irouter's error with ``.partial_text``. ``pause`` sleeps between attempts (returning ``True`` cancels).
     """
     action: Send | RunTools = next(engine)
     while True:
         if isinstance(action, Send):
-            attempt = 0
-            while True:
-                acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
-                try:
-                    clock = recorder.start()
-                    for chunk in open_stream(action):
-                        piece = acc.add(chunk)
-                        if piece:
-                            ttft = ttft if ttft is not None else time.monotonic() - clock[0]
-                            yield piece
-                    outcome: Any = _reply(acc, recorder, clock, action.step, ttft)
-                    break
-                except BudgetExceeded as exc:
-                    _fail(engine, exc)
-                except APIError as exc:
-                    recorder.done(None, acc.usage, clock, action.step, ttft, streamed=True)
-                    if acc.text or acc.calls or attempt >= retries or not retry.retryable(exc):
-                        _fail(engine, acc.failure(exc))
-                    pause(retry.delay(attempt, exc))  # nothing was handed out yet: try again
-                    attempt += 1
+            out: list[Reply] = []
+            try:
+                yield from retry.stream(partial(_attempt, open_stream, action, recorder, out), policy, pause)
+            except Exception as exc:
+                _fail(engine, exc)
+            outcome: Any = out[-1]
         else:
             outcome = tools.run(action)
         try:
@@ -194,36 +238,22 @@ async def stream_async(
     tools: ToolRunner,
     recorder: Recorder,
     box: StreamedTurn,
-    retries: int = 0,
-    pause: Callable[[float], Awaitable[Any]] | None = None,
+    policy: RetryPolicy,
 ) -> AsyncGenerator[str, None]:
     """`stream_sync`, as an async generator."""
-    import asyncio
-
-    pause = pause or asyncio.sleep
     action: Send | RunTools = next(engine)
     while True:
         if isinstance(action, Send):
-            attempt = 0
-            while True:
-                acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
-                try:
-                    clock = recorder.start()
-                    async for chunk in open_stream(action):
-                        piece = acc.add(chunk)
-                        if piece:
-                            ttft = ttft if ttft is not None else time.monotonic() - clock[0]
-                            yield piece
-                    outcome: Any = _reply(acc, recorder, clock, action.step, ttft)
-                    break
-                except BudgetExceeded as exc:
-                    _fail(engine, exc)
-                except APIError as exc:
-                    recorder.done(None, acc.usage, clock, action.step, ttft, streamed=True)
-                    if acc.text or acc.calls or attempt >= retries or not retry.retryable(exc):
-                        _fail(engine, acc.failure(exc))
-                    await pause(retry.delay(attempt, exc))  # nothing was handed out yet: try again
-                    attempt += 1
+            out: list[Reply] = []
+            pieces = retry.astream(partial(_aattempt, open_stream, action, recorder, out), policy)
+            try:
+                async for piece in pieces:
+                    yield piece
+            except Exception as exc:
+                _fail(engine, exc)
+            finally:
+                await pieces.aclose()
+            outcome: Any = out[-1]
         else:
             outcome = await tools.arun(action)
         try:

@@ -18,7 +18,7 @@ from .tools import Toolbox, ToolCall, describe_call
 
 T = TypeVar("T")
 
-TRANSPORT_OPTIONS = frozenset({"extra_headers", "timeout", "max_retries"})
+TRANSPORT_OPTIONS = frozenset({"extra_headers", "timeout", "max_retries", "max_retry_wait"})
 """Keyword arguments that shape the HTTP request rather than its JSON body."""
 CLIENT_OPTIONS = frozenset({"tools", "max_steps", "before_tool", "after_tool", "check_capabilities"})
 """Keyword arguments irouter itself acts on (never sent as they are)."""
@@ -92,7 +92,7 @@ def chat_turn(
     wire_model = spec.wire_model or model
     step = 0
     while True:
-        reply = yield from _ask(wire_model, history, new, options, step + 1)
+        reply = yield from _ask(build_body(wire_model, [*history, *new], options), step + 1, new)
         replies.append(reply)
         new.append(reply.message)
         calls = [describe_call(c, model, step + 1) for c in reply.tool_calls]
@@ -105,11 +105,12 @@ def chat_turn(
             break  # the other calls are the caller's to answer (see Chat.answer_tool_calls)
         if step >= spec.max_steps:
             new.append({"role": "user", "content": FINAL_PROMPT})
-            reply = yield from _ask(wire_model, history, new, {**options, "tool_choice": "none"}, step + 1)
+            final = {**options, "tool_choice": "none"}
+            reply = yield from _ask(build_body(wire_model, [*history, *new], final), step + 1, new)
             if reply.tool_calls and not reply.content.strip():  # a tool call instead of the summary: ask without tools
                 replies.append(reply)
                 bare = {k: v for k, v in options.items() if k not in ("tools", "tool_choice", "parallel_tool_calls")}
-                reply = yield from _ask(wire_model, history, new, bare, step + 1)
+                reply = yield from _ask(build_body(wire_model, [*history, *new], bare), step + 1, new)
             reply.message.pop("tool_calls", None)  # answered without tools: no call may stay unanswered
             replies.append(reply)
             new.append(reply.message)
@@ -119,19 +120,13 @@ def chat_turn(
     return TurnResult(new, reply, value, replies)
 
 
-def _ask(
-    model: str,
-    history: Sequence[dict[str, Any]],
-    new: list[dict[str, Any]],
-    options: Mapping[str, Any],
-    step: int,
-) -> Generator[Action, Any, Reply]:
-    """One request of the turn; when a budget stops it, `BudgetExceeded.messages` holds what the turn had (history
-    stays as it was)."""
+def _ask(body: dict[str, Any], step: int, new: list[dict[str, Any]]) -> Generator[Action, Any, Reply]:
+    """Send one request of the turn. If the budget stops it, `BudgetExceeded.messages` gets what the turn had
+    (``new``: the user message and the steps so far), whichever request of the turn it was."""
     try:
-        reply: Reply = yield Send(build_body(model, [*history, *new], options), step)
+        reply: Reply = yield Send(body, step)
     except BudgetExceeded as exc:
-        exc.messages = list(new)
+        exc.messages = list(new)  # for the caller to see; history stays as it was
         raise
     return reply
 

@@ -1,5 +1,5 @@
-"""Accounting: a ledger entry for every request, token usage and dollars from it, and budgets checked before
-each request is sent."""
+"""Accounting: a ledger entry for every request, token usage and dollars from it, and budgets that are caps: each
+request's worst case is reserved before it is sent, and replaced by what it really used when it ends."""
 
 from __future__ import annotations
 
@@ -96,58 +96,170 @@ def entry_for(
     )
 
 
+@dataclass(frozen=True)
+class Quote:
+    """What the model catalog says about a model, to price and bound a request before it is sent."""
+
+    prompt_price: float | None
+    """Dollars per prompt token (``None``: unknown)."""
+    completion_price: float | None
+    max_completion_tokens: int | None
+    context_length: int | None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        if self.prompt_price is None or self.completion_price is None:
+            return None
+        return prompt_tokens * self.prompt_price + completion_tokens * self.completion_price
+
+
+CHARS_PER_TOKEN = 3
+"""Characters of text counted as one prompt token: tokenizers average about four for English, so this errs high."""
+TOKENS_PER_ATTACHMENT = 1500
+"""Prompt tokens counted for each image, audio clip, video or file sent (a typical image is under 1,500)."""
+
+
+def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """A generous estimate of a request's prompt tokens, without a tokenizer: every text at `CHARS_PER_TOKEN`
+    characters a token, `TOKENS_PER_ATTACHMENT` for each attachment, 4 per message, and the tools' schemas."""
+    import json
+
+    def count(value: Any) -> int:
+        if isinstance(value, str):
+            return -(-len(value) // CHARS_PER_TOKEN)
+        if isinstance(value, list):
+            return sum(count(v) for v in value)
+        if isinstance(value, dict):
+            kind = value.get("type")
+            if kind in ("image_url", "input_audio", "file", "video_url", "input_video"):
+                return TOKENS_PER_ATTACHMENT
+            return sum(count(v) for k, v in value.items() if k not in ("cache_control",))
+        return 0
+
+    messages = body.get("messages") or []
+    tools = body.get("tools")
+    schema = -(-len(json.dumps(tools, default=str)) // CHARS_PER_TOKEN) if tools else 0
+    return 4 * len(messages) + count(messages) + schema
+
+
+def worst_case(body: Mapping[str, Any], quote: Quote | None) -> tuple[int | None, float | None]:
+    """The most a request can use: ``(tokens, dollars)``, each ``None`` when it cannot be known.
+
+    Prompt tokens are estimated from the body (`estimate_prompt_tokens`); completion tokens are the body's
+    ``max_tokens`` (or ``max_completion_tokens``), else the catalog's maximum completion tokens for the model, else
+    what its context leaves after the prompt. Dollars are those tokens at the catalog's prices."""
+    prompt = estimate_prompt_tokens(body)
+    limit = body.get("max_tokens", body.get("max_completion_tokens"))
+    completion: int | None = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    if completion is None and quote is not None:
+        if quote.max_completion_tokens:
+            completion = quote.max_completion_tokens
+        elif quote.context_length:
+            completion = max(0, quote.context_length - prompt)
+    if completion is None:
+        return None, None
+    n = body.get("n")
+    completion *= n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    return prompt + completion, quote.cost(prompt, completion) if quote is not None else None
+
+
+@dataclass(eq=False)
+class Hold:
+    """One request's reservation against the budgets: its worst case, held until its real usage is known."""
+
+    model: str
+    cost: float
+    tokens: int
+
+
 class Meter:
-    """A chat's accounts: the ledger (usage and cost derive from it) and its budgets.
+    """A chat's accounts: the ledger (usage and cost derive from it) and its budgets, with the reservations of the
+    requests in flight.
+
+    Before a request is sent, `reserve` holds its worst case (`worst_case`); a request whose hold does not fit
+    next to what was spent and what the other requests in flight hold is not sent (`BudgetExceeded`). When it
+    ends, `settle` replaces the hold by the ledger entry (what was really used). So concurrent requests (several
+    models, threads, tasks) share one budget and never pass it together.
 
     Args:
-        max_cost: dollars the chat may spend; a request is refused once the spend reaches it.
-        max_total_tokens: tokens the chat may use; a request is refused once usage reaches it.
-        price: ``price(model, prompt_tokens, completion_tokens)`` -> an estimate in dollars, for servers that do
-            not report cost.
+        max_cost: dollars the chat may spend.
+        max_total_tokens: tokens the chat may use.
+        quote: ``quote(model)`` -> the catalog's `Quote` for a model (prices, completion limit), or ``None``.
     """
 
     def __init__(
         self,
         max_cost: float | None = None,
         max_total_tokens: int | None = None,
-        price: Callable[[str, int, int], float | None] | None = None,
+        quote: Callable[[str], Quote | None] | None = None,
     ) -> None:
         self.max_cost = check_limit("max_cost", max_cost)
         self.max_total_tokens = check_limit("max_total_tokens", max_total_tokens)
-        self.price = price
+        self.quote = quote
         self.entries: list[LedgerEntry] = []
+        self.holds: list[Hold] = []
         self._lock = threading.Lock()
 
-    def check(self, model: str) -> None:
-        """Raise `BudgetExceeded` if the chat has used up a budget (called before every request)."""
-        if self.max_cost is not None:
-            spent = self.spent()
-            if spent >= self.max_cost:
-                raise BudgetExceeded(
-                    f"Budget reached: this chat has spent ${spent:.6f} of max_cost=${self.max_cost:g}, so the "
-                    f"request to {model} was not sent. Raise the cap with chat.max_cost = ... "
-                    "(or Chat(..., max_cost=...)), or reset the accounts with chat.reset_usage().",
-                    spent=spent,
-                    limit=self.max_cost,
-                    kind="cost",
-                    model=model,
-                )
-        if self.max_total_tokens is not None:
-            used = self.tokens()
-            if used >= self.max_total_tokens:
-                raise BudgetExceeded(
-                    f"Budget reached: this chat has used {used:,} of max_total_tokens={self.max_total_tokens:,} "
-                    f"tokens, so the request to {model} was not sent. Raise the cap with chat.max_total_tokens = "
-                    "... (or Chat(..., max_total_tokens=...)), or reset with chat.reset_usage().",
-                    spent=used,
-                    limit=self.max_total_tokens,
-                    kind="tokens",
-                    model=model,
-                )
+    def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Dollars at the catalog's prices (an estimate, for servers that report no cost)."""
+        quote = self.quote(model) if self.quote is not None else None
+        return quote.cost(prompt_tokens, completion_tokens) if quote is not None else None
+
+    def reserve(self, model: str, body: Mapping[str, Any]) -> Hold | None:
+        """Hold the worst case of sending ``body`` to ``model``, or raise `BudgetExceeded` if it does not fit
+        (called before every request). ``None`` when the chat has no budget."""
+        if self.max_cost is None and self.max_total_tokens is None:
+            return None
+        tokens, cost = worst_case(body, self.quote(model) if self.quote is not None else None)
+        hold = Hold(model, cost or 0.0, tokens or estimate_prompt_tokens(body))
+        with self._lock:
+            if self.max_cost is not None:
+                spent, held = self.spent(), sum(h.cost for h in self.holds)
+                self._check("cost", model, spent, held, cost, self.max_cost)
+            if self.max_total_tokens is not None:
+                used, held_tokens = self.tokens(), sum(h.tokens for h in self.holds)
+                self._check("tokens", model, used, held_tokens, tokens, self.max_total_tokens)
+            self.holds.append(hold)
+        return hold
+
+    @staticmethod
+    def _check(kind: str, model: str, spent: float, held: float, need: float | None, limit: float) -> None:
+        if spent < limit and (need is None or spent + held + need <= limit):
+            return
+        name = "max_cost" if kind == "cost" else "max_total_tokens"
+        fix = (
+            f"the cap with chat.{name} = ... (or Chat(..., {name}=...)), or reset the accounts with chat.reset_usage()"
+        )
+        if spent >= limit:
+            text = (
+                f"this chat has spent {_amount(kind, spent)} of {name}={_limit(kind, limit)}, so the request to "
+                f"{model} was not sent. Raise {fix}."
+            )
+        else:
+            held_text = f", and requests in flight hold {_amount(kind, held)}" if held else ""
+            text = (
+                f"the request to {model} was not sent: it could use up to {_amount(kind, need or 0)} (its estimated "
+                f"prompt and every completion token it may ask for), and this chat has spent {_amount(kind, spent)} "
+                f"of {name}={_limit(kind, limit)}{held_text}. Lower max_tokens, or raise {fix}."
+            )
+        raise BudgetExceeded(
+            f"Budget reached: {text}",
+            spent=spent,
+            limit=limit,
+            kind=kind,
+            model=model,
+            needed=0.0 if spent >= limit else float(need or 0),
+        )
+
+    def settle(self, hold: Hold | None, entry: LedgerEntry | None) -> None:
+        """A request ended: its hold gives way to its ledger entry (``None``: nothing was billed)."""
+        with self._lock:
+            if hold is not None and any(h is hold for h in self.holds):
+                self.holds = [h for h in self.holds if h is not hold]
+            if entry is not None:
+                self.entries.append(entry)
 
     def record(self, entry: LedgerEntry) -> None:
-        with self._lock:
-            self.entries.append(entry)
+        self.settle(None, entry)
 
     def reset(self) -> None:
         with self._lock:
@@ -174,6 +286,14 @@ class Meter:
 
     def tokens(self) -> int:
         return sum(e.total_tokens for e in list(self.entries))
+
+
+def _amount(kind: str, value: float) -> str:
+    return f"${value:.6f}" if kind == "cost" else f"{value:,.0f} tokens"
+
+
+def _limit(kind: str, value: float) -> str:
+    return f"${value:g}" if kind == "cost" else f"{value:,}"
 
 
 def check_limit(name: str, value: Any) -> Any:

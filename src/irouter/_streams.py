@@ -13,11 +13,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .errors import MultiModelError
 
 _DONE, _FAIL = object(), object()
+_Piece = TypeVar("_Piece")
+"""What a stream yields: ``str`` for one model, ``tuple[str, str]`` (slug, piece) for several."""
 
 Emit = Callable[[str], None]
 Produce = Callable[[str, threading.Event, Emit], Any]
@@ -44,6 +46,11 @@ class _Outcome:
             self.values[model] = payload
         else:
             self.errors[model] = payload
+
+    def piece(self, model: str, text: str) -> Any:
+        """A piece as the reader gets it: the text for one model, ``(slug, text)`` for several."""
+        self.parts[model].append(text)
+        return text if len(self.models) == 1 else (model, text)
 
     def finish(self) -> None:
         real = {m: e for m, e in self.errors.items() if not isinstance(e, Cancelled)}
@@ -76,7 +83,7 @@ def _work(
         out.put((model, _FAIL, exc))
 
 
-class Stream:
+class Stream(Generic[_Piece]):
     """Text as it arrives: ``for piece in chat("...", stream=True)``; ``(slug, piece)`` pairs for several models.
 
     After the loop, `result` holds what the non-streaming call would have returned and `text` the text streamed
@@ -99,17 +106,16 @@ class Stream:
         for thread in self._threads:
             thread.start()
 
-    def __iter__(self) -> Stream:
+    def __iter__(self) -> Stream[_Piece]:
         return self
 
-    def __next__(self) -> Any:
+    def __next__(self) -> _Piece:
         outcome = self._outcome
         try:
             while outcome.active:
                 model, kind, payload = self._queue.get()
                 if kind is None:
-                    outcome.parts[model].append(payload)
-                    return payload if len(outcome.models) == 1 else (model, payload)
+                    return outcome.piece(model, payload)  # type: ignore[no-any-return]
                 outcome.record(model, kind, payload)
         except BaseException:
             self.close()
@@ -139,7 +145,7 @@ class Stream:
         """Stop: turns still running are cancelled (connections closed, histories left as they were)."""
         self._cancel.set()
 
-    def __enter__(self) -> Stream:
+    def __enter__(self) -> Stream[_Piece]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -168,7 +174,7 @@ async def _awork(model: str, produce: AProduce, out: Any) -> None:
         out.put_nowait((model, _FAIL, exc))
 
 
-class AsyncStream:
+class AsyncStream(Generic[_Piece]):
     """`Stream` for ``async for``: ``async for piece in await_chat("...", stream=True)``."""
 
     def __init__(self, models: list[str], produce: AProduce) -> None:
@@ -178,17 +184,16 @@ class AsyncStream:
         self._queue: asyncio.Queue[tuple[str, object, Any]] = asyncio.Queue()
         self._tasks = [asyncio.ensure_future(_awork(m, produce, self._queue)) for m in models]
 
-    def __aiter__(self) -> AsyncStream:
+    def __aiter__(self) -> AsyncStream[_Piece]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> _Piece:
         outcome = self._outcome
         try:
             while outcome.active:
                 model, kind, payload = await self._queue.get()
                 if kind is None:
-                    outcome.parts[model].append(payload)
-                    return payload if len(outcome.models) == 1 else (model, payload)
+                    return outcome.piece(model, payload)  # type: ignore[no-any-return]
                 outcome.record(model, kind, payload)
         except BaseException:
             await self.aclose()
@@ -208,7 +213,7 @@ class AsyncStream:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def __aenter__(self) -> AsyncStream:
+    async def __aenter__(self) -> AsyncStream[_Piece]:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

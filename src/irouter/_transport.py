@@ -142,11 +142,9 @@ def is_openrouter(base_url: str) -> bool:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+    from ._retry import retry_after_seconds
+
+    return retry_after_seconds(headers.get("retry-after"))
 
 
 class Endpoint:
@@ -335,7 +333,9 @@ class _Request:
             parsed: Any = json.loads(text)
         except ValueError:
             parsed = None
-        return error_from_body(status, parsed, model=self.model, retry_after=_retry_after(headers), text=text)
+        return error_from_body(
+            status, parsed, model=self.model, retry_after=_retry_after(headers), text=text, headers=headers
+        )
 
     def _chunk(self, payload: str) -> dict[str, Any]:
         try:

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import APIResponseError, APIStatusError, status_error_class
+from ._retry import TRANSIENT_402, retry_after_seconds
+from .errors import APIResponseError, APIStatusError, PaymentRequiredError, RateLimitError, status_error_class
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -36,6 +37,50 @@ class Response(dict):  # type: ignore[type-arg]
 
     def __dir__(self) -> Iterable[str]:
         return [*super().__dir__(), *(k for k in self if isinstance(k, str))]
+
+    # The conversions of the openai SDK's response objects, so code written for them keeps working.
+    def to_dict(self, *, exclude_none: bool = False, **options: Any) -> dict[str, Any]:
+        """A deep copy as plain dicts and lists (JSON data). ``exclude_none=True`` drops ``null`` fields.
+
+        The data is exactly what the server sent, under the API's names, so the openai SDK's ``mode``,
+        ``use_api_names``, ``exclude_unset``, ``exclude_defaults`` and ``warnings`` change nothing."""
+        _check_dump_options("to_dict", options)
+        return _plain(self, exclude_none)  # type: ignore[no-any-return]
+
+    def to_json(self, *, indent: int | None = 2, exclude_none: bool = False, **options: Any) -> str:
+        """`to_dict` as JSON text, indented by 2 like the openai SDK's (``indent=None``: one line)."""
+        _check_dump_options("to_json", options)
+        return json.dumps(self.to_dict(exclude_none=exclude_none), indent=indent, ensure_ascii=False)
+
+    def model_dump(self, *, exclude_none: bool = False, **options: Any) -> dict[str, Any]:
+        """pydantic's name for `to_dict`."""
+        _check_dump_options("model_dump", options)
+        return self.to_dict(exclude_none=exclude_none)
+
+    def model_dump_json(self, *, indent: int | None = None, exclude_none: bool = False, **options: Any) -> str:
+        """pydantic's name for `to_json`: one line unless ``indent`` is given, like pydantic."""
+        _check_dump_options("model_dump_json", options)
+        return self.to_json(indent=indent, exclude_none=exclude_none)
+
+
+_SAME_DUMP = frozenset({"mode", "use_api_names", "by_alias", "exclude_unset", "exclude_defaults", "warnings"})
+"""Options of the openai SDK's / pydantic's dumps that cannot change a `Response`'s data."""
+
+
+def _check_dump_options(method: str, options: Mapping[str, Any]) -> None:
+    unknown = sorted(set(options) - _SAME_DUMP)
+    if unknown:
+        raise TypeError(
+            f"Response.{method}() does not take {', '.join(k + '=' for k in unknown)}; filter the returned dict instead"
+        )
+
+
+def _plain(value: Any, exclude_none: bool) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v, exclude_none) for k, v in value.items() if not (exclude_none and v is None)}
+    if isinstance(value, list):
+        return [_plain(v, exclude_none) for v in value]
+    return value
 
 
 def _wrap(value: Any) -> Any:
@@ -106,19 +151,25 @@ def error_from_body(
     model: str | None = None,
     retry_after: float | None = None,
     text: str = "",
+    headers: Mapping[str, str] | None = None,
 ) -> APIStatusError:
     """Turn an error response (OpenRouter's ``{"error": {code, message, metadata}}`` or anything else) into the
     matching exception. ``status`` is the HTTP status; the class follows ``error.code`` when it is numeric."""
     err = body.get("error") if isinstance(body, dict) else None
+    metadata: dict[str, Any]
     if isinstance(err, dict):
         code = err.get("code", status)
         message = str(err.get("message") or "(no message)")
-        metadata = err.get("metadata") if isinstance(err.get("metadata"), dict) else {}
+        metadata = err["metadata"] if isinstance(err.get("metadata"), dict) else {}
     else:
         code = status
         message = (str(err) if err else "") or text.strip()[:500] or f"HTTP {status}"
         metadata = {}
     cls = status_error_class(status if status >= 400 else code)
+    if metadata.get("reason") == TRANSIENT_402 and cls is PaymentRequiredError:
+        cls = RateLimitError  # too many paid requests in flight: wait and retry, like a 429
+    if retry_after is None and isinstance(metadata.get("headers"), dict):
+        retry_after = retry_after_seconds(metadata["headers"].get("Retry-After"))
     return cls(
         message,
         status=status,
@@ -128,6 +179,7 @@ def error_from_body(
         generation_id=body.get("id") if isinstance(body, dict) else None,
         retry_after=retry_after,
         body=body,
+        headers=headers,
     )
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import Any, Literal, overload
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from ._client import ModelClient, Plan
+from ._compat import CALL_ARGS, positional_options
 from ._content import is_message_list, to_content
 from ._engine import TurnResult, fan_out
 from ._streams import AsyncStream, Emit, Stream
+from ._types import Answer, Body, Headers, Message, Models, T
 from ._wire import Response, user_message
 from .chat import gathered
 
@@ -19,10 +21,10 @@ class _OneOff(ModelClient):
 
     def __init__(
         self,
-        model: str | list[str],
-        system: str | None = "",
-        api_key: str | None = None,
+        model: str | list[str] | tuple[str, ...],
         base_url: str | None = None,
+        api_key: str | None = None,
+        system: str | None = "",
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
@@ -45,6 +47,14 @@ class _OneOff(ModelClient):
         return f"{type(self).__name__}({models})"
 
 
+def _raw(options: dict[str, Any]) -> bool:
+    """Take ``raw`` out of a call's options (it is irouter's, never sent)."""
+    raw = options.pop("raw", False)
+    if not isinstance(raw, bool):
+        raise TypeError(f"raw must be True or False, got {raw!r}")
+    return raw
+
+
 def _check_batch(prompts: Any, concurrency: Any) -> list[Any]:
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
         raise TypeError("prompts must be a list of messages (strings, content lists or message lists)")
@@ -53,40 +63,187 @@ def _check_batch(prompts: Any, concurrency: Any) -> list[Any]:
     return list(prompts)
 
 
-class Call(_OneOff):
+class Call(_OneOff, Generic[Answer]):
     """Stateless calls: every call sends only what it is given.
 
     >>> ask = Call("openai/gpt-4o-mini")              # doctest: +SKIP
     >>> ask("Say hi")                                 # doctest: +SKIP
     'Hi!'
 
-    Args:
+    Args (the first four may be positional, in irouter 0.3.1's order; the rest are keyword-only):
         model: a model slug or a list of slugs (several -> ``{slug: value}`` results, all requested at once).
+        base_url, api_key: as for `Chat`.
         system: a system prompt put before string messages; ``""`` for none.
-        api_key, base_url, **defaults: as for `Chat`.
+        **defaults: as for `Chat`.
+
+    For type checkers ``Call("a")`` is a ``Call[str]`` and ``Call(["a", "b"])`` a ``Call[dict[str, str]]``.
     """
 
-    @overload
-    def __call__(
-        self, message: str | list[Any], raw: bool = False, stream: Literal[False] = False, **kwargs: Any
-    ) -> Any: ...
+    if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
+
+        @overload
+        def __init__(
+            self: Call[str],
+            model: str,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            system: str | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        @overload
+        def __init__(
+            self: Call[dict[str, str]],
+            model: Models,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            system: str | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     @overload
     def __call__(
-        self, message: str | list[Any], raw: bool = False, *, stream: Literal[True], **kwargs: Any
-    ) -> Stream: ...
+        self: Call[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> str: ...
 
-    def __call__(self, message: str | list[Any], raw: bool = False, stream: bool = False, **kwargs: Any) -> Any:
+    @overload
+    def __call__(
+        self: Call[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> T: ...
+
+    @overload
+    def __call__(
+        self: Call[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[True] = ...,
+        *,
+        stream: Literal[False] = ...,
+        **options: Any,
+    ) -> Response: ...
+
+    @overload
+    def __call__(
+        self: Call[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> Stream[str]: ...
+
+    @overload
+    def __call__(
+        self: Call[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: bool = ...,
+        *,
+        stream: bool = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> str | Response | Stream[str]: ...
+
+    @overload
+    def __call__(
+        self: Call[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> dict[str, str]: ...
+
+    @overload
+    def __call__(
+        self: Call[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> dict[str, T]: ...
+
+    @overload
+    def __call__(
+        self: Call[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[True] = ...,
+        *,
+        stream: Literal[False] = ...,
+        **options: Any,
+    ) -> dict[str, Response]: ...
+
+    @overload
+    def __call__(
+        self: Call[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> Stream[tuple[str, str]]: ...
+
+    @overload
+    def __call__(
+        self: Call[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: bool = ...,
+        *,
+        stream: bool = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> dict[str, str | Response] | Stream[tuple[str, str]]: ...
+    def __call__(self, message: Message, *args: Any, stream: bool = False, **options: Any) -> Any:
         """Send ``message`` and return the reply text, or with ``raw=True`` the whole response.
+
+        The signature is ``ask(message, extra_headers=None, extra_body=None, raw=False, *, stream=False,
+        **options)``: the three after the message may be positional (irouter 0.3.1's order).
 
         ``message`` is a string, a list of texts and content parts, or a list of message dicts
         (``[{'role': 'user', 'content': ...}]``) sent exactly as they are (no system prompt added). The raw
-        response reads as attributes: ``r.choices[0].message.content``, ``r.usage.cost``, ``r.provider``.
+        response reads as attributes (``r.choices[0].message.content``, ``r.usage.cost``, ``r.provider``) and
+        converts like the openai SDK's (``r.model_dump()``, ``r.to_json()``).
         ``tools=``, ``max_steps=`` and a typed ``response_format=`` work as for `Chat`; ``stream=True`` returns a
         `Stream` of text pieces.
         """
+        raw = _raw(positional_options("Call", CALL_ARGS, args, options))
         messages = self._messages(message)
-        plan = self._plan(kwargs)
+        plan = self._plan(options)
         self._check_capabilities(messages[-1].get("content"), plan)
         if stream:
             return Stream(self._models, lambda model, cancel, emit: self._streamed(model, messages, plan, cancel, emit))
@@ -101,7 +258,47 @@ class Call(_OneOff):
     ) -> Any:
         return self._run_streamed(model, messages[:-1], messages[-1], plan, cancel, emit).value
 
-    def batch(self, prompts: Sequence[Any], concurrency: int = 8, **kwargs: Any) -> list[Any]:
+    @overload
+    def batch(
+        self: Call[str],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> list[str | Exception]: ...
+
+    @overload
+    def batch(
+        self: Call[str],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: type[T],
+        **options: Any,
+    ) -> list[T | Exception]: ...
+
+    @overload
+    def batch(
+        self: Call[dict[str, str]],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> list[dict[str, str | Exception]]: ...
+
+    @overload
+    def batch(
+        self: Call[dict[str, str]],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: type[T],
+        **options: Any,
+    ) -> list[dict[str, T | Exception]]: ...
+
+    def batch(self, prompts: Sequence[Message], concurrency: int = 8, **kwargs: Any) -> list[Any]:
         """Send many prompts (each to every model), at most ``concurrency`` requests at a time.
 
         Returns one entry per prompt, in input order: what the call would return, or the exception it raised (a
@@ -124,24 +321,165 @@ class Call(_OneOff):
         return _regroup(flat, self._models, self._shape)
 
 
-class AsyncCall(_OneOff):
+class AsyncCall(_OneOff, Generic[Answer]):
     """`Call` for asyncio: ``await ask("...")``, ``async for piece in ask("...", stream=True)``, and
-    ``await ask.batch(prompts, concurrency=64)``."""
+    ``await ask.batch(prompts, concurrency=64)``. The same constructor and positional order as `Call`."""
+
+    if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
+
+        @overload
+        def __init__(
+            self: AsyncCall[str],
+            model: str,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            system: str | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        @overload
+        def __init__(
+            self: AsyncCall[dict[str, str]],
+            model: Models,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            system: str | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     @overload
     def __call__(
-        self, message: str | list[Any], raw: bool = False, stream: Literal[False] = False, **kwargs: Any
-    ) -> Any: ...
+        self: AsyncCall[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, str]: ...
 
     @overload
     def __call__(
-        self, message: str | list[Any], raw: bool = False, *, stream: Literal[True], **kwargs: Any
-    ) -> AsyncStream: ...
+        self: AsyncCall[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> Coroutine[Any, Any, T]: ...
 
-    def __call__(self, message: str | list[Any], raw: bool = False, stream: bool = False, **kwargs: Any) -> Any:
-        """Like `Call.__call__`: an awaitable of the reply, or with ``stream=True`` an `AsyncStream`."""
+    @overload
+    def __call__(
+        self: AsyncCall[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[True] = ...,
+        *,
+        stream: Literal[False] = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, Response]: ...
+
+    @overload
+    def __call__(
+        self: AsyncCall[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> AsyncStream[str]: ...
+
+    @overload
+    def __call__(
+        self: AsyncCall[str],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: bool = ...,
+        *,
+        stream: bool = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, str | Response] | AsyncStream[str]: ...
+
+    @overload
+    def __call__(
+        self: AsyncCall[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, str]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncCall[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, T]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncCall[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[True] = ...,
+        *,
+        stream: Literal[False] = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, Response]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncCall[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: Literal[False] = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> AsyncStream[tuple[str, str]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncCall[dict[str, str]],
+        message: Message,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        raw: bool = ...,
+        *,
+        stream: bool = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, str | Response]] | AsyncStream[tuple[str, str]]: ...
+    def __call__(self, message: Message, *args: Any, stream: bool = False, **options: Any) -> Any:
+        """Like `Call.__call__` (the same positional order): a coroutine of the reply, or with ``stream=True`` an
+        `AsyncStream`."""
+        raw = _raw(positional_options("AsyncCall", CALL_ARGS, args, options))
         messages = self._messages(message)
-        plan = self._plan(kwargs)
+        plan = self._plan(options)
         pending = not self._check_capabilities(messages[-1].get("content"), plan, fetch=False)
         if stream:
             return AsyncStream(self._models, lambda model, emit: self._astreamed(model, messages, plan, emit, pending))
@@ -164,7 +502,47 @@ class AsyncCall(_OneOff):
         await self._acheck_capabilities(messages[-1].get("content"), plan, pending)
         return (await self._arun_streamed(model, messages[:-1], messages[-1], plan, emit)).value
 
-    async def batch(self, prompts: Sequence[Any], concurrency: int = 8, **kwargs: Any) -> list[Any]:
+    @overload
+    async def batch(
+        self: AsyncCall[str],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> list[str | Exception]: ...
+
+    @overload
+    async def batch(
+        self: AsyncCall[str],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: type[T],
+        **options: Any,
+    ) -> list[T | Exception]: ...
+
+    @overload
+    async def batch(
+        self: AsyncCall[dict[str, str]],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> list[dict[str, str | Exception]]: ...
+
+    @overload
+    async def batch(
+        self: AsyncCall[dict[str, str]],
+        prompts: Sequence[Message],
+        concurrency: int = ...,
+        *,
+        response_format: type[T],
+        **options: Any,
+    ) -> list[dict[str, T | Exception]]: ...
+
+    async def batch(self, prompts: Sequence[Message], concurrency: int = 8, **kwargs: Any) -> list[Any]:
         """`Call.batch`, as tasks: at most ``concurrency`` requests in flight; results in input order, failures
         as exception objects in their place."""
         import asyncio

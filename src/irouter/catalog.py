@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import _retry as retry
+from ._retry import DEFAULT_MAX_RETRIES
 from ._transport import Endpoint, resolve_base_url
 from .errors import APIResponseError
 
@@ -76,6 +78,12 @@ class ModelInfo:
     @property
     def completion_price_per_million(self) -> float | None:
         return None if self.completion_price is None else round(self.completion_price * 1e6, 9)
+
+    @property
+    def max_completion_tokens(self) -> int | None:
+        """The most tokens one answer may have (``top_provider.max_completion_tokens``), if the catalog says."""
+        value = (self.raw.get("top_provider") or {}).get("max_completion_tokens")
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
 
     @property
     def is_free(self) -> bool:
@@ -172,16 +180,23 @@ def cached_records(base_url: str | None = None, max_age: float = CATALOG_TTL) ->
 
 
 def list_models(
-    base_url: str | None = None, timeout: float = 30.0, refresh: bool = False, max_age: float = CATALOG_TTL
+    base_url: str | None = None,
+    timeout: float = 30.0,
+    refresh: bool = False,
+    max_age: float = CATALOG_TTL,
+    *,
+    max_retries: int = DEFAULT_MAX_RETRIES,
 ) -> list[dict[str, Any]]:
     """The raw model records of ``GET {base_url}/models`` (OpenRouter's by default), from the cache when it is
-    younger than ``max_age`` seconds (a day by default) unless ``refresh``."""
+    younger than ``max_age`` seconds (a day by default) unless ``refresh``. A failed fetch is retried like any
+    request (at most ``max_retries + 1`` attempts)."""
     url = resolve_base_url(base_url)
     if not refresh:
         cached = cached_records(url, max_age)
         if cached is not None:
             return cached
-    body = Endpoint(url, api_key_env=None, require_key=False).get("models", timeout=timeout)
+    endpoint = Endpoint(url, api_key_env=None, require_key=False)
+    body = retry.call(lambda: endpoint.get("models", timeout=timeout), retry.RetryPolicy(max_retries))
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise APIResponseError("GET /models did not return a 'data' list", body=str(body)[:500])

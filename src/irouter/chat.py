@@ -7,24 +7,28 @@ import copy
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._client import ModelClient, Plan
+from ._compat import CHAT_ARGS, positional_options
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
 from ._engine import FINAL_PROMPT, TurnResult, fan_out
-from ._ledger import LedgerEntry, Meter, check_limit
+from ._ledger import LedgerEntry, Meter, Quote, check_limit, worst_case
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
 from ._streams import AsyncStream, Cancelled, Emit, Stream
+from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
-from .catalog import cached_records, find
+from .catalog import cached_records, find, list_models
+from .errors import APIError
 from .tools import ToolCall, answer_message, describe_call, pending_calls
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
+_C = TypeVar("_C", bound="_Conversation")
 
 
 class _Conversation(ModelClient):
@@ -32,19 +36,24 @@ class _Conversation(ModelClient):
 
     def __init__(
         self,
-        model: str | list[str],
+        model: str | list[str] | tuple[str, ...],
         system: str | None = DEFAULT_SYSTEM,
-        api_key: str | None = None,
         base_url: str | None = None,
+        api_key: str | None = None,
         *,
         max_cost: float | None = None,
         max_total_tokens: int | None = None,
+        allow_unpriced: bool = False,
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a string, got {type(system).__name__}")
+        if not isinstance(allow_unpriced, bool):
+            raise TypeError(f"allow_unpriced must be True or False, got {allow_unpriced!r}")
         super().__init__(model, api_key, base_url, defaults)
-        self._meter = Meter(max_cost, max_total_tokens, self._estimate)
+        self._meter = Meter(max_cost, max_total_tokens, self._quote)
+        self._allow_unpriced = allow_unpriced
+        self._check_budgets()
         self.system = system
         self._locks = {m: threading.RLock() for m in self._models}
         """Guard history and usage changes (short)."""
@@ -136,11 +145,53 @@ class _Conversation(ModelClient):
     def _recorder(self, model: str) -> Recorder:
         return Recorder(self._meter, model)
 
-    def _estimate(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """Dollars at the catalog's prices, when the catalog is at hand (never fetched for this)."""
-        records = cached_records(self.base_url)
+    def _quote(self, model: str, fetch: bool = False) -> Quote | None:
+        """The catalog's prices and completion limit for ``model`` (its endpoint's catalog at hand, however old;
+        fetched only when ``fetch``); ``None`` for models of other endpoints or missing from the catalog."""
+        if self._routes.get(model) is not None:
+            return None
+        records = cached_records(self.base_url, max_age=float("inf"))
+        if records is None and fetch:
+            try:
+                records = list_models(self.base_url)
+            except APIError:
+                records = None
         info = find(records, model) if records else None
-        return info.cost(prompt_tokens, completion_tokens) if info else None
+        if info is None:
+            return None
+        prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
+        return Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+
+    def _check_budgets(self) -> None:
+        """A budget is a cap only if each request's worst case can be known before it is sent: refuse one on a
+        model without prices (``max_cost``) or without a completion limit, unless ``allow_unpriced``."""
+        meter = self._meter
+        if self._allow_unpriced or (meter.max_cost is None and meter.max_total_tokens is None):
+            return
+        body: dict[str, Any] = {
+            k: self.defaults[k] for k in ("max_tokens", "max_completion_tokens", "n") if k in self.defaults
+        }
+        for model in self._models:
+            bounded = meter.max_cost is None and worst_case(body, None)[0] is not None
+            quote = None if bounded else self._quote(model, fetch=True)  # no catalog needed: none fetched
+            tokens, cost = worst_case(body, quote)
+            unpriced = quote is None or quote.cost(0, 0) is None
+            for name, known in (("max_cost", cost), ("max_total_tokens", tokens)):
+                if getattr(meter, name) is None or known is not None:
+                    continue
+                if name == "max_cost" and unpriced:
+                    missing, fix = "lists no price for it", "Pass"
+                else:
+                    missing, fix = (
+                        "does not say how long its answers can be",
+                        "Set max_tokens=... as a default, or pass",
+                    )
+                raise ValueError(
+                    f"{name}= cannot be a cap for {model}: the model catalog of {self.base_url} {missing}, so the "
+                    f"worst case of a request cannot be reserved before it is sent. {fix} allow_unpriced=True to "
+                    "count only what requests report after they end (requests in flight together may then pass "
+                    "the cap)."
+                )
 
     def _commit(
         self, model: str, history: list[dict[str, Any]], result: TurnResult, cancel: threading.Event | None = None
@@ -190,7 +241,12 @@ class _Conversation(ModelClient):
 
     @max_cost.setter
     def max_cost(self, value: float | None) -> None:
-        self._meter.max_cost = check_limit("max_cost", value)
+        previous, self._meter.max_cost = self._meter.max_cost, check_limit("max_cost", value)
+        try:
+            self._check_budgets()
+        except ValueError:
+            self._meter.max_cost = previous
+            raise
 
     @property
     def max_total_tokens(self) -> int | None:
@@ -199,7 +255,12 @@ class _Conversation(ModelClient):
 
     @max_total_tokens.setter
     def max_total_tokens(self, value: int | None) -> None:
-        self._meter.max_total_tokens = check_limit("max_total_tokens", value)
+        previous, self._meter.max_total_tokens = self._meter.max_total_tokens, check_limit("max_total_tokens", value)
+        try:
+            self._check_budgets()
+        except ValueError:
+            self._meter.max_total_tokens = previous
+            raise
 
     @property
     def images(self) -> Any:
@@ -281,6 +342,7 @@ class _Conversation(ModelClient):
             "unsaved_options": unsaved,
             "max_cost": self.max_cost,
             "max_total_tokens": self.max_total_tokens,
+            "allow_unpriced": self._allow_unpriced,
             "history": {m: [dict(msg) for msg in h] for m, h in self._history.items()},
             "usage": {m: self._meter.usage(m) for m in self._models},
             "cost": {m: self._meter.cost(m) for m in self._models},
@@ -302,6 +364,7 @@ class _Conversation(ModelClient):
             base_url=base_url or _saved_base_url(data.get("base_url")),
             max_cost=data.get("max_cost"),
             max_total_tokens=data.get("max_total_tokens"),
+            allow_unpriced=bool(data.get("allow_unpriced", False)),
             **{**(data.get("options") or {}), **options},
         )
         chat.set_history(dict(data.get("history") or {}))
@@ -322,7 +385,7 @@ class _Conversation(ModelClient):
             json.loads(Path(path).read_text(encoding="utf-8")), api_key=api_key, base_url=base_url, **options
         )
 
-    def fork(self) -> Any:
+    def fork(self: _C) -> _C:
         """An independent copy to branch the conversation: same models, endpoint, options and budgets; its own
         history and accounts (copied), so turns on one do not show in the other."""
         twin = copy.copy(self)
@@ -333,6 +396,7 @@ class _Conversation(ModelClient):
         twin._meter = copy.copy(self._meter)
         twin._meter._lock = threading.Lock()
         twin._meter.entries = list(self._meter.entries)
+        twin._meter.holds = []
         twin._async_locks = {}
         twin._turn_options = dict(self._turn_options)
         return twin
@@ -361,7 +425,7 @@ class _Conversation(ModelClient):
         return f"{type(self).__name__}({models}, turns={self.turns}, tokens={tokens})"
 
 
-class Chat(_Conversation):
+class Chat(_Conversation, Generic[Answer]):
     """A conversation that keeps history and token usage, per model.
 
     >>> chat = Chat("openai/gpt-4o-mini", system="You are terse.")       # doctest: +SKIP
@@ -369,29 +433,171 @@ class Chat(_Conversation):
     'OpenAI.'
 
     With a list of slugs every turn goes to all models at once, each with its own history; the return value,
-    ``history`` and ``usage`` become ``{slug: ...}`` dicts.
+    ``history`` and ``usage`` become ``{slug: ...}`` dicts. For type checkers ``Chat("a")`` is a ``Chat[str]``
+    and ``Chat(["a", "b"])`` a ``Chat[dict[str, str]]``: they know what every call returns.
 
-    Args:
+    Args (the first four may be positional, in irouter 0.3.1's order; the rest are keyword-only):
         model: a model slug (``"openai/gpt-4o-mini"``) or a list of slugs.
         system: the system prompt that starts every history; ``""`` or ``None`` for none.
-        api_key: the key; defaults to the ``OPENROUTER_API_KEY`` environment variable.
         base_url: defaults to ``OPENROUTER_BASE_URL``, else ``https://openrouter.ai/api/v1``. Any
             OpenAI-compatible server works (no key needed for servers other than OpenRouter).
-        max_cost: dollars the chat may spend; requests stop with `BudgetExceeded` once reached.
+        api_key: the key; defaults to the ``OPENROUTER_API_KEY`` environment variable.
+        max_cost: dollars the chat may spend: a cap, also for several models or threads at once. Before each
+            request its worst case (estimated prompt, plus ``max_tokens`` or the model's longest answer, at the
+            catalog's prices) is reserved; a request that might not fit is not sent (`BudgetExceeded`). Needs the
+            model catalog (fetched once a day).
         max_total_tokens: tokens the chat may use, likewise.
+        allow_unpriced: allow a budget on models whose worst case is unknown (no catalog price or answer
+            length): their requests count only what they report after they end.
         **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``, ``tools``,
             ``extra_body``, ``extra_headers``, ``timeout``, ``max_retries``...); a turn's own keyword arguments
             override them.
     """
 
-    @overload
-    def __call__(self, message: str | list[Any], stream: Literal[False] = False, **kwargs: Any) -> Any: ...
+    if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
+
+        @overload
+        def __init__(
+            self: Chat[str],
+            model: str,
+            system: str | None = ...,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            *,
+            max_cost: float | None = ...,
+            max_total_tokens: int | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        @overload
+        def __init__(
+            self: Chat[dict[str, str]],
+            model: Models,
+            system: str | None = ...,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            *,
+            max_cost: float | None = ...,
+            max_total_tokens: int | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     @overload
-    def __call__(self, message: str | list[Any], stream: Literal[True], **kwargs: Any) -> Stream: ...
+    def __call__(
+        self: Chat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> str: ...
 
-    def __call__(self, message: str | list[Any], stream: bool = False, **kwargs: Any) -> Any:
+    @overload
+    def __call__(
+        self: Chat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> T: ...
+
+    @overload
+    def __call__(
+        self: Chat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> Stream[str]: ...
+
+    @overload
+    def __call__(
+        self: Chat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: bool,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> str | Stream[str]: ...
+
+    @overload
+    def __call__(
+        self: Chat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> dict[str, str]: ...
+
+    @overload
+    def __call__(
+        self: Chat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> dict[str, T]: ...
+
+    @overload
+    def __call__(
+        self: Chat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> Stream[tuple[str, str]]: ...
+
+    @overload
+    def __call__(
+        self: Chat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: bool,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> dict[str, str] | Stream[tuple[str, str]]: ...
+    def __call__(self, message: Message, *args: Any, stream: bool = False, **options: Any) -> Any:
         """Send ``message`` to every model and return the reply text (``{slug: text}`` for several models).
+
+        The signature is ``chat(message, tools=None, max_steps=None, extra_headers=None, extra_body=None, *,
+        stream=False, **options)``: the four after the message may be positional (irouter 0.3.1's order).
 
         ``message`` is a string or a list of texts and content parts. Keyword arguments (``temperature``,
         ``max_tokens``, ``response_format``, ``provider``, ``models``, ``reasoning``, ``extra_body``,
@@ -414,7 +620,8 @@ class Chat(_Conversation):
         ends, history and usage are what the non-streaming call leaves. Closing it early cancels the turns still
         running: their histories stay as they were.
         """
-        user, plan, _ = self._prepare(message, kwargs)
+        positional_options("Chat", CHAT_ARGS, args, options)
+        user, plan, _ = self._prepare(message, options)
         if stream:
             return Stream(self._models, lambda model, cancel, emit: self._streamed(model, user, plan, cancel, emit))
 
@@ -457,12 +664,43 @@ class Chat(_Conversation):
         return self._answered(fan_out(list(answers), turn, cancel))
 
 
-class AsyncChat(_Conversation):
+class AsyncChat(_Conversation, Generic[Answer]):
     """`Chat` for asyncio: ``await chat("...")``, ``async for piece in chat("...", stream=True)``.
 
-    The same constructor, history, usage and shapes as `Chat`. Several models run as concurrent tasks; async tools
-    are awaited and sync tools run in worker threads.
+    The same constructor, history, usage and shapes as `Chat` (``AsyncChat("a")`` is an ``AsyncChat[str]``, whose
+    calls are coroutines of ``str``). Several models run as concurrent tasks; async tools are awaited and sync
+    tools run in worker threads.
     """
+
+    if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
+
+        @overload
+        def __init__(
+            self: AsyncChat[str],
+            model: str,
+            system: str | None = ...,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            *,
+            max_cost: float | None = ...,
+            max_total_tokens: int | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        @overload
+        def __init__(
+            self: AsyncChat[dict[str, str]],
+            model: Models,
+            system: str | None = ...,
+            base_url: str | None = ...,
+            api_key: str | None = ...,
+            *,
+            max_cost: float | None = ...,
+            max_total_tokens: int | None = ...,
+            **defaults: Any,
+        ) -> None: ...
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     def _turn_lock(self, model: str) -> Any:
         """One asyncio lock per model and event loop (an asyncio lock belongs to the loop it first ran on)."""
@@ -478,15 +716,120 @@ class AsyncChat(_Conversation):
         return locks[model]
 
     @overload
-    def __call__(self, message: str | list[Any], stream: Literal[False] = False, **kwargs: Any) -> Any: ...
+    def __call__(
+        self: AsyncChat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, str]: ...
 
     @overload
-    def __call__(self, message: str | list[Any], stream: Literal[True], **kwargs: Any) -> AsyncStream: ...
+    def __call__(
+        self: AsyncChat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> Coroutine[Any, Any, T]: ...
 
-    def __call__(self, message: str | list[Any], stream: bool = False, **kwargs: Any) -> Any:
-        """Like `Chat.__call__`: returns an awaitable of the reply, or with ``stream=True`` an `AsyncStream` (to
-        use with ``async for``; it must be created inside a running event loop)."""
-        user, plan, pending = self._prepare(message, kwargs, fetch=False)
+    @overload
+    def __call__(
+        self: AsyncChat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> AsyncStream[str]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[str],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: bool,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, str] | AsyncStream[str]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, str]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        response_format: type[T],
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, T]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: Literal[True],
+        **options: Any,
+    ) -> AsyncStream[tuple[str, str]]: ...
+
+    @overload
+    def __call__(
+        self: AsyncChat[dict[str, str]],
+        message: Message,
+        tools: Tools | None = ...,
+        max_steps: int | None = ...,
+        extra_headers: Headers | None = ...,
+        extra_body: Body | None = ...,
+        *,
+        stream: bool,
+        response_format: Body | None = ...,
+        **options: Any,
+    ) -> Coroutine[Any, Any, dict[str, str]] | AsyncStream[tuple[str, str]]: ...
+    def __call__(self, message: Message, *args: Any, stream: bool = False, **options: Any) -> Any:
+        """Like `Chat.__call__` (the same positional order): returns a coroutine of the reply, or with
+        ``stream=True`` an `AsyncStream` (to use with ``async for``; it must be created inside a running event
+        loop)."""
+        positional_options("AsyncChat", CHAT_ARGS, args, options)
+        user, plan, pending = self._prepare(message, options, fetch=False)
         if stream:
             return AsyncStream(self._models, lambda model, emit: self._astreamed(model, user, plan, emit, pending))
         return self._acall(user, plan, pending)

@@ -122,7 +122,7 @@ def common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-stats", action="store_true", help="no tokens/cost line after each answer")
 
 
-def make_chat(args: argparse.Namespace) -> Chat:
+def make_chat(args: argparse.Namespace) -> Chat[Any]:
     models = default_models(args.model, args.base_url)
     system = args.system if args.system is not None else config().get("system", "You are a helpful assistant.")
     return Chat(
@@ -144,7 +144,7 @@ class Printer:
         self.out, self.err, self.stats = out, err, stats
         self.rich = out.isatty() and not os.environ.get("NO_COLOR") and _has_rich()
 
-    def stream(self, chat: Chat, message: Any, **options: Any) -> Any:
+    def stream(self, chat: Chat[Any], message: Any, **options: Any) -> Any:
         """Stream one turn to the screen. Several models are shown one after another, each labelled and live as
         soon as its turn comes (all of them generate at once meanwhile). On a terminal with ``rich`` the Markdown
         is rendered as it grows; piped, the text is written as it arrives."""
@@ -192,7 +192,7 @@ class Printer:
         else:
             self.out.write(text + "\n")
 
-    def _stats(self, chat: Chat, ttft: float | None) -> None:
+    def _stats(self, chat: Chat[Any], ttft: float | None) -> None:
         if not self.stats:
             return
         entries = chat.ledger  # every request so far, also to models since dropped with /model
@@ -290,7 +290,7 @@ def _is_url(text: str) -> bool:
     return text.strip().lower().startswith(("http://", "https://", "data:"))
 
 
-def _report(chat: Chat, answer: Any) -> dict[str, Any]:
+def _report(chat: Chat[Any], answer: Any) -> dict[str, Any]:
     if len(chat.models) == 1:
         return {"model": chat.models[0], "answer": answer, "usage": chat.usage, "cost": chat.cost}
     return {m: {"answer": answer[m], "usage": chat.usage[m], "cost": chat.cost[m]} for m in chat.models}
@@ -406,7 +406,7 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
             fail(exc)
 
 
-def command(chat: Chat, line: str, printer: Printer) -> tuple[Chat, bool]:
+def command(chat: Chat[Any], line: str, printer: Printer) -> tuple[Chat[Any], bool]:
     """Run one ``/command``; returns the (possibly new) chat and whether to quit."""
     name, _, rest = line.partition(" ")
     rest = rest.strip()
@@ -420,7 +420,7 @@ def command(chat: Chat, line: str, printer: Printer) -> tuple[Chat, bool]:
     elif name == "/save":
         print(f"(saved to {chat.save(rest or 'chat.json')})", file=sys.stderr)
     elif name == "/load":
-        loaded: Chat = Chat.load(rest or "chat.json")
+        loaded: Chat[Any] = Chat.load(rest or "chat.json")
         chat = loaded
         print(f"(loaded: {', '.join(chat.models)}, {chat.turns} turns)", file=sys.stderr)
     elif name == "/cost":
@@ -442,7 +442,7 @@ def command(chat: Chat, line: str, printer: Printer) -> tuple[Chat, bool]:
     return chat, False
 
 
-def _with_models(chat: Chat, models: list[str]) -> Chat:
+def _with_models(chat: Chat[Any], models: list[str]) -> Chat[Any]:
     """A chat on ``models`` that keeps the conversation: models already there keep theirs, new ones get the first
     model's history."""
     first = chat.history if len(chat.models) == 1 else chat.history[chat.models[0]]
@@ -450,11 +450,11 @@ def _with_models(chat: Chat, models: list[str]) -> Chat:
     data = chat.to_dict()
     data["models"] = models
     data["history"] = {m: old.get(m, first) for m in models}  # the ledger stays: spending counts for max_cost
-    changed: Chat = Chat.from_dict(data, **_unsaved(chat))
+    changed: Chat[Any] = Chat.from_dict(data, **_unsaved(chat))
     return changed
 
 
-def _unsaved(chat: Chat) -> dict[str, Any]:
+def _unsaved(chat: Chat[Any]) -> dict[str, Any]:
     return {k: v for k, v in chat.defaults.items() if k in chat.to_dict()["unsaved_options"]}
 
 

@@ -7,7 +7,7 @@ The tree::
     ├── MultiModelError             some models of a fan-out failed; carries .answers and .errors
     ├── StructuredOutputError       the reply does not validate against response_format (also a ValueError)
     ├── AttachmentError             an attachment cannot be used: unknown type, download failed or too big
-    ├── BudgetExceeded              the chat's max_cost or max_total_tokens is used up; nothing was sent
+    ├── BudgetExceeded              the request might pass the chat's max_cost or max_total_tokens; not sent
     ├── UnknownModelError           the catalog has no such model (also a ValueError); suggests close slugs
     ├── CapabilityError             the model cannot take what was sent (tools, images...) (also a ValueError)
     ├── LocalModelError             a local/ model cannot run: the extra is missing, or llama.cpp failed
@@ -22,12 +22,13 @@ The tree::
             ├── PermissionDeniedError   403  moderation flag, guardrail, key limit
             ├── NotFoundError           404  no endpoint serves this model / these features
             ├── RequestTimeoutError     408  OpenRouter timed out
-            ├── RateLimitError          429  rate limited (see .retry_after)
+            ├── RateLimitError          429  rate limited, or 402 too many requests in flight (.retry_after)
             └── ServerError             5xx  provider down, overloaded, internal error
 
-Every `APIStatusError` carries the HTTP ``status``, OpenRouter's ``code`` (the ``error.code`` in the body, which
-differs from ``status`` when the error came inside an HTTP 200 body), its ``message`` and ``metadata``, the
-``model`` asked for and the ``generation_id`` when there was one. None of them ever holds the API key.
+Every `APIStatusError` carries the HTTP ``status`` (also as ``status_code``, the openai SDK's name) and the response
+``headers``, OpenRouter's ``code`` (the ``error.code`` in the body, which differs from ``status`` when the error came
+inside an HTTP 200 body), its ``message`` and ``metadata``, the ``model`` asked for and the ``generation_id`` when
+there was one. None of them ever holds the API key.
 """
 
 from __future__ import annotations
@@ -85,13 +86,14 @@ class BudgetExceeded(IrouterError):
     """A budget of the chat is used up, so the request was not sent.
 
     ``kind`` is ``"cost"`` (dollars, ``max_cost``) or ``"tokens"`` (``max_total_tokens``); ``spent`` and ``limit``
-    are in that unit; ``model`` is the slug whose request was stopped. ``messages`` holds what the interrupted
-    turn had produced (tool steps included); it was not added to history.
+    are in that unit; ``model`` is the slug whose request was stopped; ``needed`` is the worst case that request
+    would have reserved (0 when the budget was already used up). ``messages`` holds what the interrupted turn had
+    produced (the user message, tool steps included); it was not added to history.
     """
 
-    def __init__(self, message: str, *, spent: float, limit: float, kind: str, model: str) -> None:
+    def __init__(self, message: str, *, spent: float, limit: float, kind: str, model: str, needed: float = 0.0) -> None:
         super().__init__(message)
-        self.spent, self.limit, self.kind, self.model = spent, limit, kind, model
+        self.spent, self.limit, self.kind, self.model, self.needed = spent, limit, kind, model, needed
         self.messages: list[dict[str, Any]] = []
 
 
@@ -167,7 +169,10 @@ class APIStatusError(APIError):
         message: OpenRouter's ``error.message``.
         metadata: OpenRouter's ``error.metadata`` (``provider_name``, ``raw``, ``reasons``...), ``{}`` if none.
         generation_id: the ``gen-...`` id when the error arrived inside a completion.
+        status_code: the same as ``status`` (the name the openai SDK and httpx use).
         retry_after: seconds the server asked to wait (``Retry-After``), if it said.
+        headers: the error response's headers, names in lower case (``exc.headers.get("x-ratelimit-remaining")``);
+            ``{}`` when the error came inside a successful response or stream.
         body: the parsed error body.
     """
 
@@ -182,6 +187,7 @@ class APIStatusError(APIError):
         generation_id: str | None = None,
         retry_after: float | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, model=model)
         self.status = status
@@ -190,6 +196,12 @@ class APIStatusError(APIError):
         self.generation_id = generation_id
         self.retry_after = retry_after
         self.body = body
+        self.headers: dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
+
+    @property
+    def status_code(self) -> int:
+        """``status`` under the openai SDK's and httpx's name."""
+        return self.status
 
     def __str__(self) -> str:
         parts = [f"{self.code}: {self.message}"]
@@ -233,7 +245,9 @@ class RequestTimeoutError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429: rate limited, by OpenRouter (free tier) or by the provider upstream."""
+    """429: rate limited, by OpenRouter (free tier) or by the provider upstream. Also OpenRouter's transient 402
+    (``metadata["reason"] == "in_flight_budget_exhausted"``: too many paid requests in flight), and any retryable
+    error whose ``Retry-After`` is longer than ``max_retry_wait``. ``retry_after`` says how long to wait."""
 
 
 class ServerError(APIStatusError):

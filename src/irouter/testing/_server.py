@@ -111,6 +111,7 @@ class OpenRouterDouble:
         self.requests: list[Request] = []
         self.generations: dict[str, dict[str, Any]] = {}
         self._queues: dict[str | None, deque[Script | str | Responder]] = {}
+        self._get_queues: dict[str, deque[Error | Raw]] = {}
         self._lock = threading.Lock()
         self._server = _Server((host, port), _Handler)
         self._server.double = self
@@ -162,9 +163,17 @@ class OpenRouterDouble:
             self._queues.setdefault(model, deque()).extend(replies)
         return self
 
+    def queue_get(self, path: str, *replies: Error | Raw) -> OpenRouterDouble:
+        """Queue answers for ``GET`` requests to ``path`` (e.g. ``"/models"``), used in order before the normal
+        answer: to make the catalog fetch fail, say."""
+        with self._lock:
+            self._get_queues.setdefault("/" + path.strip("/"), deque()).extend(replies)
+        return self
+
     def reset(self) -> None:
         """Forget queued replies and recorded requests."""
         with self._lock:
+            self._get_queues.clear()
             self._queues.clear()
             self.requests.clear()
             self.generations.clear()
@@ -305,7 +314,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         request = self._read()
         path = request.path.removeprefix(PREFIX)
-        if path == "/models":
+        with self.double._lock:
+            queued = self.double._get_queues.get(path)
+            scripted = queued.popleft() if queued else None
+        if isinstance(scripted, Raw):
+            self._raw(scripted)
+        elif scripted is not None:
+            self._send_error(scripted, stream=False)
+        elif path == "/models":
             models = self.double.models
             self._json(
                 200,
