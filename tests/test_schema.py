@@ -5,15 +5,21 @@ annotations`` in this file); string annotations are exercised through a small mo
 """
 
 import asyncio
+import base64
+import collections
 import dataclasses
 import datetime as dt
+import decimal
 import enum
 import functools
 import inspect
 import itertools
 import json
+import pathlib
 import sys
 import types
+import typing
+import uuid
 from typing import Annotated, Any, Literal, NamedTuple, Optional, TypedDict, Union
 
 import jsonschema
@@ -24,7 +30,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 import irouter
-from irouter._schema import ConversionError, convert, type_schema
+from irouter._schema import ConversionError, convert, to_json_data, type_schema
 from irouter._structured import parser_for, response_format_for
 from irouter.tools import Tool, Toolbox, error_text, function_schema, result_text, split_docstring
 
@@ -919,10 +925,22 @@ def test_bind_rejects(arguments: dict[str, Any], message: str) -> None:
 
 
 def test_conversion_messages_for_other_types() -> None:
-    with pytest.raises(ConversionError, match=r"^when must be an ISO 8601 date, got 'yesterday'$"):
+    with pytest.raises(ConversionError, match=r"^when must be an ISO 8601 date-time, got 'yesterday'$"):
         convert("yesterday", dt.datetime, "when")
-    with pytest.raises(ConversionError, match=r"^when must be an ISO 8601 string, got 3$"):
+    with pytest.raises(ConversionError, match=r"^when must be a string \(an ISO 8601 date-time\), got 3$"):
         convert(3, dt.datetime, "when")
+    with pytest.raises(ConversionError, match=r"^at must be an ISO 8601 time, got '25:00'$"):
+        convert("25:00", dt.time, "at")
+    with pytest.raises(ConversionError, match=r"^id must be a UUID, got 'x'$"):
+        convert("x", uuid.UUID, "id")
+    with pytest.raises(ConversionError, match=r"^price must be a decimal number, got '1,5'$"):
+        convert("1,5", decimal.Decimal, "price")
+    with pytest.raises(ConversionError, match=r"^price must be a string \(a decimal number\), got True$"):
+        convert(True, decimal.Decimal, "price")
+    with pytest.raises(ConversionError, match=r"^data must be base64 text, got 'a'$"):
+        convert("a", bytes, "data")
+    with pytest.raises(ConversionError, match=r"^where must be a string \(a path\), got 3$"):
+        convert(3, pathlib.Path, "where")
     with pytest.raises(ConversionError, match=r"^order must be one of \['asc', 'desc'\], got 'up'$"):
         convert("up", Literal["asc", "desc"], "order")
     with pytest.raises(ConversionError, match=r"^level must be one of \[1, 2\], got 3$"):
@@ -979,11 +997,52 @@ def test_result_text() -> None:
     assert result_text(Place("Home", Point(0, 1))) == (
         '{"name": "Home", "where": {"x": 0, "y": 1}, "tags": [], "zoom": 3}'
     )
-    assert result_text(ANN) == '{"name":"Ann","age":41,"address":{"street":"1 Main St","city":"Oslo"}}'
+    assert result_text(ANN) == '{"name": "Ann", "age": 41, "address": {"street": "1 Main St", "city": "Oslo"}}'
     when = dt.datetime(2024, 5, 1, 12, 30)
     assert result_text(when) == str(when) == "2024-05-01 12:30:00"
     assert result_text({"when": when}) == '{"when": "2024-05-01 12:30:00"}'
-    assert result_text(Color.RED) == "Color.RED"
+    assert result_text(Color.RED) == "red"  # the value, not the repr-like "Color.RED"
+    assert result_text(Level.LOW) == "1"
+
+
+class Opaque:
+    def __init__(self) -> None:
+        self.city = "Oslo"
+        self._secret = 1
+
+
+class Shown:
+    def __str__(self) -> str:
+        return "shown as text"
+
+
+def test_result_text_is_never_a_python_repr() -> None:
+    """Values whose str() is a Python repr reach the model as JSON data or plain text instead."""
+    assert result_text({3, 1, 2}) == "[1, 2, 3]"  # was "{1, 2, 3}"
+    assert result_text(frozenset({"b", "a"})) == '["a", "b"]'
+    assert result_text({1, "a"}) in ('[1, "a"]', '["a", 1]')  # unsortable: as they come
+    assert result_text(x * x for x in range(3)) == "[0, 1, 4]"  # was "<generator object ...>"
+    assert result_text(range(2)) == "[0, 1]"
+    assert result_text({"k": {"a": 1}.keys()}) == '{"k": ["a"]}'
+    assert result_text(b"\x00\xff") == "AP8="  # not UTF-8: base64 (was "b'\\x00\\xff'")
+    assert result_text(b"plain") == "plain"
+    assert result_text(bytearray(b"ok")) == "ok"
+    assert result_text((1, (2, 3))) == "[1, [2, 3]]"
+    assert result_text(dt.date(2024, 5, 1)) == "2024-05-01"
+    assert result_text(dt.time(8, 30)) == "08:30:00"
+    assert result_text(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    assert result_text(decimal.Decimal("0.10")) == "0.10"
+    assert result_text(pathlib.PurePosixPath("/tmp/x")) == "/tmp/x"
+    assert result_text([dt.date(2024, 5, 1), decimal.Decimal("1.5")]) == '["2024-05-01", "1.5"]'
+    assert result_text({(1, 2): "tuple key", 3: "int key"}) == '{"[1, 2]": "tuple key", "3": "int key"}'
+    assert result_text(Opaque()) == '{"city": "Oslo"}'  # not "<Opaque object at 0x...>"
+    assert result_text(Shown()) == "shown as text"
+    assert result_text(float("nan")) == "nan"  # JSON has no NaN: text, never invalid JSON
+    pair = collections.namedtuple("pair", "a b")
+    assert result_text(pair(1, 2)) == '{"a": 1, "b": 2}'
+    loop: list[Any] = []
+    loop.append(loop)
+    assert result_text(loop) == "[[...]]"  # a structure that contains itself: str() rather than a crash
 
 
 def test_error_text() -> None:
@@ -1119,6 +1178,15 @@ class Shape(NamedTuple):
 def _encode(obj: Any) -> Any:
     if isinstance(obj, enum.Enum):
         return obj.value
+    if isinstance(obj, (dt.date, dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, dt.timedelta):  # ISO 8601, all in seconds: an encoding of the test's own
+        micro = abs(obj) // dt.timedelta(microseconds=1)
+        return f"{'-' if obj < dt.timedelta(0) else ''}PT{micro // 10**6}.{micro % 10**6:06d}S"
+    if isinstance(obj, (uuid.UUID, decimal.Decimal, pathlib.PurePath)):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return base64.b64encode(obj).decode()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     raise TypeError(f"not JSON: {obj!r}")
@@ -1276,6 +1344,23 @@ def _extend(children: st.SearchStrategy[Shape]) -> st.SearchStrategy[Shape]:
 
 SHAPES = st.recursive(LEAVES, _extend, max_leaves=8)
 
+WRONG_FOR_TEXT = st.one_of(st.booleans(), st.none(), st.lists(st.integers(), max_size=2), st.just({}))
+"""Not a string (nor a number, which Decimal also takes): wrong for every type sent as a string."""
+OFFSETS = st.integers(-23 * 60, 23 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
+TEXT_LEAVES = st.one_of(
+    st.just(Shape(dt.datetime, st.datetimes(timezones=st.none() | OFFSETS), WRONG_FOR_TEXT | st.integers())),
+    st.just(Shape(dt.date, st.dates(), WRONG_FOR_TEXT | st.integers())),
+    st.just(Shape(dt.time, st.times(timezones=st.none() | OFFSETS), WRONG_FOR_TEXT | st.integers())),
+    st.just(Shape(dt.timedelta, st.timedeltas(), WRONG_FOR_TEXT)),
+    st.just(Shape(uuid.UUID, st.uuids(), WRONG_FOR_TEXT | st.integers())),
+    st.just(Shape(decimal.Decimal, st.decimals(allow_nan=False, allow_infinity=False), WRONG_FOR_TEXT)),
+    st.just(Shape(pathlib.Path, st.text(max_size=8).map(pathlib.Path), WRONG_FOR_TEXT | st.integers())),
+    st.just(Shape(bytes, st.binary(max_size=8), WRONG_FOR_TEXT | st.integers())),
+)
+"""Types sent as strings with a format (or base64). JSON Schema validators do not check formats, so these stay
+out of the "convert agrees with jsonschema" property; the round trip and the rejection of wrong kinds hold."""
+ALL_SHAPES = st.recursive(LEAVES | TEXT_LEAVES, _extend, max_leaves=8)
+
 
 def make_tool(annotations: list[Any]) -> Tool:
     """A tool whose keyword-only parameters ``p0, p1, ...`` carry ``annotations``."""
@@ -1322,7 +1407,7 @@ PROPERTY_SETTINGS = settings(
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_property_schema_accepts_values_and_bind_round_trips(data: st.DataObject) -> None:
-    shapes = data.draw(st.lists(SHAPES, min_size=1, max_size=3), label="shapes")
+    shapes = data.draw(st.lists(ALL_SHAPES, min_size=1, max_size=3), label="shapes")
     values = [data.draw(shape.values, label=f"p{i}") for i, shape in enumerate(shapes)]
     tool = make_tool([shape.tp for shape in shapes])
 
@@ -1342,8 +1427,8 @@ def test_property_schema_accepts_values_and_bind_round_trips(data: st.DataObject
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_property_invalid_values_are_rejected_by_both(data: st.DataObject) -> None:
-    shape = data.draw(SHAPES, label="shape")
-    other = data.draw(SHAPES, label="other")
+    shape = data.draw(ALL_SHAPES, label="shape")
+    other = data.draw(ALL_SHAPES, label="other")
     bad = data.draw(shape.invalid, label="bad")
     tool = make_tool([other.tp, shape.tp])
     arguments = {"p0": data.draw(_json_of(other), label="p0"), "p1": bad}
@@ -1356,6 +1441,16 @@ def test_property_invalid_values_are_rejected_by_both(data: st.DataObject) -> No
     with pytest.raises(ConversionError):
         convert(bad, shape.tp)
     assert not Draft202012Validator(type_schema(shape.tp)).is_valid(bad)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_property_results_read_back_as_the_argument_type(data: st.DataObject) -> None:
+    """What irouter sends back for a value (`to_json_data`, as in tool results) converts to the same value: the
+    JSON forms of arguments and results agree. (Bytes are left out: a result that is UTF-8 goes back as its text.)"""
+    shape = data.draw(st.recursive(LEAVES | TEXT_LEAVES.filter(lambda s: s.tp is not bytes), _extend, max_leaves=6))
+    value = data.draw(shape.values)
+    assert_same(convert(json.loads(json.dumps(to_json_data(value))), shape.tp), value)
 
 
 @PROPERTY_SETTINGS
@@ -1377,3 +1472,176 @@ def test_property_helpers_notice_differences() -> None:
         assert_same([True], [1])
     assert_same({"a": (Point(1.0, 2.0), Color.RED)}, {"a": (Point(1.0, 2.0), Color.RED)})
     assert to_json({"t": (1, Level.LOW), "p": Point(0.5, 1.0)}) == {"t": [1, 1], "p": {"x": 0.5, "y": 1.0}}
+
+
+# --------------------------------------------------------------------------------------------- types sent as strings
+
+
+def test_types_sent_as_strings_have_formats() -> None:
+    assert type_schema(dt.datetime) == {"type": "string", "format": "date-time"}
+    assert type_schema(dt.date) == {"type": "string", "format": "date"}
+    assert type_schema(dt.time) == {"type": "string", "format": "time"}
+    assert type_schema(dt.timedelta) == {"type": "string", "format": "duration"}
+    assert type_schema(uuid.UUID) == {"type": "string", "format": "uuid"}
+    assert type_schema(decimal.Decimal) == {"type": "string", "format": "decimal"}
+    assert type_schema(pathlib.Path) == {"type": "string", "format": "path"}
+    assert type_schema(pathlib.PurePosixPath) == {"type": "string", "format": "path"}
+    assert type_schema(bytes) == {"type": "string", "contentEncoding": "base64"}
+    assert type_schema(Optional[uuid.UUID]) == {"anyOf": [{"type": "string", "format": "uuid"}, {"type": "null"}]}  # noqa: UP045
+    assert type_schema(list[pathlib.Path]) == {"type": "array", "items": {"type": "string", "format": "path"}}
+
+
+def test_types_sent_as_strings_convert_back() -> None:
+    assert convert("2025-08-05T07:45:20Z", dt.datetime) == dt.datetime(2025, 8, 5, 7, 45, 20, tzinfo=dt.timezone.utc)
+    assert convert("2025-08-05 07:45", dt.datetime) == dt.datetime(2025, 8, 5, 7, 45)
+    assert convert("07:45:20.5+02:00", dt.time) == dt.time(7, 45, 20, 500000, dt.timezone(dt.timedelta(hours=2)))
+    assert convert("12.10", decimal.Decimal) == decimal.Decimal("12.10")
+    assert str(convert(0.1, decimal.Decimal)) == "0.1"  # a number is taken too, without float noise
+    assert convert(3, decimal.Decimal) == 3
+    assert convert("a/b", pathlib.Path) == pathlib.Path("a/b")
+    assert type(convert("a", pathlib.PurePosixPath)) is pathlib.PurePosixPath
+    assert convert("AP8=", bytes) == b"\x00\xff"
+    assert convert("AP8", bytes) == b"\x00\xff"  # padding left out
+    assert convert("_-8", bytes) == b"\xff\xef"  # the URL-safe alphabet
+    assert convert("AP8=", bytearray) == bytearray(b"\x00\xff")
+    assert convert(str(uuid.UUID(int=5)), uuid.UUID) == uuid.UUID(int=5)
+    assert convert("P1DT2H30M", dt.timedelta) == dt.timedelta(days=1, hours=2, minutes=30)
+    assert convert("P2W", dt.timedelta) == dt.timedelta(weeks=2)
+    assert convert("-PT0.5S", dt.timedelta) == dt.timedelta(seconds=-0.5)
+    assert convert("pt1.5h", dt.timedelta) == dt.timedelta(minutes=90)
+    assert convert(90, dt.timedelta) == dt.timedelta(seconds=90)  # a number of seconds is taken too
+    assert convert(-0.25, dt.timedelta) == dt.timedelta(seconds=-0.25)
+    for bad in ("P", "PT", "P1Y", "P1M", "1H", "P1DT", "PT1S2", 10**20):
+        with pytest.raises(ConversionError, match="must be an ISO 8601 duration"):
+            convert(bad, dt.timedelta)
+    assert result_text(dt.timedelta(days=1, hours=2, microseconds=500)) == "P1DT2H0.0005S"
+    assert result_text(-dt.timedelta(minutes=1)) == "-PT1M"
+    assert result_text(dt.timedelta(0)) == "PT0S"
+
+
+def test_defaults_of_types_sent_as_strings_are_shown() -> None:
+    def f(
+        where: pathlib.Path = pathlib.Path("out"), when: dt.date = dt.date(2025, 1, 1), sentinel: object = object()
+    ) -> None:
+        """F."""
+
+    properties = Tool(f).parameters["properties"]
+    assert properties["where"]["default"] == "out"
+    assert properties["when"]["default"] == "2025-01-01"
+    assert "default" not in properties["sentinel"]
+
+
+def test_builtins_with_and_without_a_signature() -> None:
+    assert Tool(divmod)(**Tool(divmod).bind({"x": 7, "y": 2})) == (3, 1)
+    with pytest.raises(TypeError, match=r"Cannot read the parameters of 'max'; wrap it in a function"):
+        Tool(max)
+
+
+def test_positional_only_parameters_bind_and_call() -> None:
+    def f(a: int, b: int = 2, /, c: int = 3, *args: int, d: int = 4, **rest: int) -> tuple[Any, ...]:
+        """F."""
+        return a, b, c, args, d, rest
+
+    tool = Tool(f)
+    assert list(tool.parameters["properties"]) == ["a", "b", "c", "d"]
+    assert tool.parameters["required"] == ["a"]
+    assert tool(**tool.bind({"a": 1})) == (1, 2, 3, (), 4, {})
+    assert tool(**tool.bind({"a": 1, "b": 5, "d": 6, "e": 7})) == (1, 5, 3, (), 6, {"e": 7})
+    with pytest.raises(ConversionError, match=r"missing required argument\(s\) \['a'\]"):
+        tool.bind({"b": 1})
+    with pytest.raises(ConversionError, match=r"unexpected argument\(s\) \['args'\]"):
+        Tool(lambda *args: args, name="star").bind({"args": [1]})
+
+
+def test_a_type_whose_own_checks_fail_is_a_conversion_error() -> None:
+    @dataclasses.dataclass
+    class Positive:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n <= 0:
+                raise ValueError("n must be positive")
+
+    class Strict(pydantic.BaseModel):
+        n: int
+
+        @pydantic.field_validator("n")
+        @classmethod
+        def check(cls, value: int) -> int:
+            raise TypeError("never")  # pydantic lets TypeError through unwrapped
+
+    with pytest.raises(ConversionError, match=r"^p does not fit Positive: n must be positive$"):
+        convert({"n": 0}, Positive, "p")
+    with pytest.raises(ConversionError, match=r"^s does not fit Strict: TypeError: never$"):
+        convert({"n": 1}, Strict, "s")
+    with pytest.raises(irouter.StructuredOutputError, match=r"does not fit Positive: .*n must be positive"):
+        parser_for(Positive)('{"n": -1}')  # structured output: the raw ValueError escaped before
+
+
+UserId = typing.NewType("UserId", int)
+
+
+class Name(str):
+    def __new__(cls, value: str) -> "Name":
+        if not value.istitle():
+            raise ValueError("names are capitalised")
+        return super().__new__(cls, value)
+
+
+def test_newtypes_and_subclasses_of_scalars() -> None:
+    """They had an "anything" schema, and a subclass then refused every value."""
+    assert type_schema(UserId) == {"type": "integer"}
+    assert type_schema(Name) == {"type": "string"}
+    assert type_schema(list[UserId]) == {"type": "array", "items": {"type": "integer"}}
+    assert convert(7, UserId) == 7
+    with pytest.raises(ConversionError, match=r"^uid must be an integer"):
+        convert("7", UserId, "uid")
+    name = convert("Ada", Name)
+    assert type(name) is Name
+    assert name == "Ada"
+    with pytest.raises(ConversionError, match=r"^n does not fit Name: names are capitalised$"):
+        convert("ada", Name, "n")
+    with pytest.raises(ConversionError, match=r"^n must be a string"):
+        convert(3, Name, "n")
+
+
+def _python_values() -> st.SearchStrategy[Any]:
+    """Python values of many kinds a tool might return, nested."""
+    leaves = st.one_of(
+        JSON_SCALARS,
+        st.floats(),
+        st.binary(max_size=6),
+        st.datetimes(),
+        st.dates(),
+        st.times(),
+        st.timedeltas(),
+        st.uuids(),
+        st.decimals(),
+        st.text(max_size=5).map(pathlib.PurePosixPath),
+        st.sampled_from([Color.RED, Level.LOW]),
+        st.builds(Point, st.floats(allow_nan=False), st.floats(allow_nan=False)),
+        st.just(ANN),
+        st.builds(Opaque),
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.lists(inner, max_size=3).map(tuple),
+            st.frozensets(st.one_of(st.integers(), st.text(max_size=3)), max_size=3),
+            st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), inner, max_size=3),
+            st.lists(inner, max_size=3).map(lambda xs: dict(enumerate(xs)).values()),  # iterable, not a list
+        ),
+        max_leaves=8,
+    )
+
+
+@PROPERTY_SETTINGS
+@given(value=_python_values())
+def test_property_results_are_text_or_json_never_a_repr(value: Any) -> None:
+    text = result_text(value)
+    assert isinstance(text, str)
+    assert " object at 0x" not in text
+    data = to_json_data(value)
+    if not isinstance(data, str):
+        assert json.loads(text) == json.loads(json.dumps(data))  # valid JSON (no NaN), the same data

@@ -16,7 +16,7 @@ from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, s
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options
 from ._ledger import Meter
 from ._streams import Cancelled, Emit
-from ._structured import is_output_type, parser_for, response_format_for
+from ._structured import output_type, parser_for, response_format_for
 from ._transport import Endpoint, is_openrouter, resolve_base_url
 from ._wire import Reply, parse_completion
 from .catalog import RECHECK_AFTER, cached_catalog, list_models
@@ -25,6 +25,8 @@ from .errors import APIError, UnknownModelError
 from .tools import AfterTool, BeforeTool, Toolbox
 
 CHAT_PATH = "chat/completions"
+Start = dict[str, Any] | list[dict[str, Any]]
+"""What starts a turn: the user message, or the tool messages answering pending calls."""
 DEFAULT_MAX_STEPS = 100
 
 
@@ -75,7 +77,8 @@ class Plan:
     max_steps: int = DEFAULT_MAX_STEPS
     before_tool: BeforeTool | None = None
     after_tool: AfterTool | None = None
-    output_type: type | None = None
+    output_type: Any = None
+    """What a typed ``response_format`` asks the reply to become (a class, ``list[City]``...)."""
     max_retries: int = retry.DEFAULT_MAX_RETRIES
     max_retry_wait: float = retry.DEFAULT_MAX_RETRY_WAIT
     check: bool | None = None
@@ -173,15 +176,9 @@ class ModelClient:
             raise TypeError(f"check_capabilities must be True, False or None, got {check!r}")
         plan.check = check
         plan.after_tool = check_hook("after_tool", client.get("after_tool"))
-        response_format = body.get("response_format")
-        if isinstance(response_format, type) and is_output_type(response_format):
-            plan.output_type = response_format
-            body["response_format"] = response_format_for(response_format)
-        elif isinstance(response_format, type):
-            raise TypeError(
-                f"response_format={response_format.__name__} is not a pydantic model, dataclass or TypedDict; "
-                "pass one of those, or a response_format dict"
-            )
+        plan.output_type = output_type(body.get("response_format"))  # raises now for what cannot be described
+        if plan.output_type is not None:
+            body["response_format"] = response_format_for(plan.output_type)
         return plan
 
     def _check_capabilities(self, content: Any, plan: Plan, fetch: bool = True) -> bool:
@@ -227,7 +224,7 @@ class ModelClient:
             await asyncio.to_thread(self._check_capabilities, content, plan)
 
     # ------------------------------------------------------------------------------------------ one model's turn
-    def _engine(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> Engine:
+    def _engine(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> Engine:
         spec = plan.spec(model)
         found = self._routes.get(model)
         if found is not None:
@@ -284,12 +281,12 @@ class ModelClient:
 
         return send
 
-    def _run(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> TurnResult:
+    def _run(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> TurnResult:
         """One model's whole turn (requests and tool steps), synchronously."""
         send = self._post(self._recorder(model), plan)
         return run_sync(self._engine(model, history, user, plan), send, plan.tools())
 
-    async def _arun(self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan) -> TurnResult:
+    async def _arun(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> TurnResult:
         """`_run`, awaited."""
         send = self._apost(self._recorder(model), plan)
         return await run_async(self._engine(model, history, user, plan), send, plan.tools())
@@ -331,7 +328,7 @@ class ModelClient:
         return box.result
 
     async def _arun_streamed(
-        self, model: str, history: list[dict[str, Any]], user: dict[str, Any], plan: Plan, emit: Emit
+        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, emit: Emit
     ) -> TurnResult:
         """`_run_streamed`, awaited."""
         import asyncio

@@ -69,32 +69,49 @@ class TurnSpec:
     """Turns the final text into the return value (structured output); may raise to fail the turn."""
 
 
-def chat_turn(model: str, history: Sequence[dict[str, Any]], user: dict[str, Any], spec: TurnSpec) -> Engine:
+def chat_turn(
+    model: str, history: Sequence[dict[str, Any]], user: dict[str, Any] | list[dict[str, Any]], spec: TurnSpec
+) -> Engine:
     """One user message to one model: send it with the history; while the model calls tools, run them and send
     the results back; when ``max_steps`` requests have all asked for tools, ask once more for a summary with
-    ``tool_choice="none"``."""
-    new = [user]
+    ``tool_choice="none"`` (and once more without tools if the model called one anyway).
+
+    ``user`` is the user message, or a list of messages that start the turn (the tool messages answering calls
+    left pending). Calls irouter cannot run (tools given as schema dicts) end the turn with those calls pending:
+    the assistant message that made them is the last one with ``tool_calls``, and its text is the turn's value.
+    """
+    new = list(user) if isinstance(user, list) else [user]
     replies: list[Reply] = []
     toolbox = spec.toolbox
     options = {**spec.options, "tools": toolbox.schemas} if toolbox else spec.options
+    wire_model = spec.wire_model or model
     step = 0
     while True:
-        reply = yield from _ask(build_body(spec.wire_model or model, [*history, *new], options), step + 1, new)
+        reply = yield from _ask(build_body(wire_model, [*history, *new], options), step + 1, new)
         replies.append(reply)
         new.append(reply.message)
-        if not (toolbox and toolbox.local and reply.tool_calls):
+        calls = [describe_call(c, model, step + 1) for c in reply.tool_calls]
+        local = [c for c in calls if toolbox and toolbox.runs(c.name)]
+        if not local:
             break
         step += 1
-        new.extend((yield RunTools([describe_call(c, model, step) for c in reply.tool_calls])))
+        new.extend((yield RunTools(local)))
+        if len(local) < len(calls):
+            break  # the other calls are the caller's to answer (see Chat.answer_tool_calls)
         if step >= spec.max_steps:
             new.append({"role": "user", "content": FINAL_PROMPT})
             final = {**options, "tool_choice": "none"}
-            reply = yield from _ask(build_body(spec.wire_model or model, [*history, *new], final), step + 1, new)
+            reply = yield from _ask(build_body(wire_model, [*history, *new], final), step + 1, new)
+            if reply.tool_calls and not reply.content.strip():  # a tool call instead of the summary: ask without tools
+                replies.append(reply)
+                bare = {k: v for k, v in options.items() if k not in ("tools", "tool_choice", "parallel_tool_calls")}
+                reply = yield from _ask(build_body(wire_model, [*history, *new], bare), step + 1, new)
             reply.message.pop("tool_calls", None)  # answered without tools: no call may stay unanswered
             replies.append(reply)
             new.append(reply.message)
             break
-    value = spec.output(reply.content) if spec.output else reply.content
+    pending = bool(reply.tool_calls) and "tool_calls" in reply.message
+    value = spec.output(reply.content) if spec.output and not pending else reply.content
     return TurnResult(new, reply, value, replies)
 
 

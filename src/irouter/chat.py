@@ -26,6 +26,7 @@ from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
 from .catalog import cached_records, find, list_models
 from .errors import APIError
+from .tools import ToolCall, answer_message, describe_call, pending_calls
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 _C = TypeVar("_C", bound="_Conversation")
@@ -62,15 +63,85 @@ class _Conversation(ModelClient):
         self._async_locks: dict[Any, dict[str, Any]] = {}
         """The same for async turns: per event loop, one asyncio lock per model (closed loops are dropped)."""
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
+        self._turn_options: dict[str, dict[str, Any]] = {}
+        """Each model's last turn's keyword arguments: `answer_tool_calls` goes on with them."""
 
     def _start(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system}] if self.system else []
 
     def _prepare(self, message: Any, kwargs: dict[str, Any], fetch: bool = True) -> tuple[dict[str, Any], Plan, bool]:
         """Check everything and build the user message, before any request."""
+        self._refuse_while_pending()
         user, plan = user_message(to_content(message)), self._plan(kwargs, opts.CHAT)
         pending = not self._check_capabilities(user["content"], plan, fetch)
+        self._turn_options = {m: dict(kwargs) for m in self._models}
         return user, plan, pending
+
+    # ------------------------------------------------------------------------------------------ calls left pending
+    @property
+    def pending_tool_calls(self) -> Any:
+        """Tool calls the model made that irouter could not run (tools given as schema dicts) and that wait for
+        their results: a list of `ToolCall` (``id``, ``name``, ``arguments``), ``{slug: list}`` for several models.
+        Answer them with `answer_tool_calls`; until then the chat takes no new message."""
+        return self._shape({m: self._pending(m) for m in self._models})
+
+    def _pending(self, model: str) -> list[ToolCall]:
+        history = self._history[model]
+        last_user = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=-1)
+        step = sum(1 for m in history[last_user + 1 :] if m.get("role") == "assistant")
+        return [describe_call(c, model, step) for c in pending_calls(history)]
+
+    def _refuse_while_pending(self) -> None:
+        waiting = {m: calls for m in self._models if (calls := self._pending(m))}
+        if waiting:
+            shown = "; ".join(
+                (f"{m}: " if len(self._models) > 1 else "") + ", ".join(f"{c.name} (id {c.id!r})" for c in calls)
+                for m, calls in waiting.items()
+            )
+            raise RuntimeError(
+                f"The model is waiting for the results of tool calls irouter cannot run: {shown}. Answer them "
+                "first with chat.answer_tool_calls({call_id: result, ...}) (they are in chat.pending_tool_calls), "
+                "or start over with chat.reset_history()."
+            )
+
+    def _answers(self, results: Any, kwargs: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Plan]]:
+        """`answer_tool_calls`'s arguments checked: the tool messages per model, and the plan each model's turn
+        goes on with (its last turn's options, updated by ``kwargs``). Raises before any request."""
+        if not isinstance(results, Mapping):
+            raise TypeError(f"results must be a dict of {{call_id: result}}, got {type(results).__name__}")
+        if len(self._models) == 1:
+            per_model = {self._models[0]: results}
+        else:
+            wrong = [k for k, v in results.items() if k not in self._models or not isinstance(v, Mapping)]
+            if wrong or not results:
+                raise TypeError(
+                    "This chat has several models: pass {slug: {call_id: result, ...}} (the shape of "
+                    f"chat.pending_tool_calls); not models of this chat or not dicts: {wrong}"
+                )
+            per_model = dict(results)
+        answers: dict[str, list[dict[str, Any]]] = {}
+        for model, given in per_model.items():
+            calls = pending_calls(self._history[model])
+            where = f" for {model}" if len(self._models) > 1 else ""
+            ids = [str(c.get("id")) for c in calls]
+            if not calls:
+                raise ValueError(f"No tool calls are waiting for results{where}")
+            unknown = [k for k in given if k not in ids]
+            missing = [i for i in ids if i not in given]
+            if unknown or missing:
+                raise ValueError(
+                    f"Answer every pending tool call{where} by its id: pending {ids}"
+                    + (f"; not pending: {unknown}" if unknown else "")
+                    + (f"; not answered: {missing}" if missing else "")
+                )
+            answers[model] = [answer_message(i, given[i]) for i in ids]
+        plans = {m: self._plan({**self._turn_options.get(m, {}), **kwargs}, opts.CHAT) for m in answers}
+        for model in answers:
+            self._turn_options[model] = {**self._turn_options.get(model, {}), **kwargs}
+        return answers, plans
+
+    def _answered(self, values: dict[str, Any]) -> Any:
+        return values[self._models[0]] if len(self._models) == 1 else values
 
     def _recorder(self, model: str) -> Recorder:
         return Recorder(self._meter, model)
@@ -328,6 +399,7 @@ class _Conversation(ModelClient):
         twin._meter.entries = list(self._meter.entries)
         twin._meter.holds = []
         twin._async_locks = {}
+        twin._turn_options = dict(self._turn_options)
         return twin
 
     # ------------------------------------------------------------------------------------------ notebooks
@@ -537,10 +609,12 @@ class Chat(_Conversation, Generic[Answer]):
         step at once) and sends the results back until the model answers, at most ``max_steps`` (100) requests,
         then asks it to sum up. ``tool_choice`` and ``parallel_tool_calls`` pass through. ``before_tool(call)``
         sees each call before it runs (return ``False`` to refuse it, or a string to answer in its place) and
-        ``after_tool(result)`` each result.
+        ``after_tool(result)`` each result. Calls to tools given as schema dicts end the turn: they wait in
+        `pending_tool_calls` for `answer_tool_calls`, and no new message is taken until then.
 
-        Structured output: ``response_format=SomeModel`` (a pydantic model, dataclass or TypedDict) returns a
-        validated instance (history keeps the JSON text) or raises `StructuredOutputError` with the raw text.
+        Structured output: ``response_format=SomeModel`` (a pydantic model, dataclass or TypedDict, or a type such
+        as ``list[SomeModel]`` or a union) returns a validated instance (history keeps the JSON text) or raises
+        `StructuredOutputError` with the raw text.
 
         Streaming: ``stream=True`` returns a `Stream` at once (every model's request is already under way) that
         yields text as it arrives, ``(slug, piece)`` pairs for several models; tool steps stream too. When it
@@ -567,6 +641,28 @@ class Chat(_Conversation, Generic[Answer]):
             history = self._history[model]
             result = self._run_streamed(model, history, dict(user), plan, cancel, emit)
             return self._commit(model, history, result, cancel)
+
+    def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
+        """Send the results of the `pending_tool_calls` and go on with the turn; returns what the turn returns
+        (the reply text, or the ``response_format`` instance).
+
+        ``results`` maps each pending call's id to its result: a string as it is, an exception as
+        ``"Error: ..."``, anything else as JSON (as for a tool's return value). Every pending call of a model
+        must be answered at once. Several models: ``{slug: {call_id: result}}``, for the models to go on (the
+        return value is ``{slug: text}`` for those). The turn goes on with its own options (tools, ``max_steps``,
+        ``response_format``...); keyword arguments override them, and ``max_steps`` counts afresh. The model may
+        call tools again, which leaves new pending calls. Raises before sending anything when an id is unknown or
+        a pending call is left unanswered. No streaming here: the whole answer is returned.
+        """
+        answers, plans = self._answers(results, kwargs)
+        cancel = threading.Event()
+
+        def turn(model: str) -> Any:
+            with self._turn_locks[model]:
+                history = self._history[model]
+                return self._commit(model, history, self._run(model, history, answers[model], plans[model]), cancel)
+
+        return self._answered(fan_out(list(answers), turn, cancel))
 
 
 class AsyncChat(_Conversation, Generic[Answer]):
@@ -752,6 +848,23 @@ class AsyncChat(_Conversation, Generic[Answer]):
 
         outcomes = await asyncio.gather(*(turn(m) for m in self._models), return_exceptions=True)
         return self._shape(gathered(self._models, outcomes))
+
+    def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
+        """Like `Chat.answer_tool_calls`, awaitable: ``await chat.answer_tool_calls({call_id: result})``."""
+        answers, plans = self._answers(results, kwargs)
+        return self._aanswer(answers, plans)
+
+    async def _aanswer(self, answers: dict[str, list[dict[str, Any]]], plans: dict[str, Plan]) -> Any:
+        import asyncio
+
+        async def turn(model: str) -> Any:
+            async with self._turn_lock(model):
+                history = self._history[model]
+                return self._commit(model, history, await self._arun(model, history, answers[model], plans[model]))
+
+        models = list(answers)
+        outcomes = await asyncio.gather(*(turn(m) for m in models), return_exceptions=True)
+        return self._answered(gathered(models, outcomes))
 
     async def _astreamed(self, model: str, user: dict[str, Any], plan: Plan, emit: Emit, pending: bool) -> Any:
         await self._acheck_capabilities(user["content"], plan, pending)

@@ -12,7 +12,6 @@ mistakes raise at once: something that is not callable, two tools with one name,
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import functools
 import inspect
@@ -23,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._schema import ConversionError, SchemaBuilder, convert, is_pydantic_model
+from ._schema import STRING_TYPES, ConversionError, SchemaBuilder, convert, to_json_data
 
 __all__ = ["Tool", "ToolCall", "ToolResult", "function_schema"]
 
@@ -131,7 +130,7 @@ def _target(func: Callable[..., Any]) -> Callable[..., Any]:
     """The function behind partials and callable objects (for its name, docstring and hints)."""
     while isinstance(func, functools.partial):
         func = func.func
-    if not (inspect.isfunction(func) or inspect.ismethod(func)) and callable(func):
+    if not (inspect.isfunction(func) or inspect.ismethod(func) or inspect.isbuiltin(func)) and callable(func):
         call: Callable[..., Any] = type(func).__call__
         return call
     return func
@@ -165,7 +164,12 @@ class Tool:
             getattr(func, "__doc__", None) if inspect.isroutine(func) else target.__doc__
         )
         self.description = description if description is not None else summary
-        self._signature = inspect.signature(func)
+        try:
+            self._signature = inspect.signature(func)
+        except (TypeError, ValueError):  # builtins such as max() publish no signature
+            raise TypeError(
+                f"Cannot read the parameters of {self.name!r}; wrap it in a function with named parameters"
+            ) from None
         self._hints = _type_hints(target)
         self.parameters = self._parameters(param_docs)
 
@@ -174,10 +178,19 @@ class Tool:
         properties: dict[str, Any] = {}
         required: list[str] = []
         for pname, param in self._signature.parameters.items():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.kind is param.POSITIONAL_ONLY:
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
             annotation = self._hints.get(pname, typing.Any)
             schema = builder.schema(annotation)
+            if not schema and isinstance(annotation, type) and annotation not in (object, typing.Any):
+                if param.default is param.empty:
+                    raise TypeError(
+                        f"Tool {self.name!r}: parameter {pname!r} is typed {annotation.__name__}, which irouter "
+                        "cannot describe to the model nor build from JSON, so no call could succeed. Type it with "
+                        "JSON-friendly types (str, int, list[...], a dataclass, a pydantic model...) and build the "
+                        f"{annotation.__name__} inside the tool, or give it a default (then it is not offered)."
+                    )
+                continue  # the model could send nothing that fits: it is left out, and the default is used
             if docs.get(pname) and "description" not in schema:
                 schema["description"] = docs[pname]
             if param.default is param.empty:
@@ -199,8 +212,9 @@ class Tool:
 
     def bind(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the function, converted to the annotated types; raises ``ConversionError``."""
-        params = self._signature.parameters
+        params = {n: p for n, p in self._signature.parameters.items() if p.kind is not p.VAR_POSITIONAL}
         takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        params = {n: p for n, p in params.items() if p.kind is not p.VAR_KEYWORD}
         unknown = [k for k in arguments if k not in params and not takes_any]
         if unknown:
             raise ConversionError(f"unexpected argument(s) {unknown}; {self.name} takes {self._accepted()}")
@@ -208,11 +222,7 @@ class Tool:
         for key, value in arguments.items():
             annotation = self._hints.get(key, typing.Any) if key in params else typing.Any
             kwargs[key] = convert(value, annotation, key)
-        missing = [
-            n
-            for n, p in params.items()
-            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in kwargs
-        ]
+        missing = [n for n, p in params.items() if p.default is p.empty and n not in kwargs]
         if missing:
             raise ConversionError(f"missing required argument(s) {missing}")
         return kwargs
@@ -221,10 +231,19 @@ class Tool:
         names = [n for n, p in self._signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL,)]
         return ", ".join(names) or "no arguments"
 
+    def start(self, **kwargs: Any) -> Any:
+        """Call the function with keyword arguments from `bind` (positional-only ones passed by position); an
+        async function's coroutine is returned as it is, not awaited."""
+        only = [p for p in self._signature.parameters.values() if p.kind is p.POSITIONAL_ONLY]
+        given = [i for i, p in enumerate(only) if p.name in kwargs]
+        # up to the last one given; one left out before it takes its default
+        positional = [kwargs.pop(p.name, p.default) for p in only[: given[-1] + 1]] if given else []
+        return self.func(*positional, **kwargs)
+
     def __call__(self, **kwargs: Any) -> Any:
         """Run the function; an async one runs to completion in a fresh event loop (on a helper thread when this
         thread already runs a loop, as in Jupyter)."""
-        result = self.func(**kwargs)
+        result = self.start(**kwargs)
         if not inspect.isawaitable(result):
             return result
         import asyncio
@@ -267,9 +286,9 @@ _NOT_JSON = object()
 
 
 def _jsonable(value: Any) -> Any:
-    """``value`` as JSON data (an Enum member as its value), or ``_NOT_JSON``."""
-    if isinstance(value, enum.Enum):
-        value = value.value
+    """A default as JSON data (an Enum member as its value, a date or path as its text), or ``_NOT_JSON``."""
+    if isinstance(value, (enum.Enum, *STRING_TYPES)):
+        value = to_json_data(value)
     try:
         json.dumps(value)
     except (TypeError, ValueError):
@@ -293,9 +312,14 @@ class Toolbox:
             raise TypeError("tools must be a list of functions (or Tool objects / tool schema dicts)")
         self.local: dict[str, Tool] = {}
         self.schemas: list[dict[str, Any]] = []
+        self.declared: set[str] = set()
+        """Names of the functions given as schema dicts: the caller runs those (``Chat.answer_tool_calls``)."""
         for item in tools:
             if isinstance(item, Mapping):
                 self.schemas.append(dict(item))
+                function = item.get("function")
+                if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+                    self.declared.add(function["name"])
                 continue
             tool = item if isinstance(item, Tool) else Tool(item)
             if tool.name in self.local:
@@ -308,6 +332,12 @@ class Toolbox:
     def __bool__(self) -> bool:
         return bool(self.schemas)
 
+    def runs(self, name: str) -> bool:
+        """Does irouter answer a call to ``name`` itself? Yes for a local tool, and for a name no tool has while
+        there are local tools (the model is told it is unknown); no for a function given as a schema dict, or
+        when there are no local tools at all: such calls are left for the caller to answer."""
+        return name in self.local or (bool(self.local) and name not in self.declared)
+
 
 # --------------------------------------------------------------------------------------------- running calls
 
@@ -319,19 +349,16 @@ def error_text(exc: BaseException) -> str:
 
 
 def result_text(value: Any) -> str:
-    """How a return value reads for the model: strings as they are, data as JSON, anything else ``str()``."""
+    """How a return value reads for the model: a string as it is; anything else as JSON data (`to_json_data`:
+    pydantic models and dataclasses as objects, tuples, sets and generators as arrays...), sent bare when that
+    data is a single string (a datetime, a path, UTF-8 bytes)."""
     if isinstance(value, str):
         return value
-    if is_pydantic_model(type(value)):
-        return str(value.model_dump_json())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, (dict, list, tuple, int, float, bool)) or value is None:
-        try:
-            return json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            return str(value)
-    return str(value)
+    try:
+        data = to_json_data(value)
+        return data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    except RecursionError:  # a structure that contains itself (a generator that fails is the tool's error)
+        return str(value)
 
 
 def describe_call(call: Mapping[str, Any], model: str, step: int) -> ToolCall:
@@ -350,6 +377,31 @@ def describe_call(call: Mapping[str, Any], model: str, step: int) -> ToolCall:
         model=model,
         step=step,
     )
+
+
+def pending_calls(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The tool calls of the last assistant message that no tool message answers yet (raw, as in history): the
+    calls irouter left for the caller. Empty when a user message came after them, or there are none."""
+    answered: set[Any] = set()
+    for message in reversed(history):
+        role = message.get("role")
+        if role == "tool":
+            answered.add(message.get("tool_call_id"))
+        elif role == "assistant":
+            return [c for c in message.get("tool_calls") or [] if c.get("id") not in answered]
+        else:
+            return []
+    return []
+
+
+def answer_message(call_id: str, result: Any) -> dict[str, Any]:
+    """The tool message answering a call: a string as it is, an exception as ``Error: ...``, anything else as
+    `result_text` makes it."""
+    if isinstance(result, BaseException):
+        content = error_text(result)
+    else:
+        content = result_text(result)
+    return {"tool_call_id": call_id, "role": "tool", "content": content}
 
 
 def prepare_call(
@@ -418,9 +470,9 @@ async def arun_call(call: ToolCall, toolbox: Toolbox, before: BeforeTool | None,
         tool, kwargs = prepared
         try:
             if tool.is_async:
-                value = await tool.func(**kwargs)
+                value = await tool.start(**kwargs)
             else:
-                value = await asyncio.to_thread(tool.func, **kwargs)
+                value = await asyncio.to_thread(tool.start, **kwargs)
                 if inspect.isawaitable(value):
                     value = await value
             result = finish_call(call, value)

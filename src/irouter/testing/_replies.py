@@ -204,9 +204,18 @@ def example(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) ->
         if "prefixItems" in schema:
             return [example(s, root) for s in schema["prefixItems"]]
         return [example(schema["items"], root)] if isinstance(schema.get("items"), dict) else []
-    formats = {"date-time": "2025-01-01T00:00:00+00:00", "date": "2025-01-01"}
+    formats = {
+        "date-time": "2025-01-01T00:00:00+00:00",
+        "date": "2025-01-01",
+        "time": "12:00:00",
+        "duration": "PT1H",
+        "uuid": "00000000-0000-4000-8000-000000000000",
+        "decimal": "1.5",
+        "path": "example.txt",
+    }
+    text = "ZXhhbXBsZQ==" if schema.get("contentEncoding") == "base64" else "example"
     simple = {
-        "string": formats.get(str(schema.get("format", "")), "example"),
+        "string": formats.get(str(schema.get("format", "")), text),
         "integer": 1,
         "number": 1.5,
         "boolean": True,
