@@ -9,38 +9,48 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from . import _retry as retry
+from ._cancel import CancelSignal
 from ._engine import Engine, RunTools, Send, TurnResult
 from ._ledger import Meter, entry_for
 from ._wire import Reply, StreamAccumulator
 from .errors import APIConnectionError, APIError, BudgetExceeded
-from .tools import AfterTool, BeforeTool, Toolbox, arun_call, run_call, tool_message
+from .tools import AfterTool, BeforeTool, Toolbox, ToolCall, ToolResult, arun_call, run_call, tool_message
 
 Chunks = Iterator[dict[str, Any]]
 
 
 @dataclass
 class ToolRunner:
-    """How tool calls of a turn run: the tools and the hooks."""
+    """How tool calls of a turn run: the tools, the hooks, and the call's cancel signal (checked before each tool
+    starts)."""
 
     toolbox: Toolbox | None
     before: BeforeTool | None = None
     after: AfterTool | None = None
+    cancel: CancelSignal = field(default_factory=CancelSignal)
 
     def run(self, action: RunTools) -> list[dict[str, Any]]:
         """Run one step's calls at once (a thread each) and return the tool messages in the model's order."""
         assert self.toolbox is not None  # the engine asks for tools only when there are some
         toolbox, calls = self.toolbox, action.calls
+
+        def one(call: ToolCall) -> ToolResult:
+            self.cancel.check()
+            return run_call(call, toolbox, self.before, self.after)
+
         if len(calls) == 1:
-            results = [run_call(calls[0], toolbox, self.before, self.after)]
+            results = [one(calls[0])]
         else:
+            import contextvars
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="irouter-tool") as pool:
-                results = list(pool.map(lambda c: run_call(c, toolbox, self.before, self.after), calls))
+                futures = [pool.submit(contextvars.copy_context().run, one, c) for c in calls]
+                results = [f.result() for f in futures]
         return [tool_message(r) for r in results]
 
     async def arun(self, action: RunTools) -> list[dict[str, Any]]:
@@ -49,7 +59,12 @@ class ToolRunner:
 
         assert self.toolbox is not None
         toolbox = self.toolbox
-        results = await asyncio.gather(*(arun_call(c, toolbox, self.before, self.after) for c in action.calls))
+
+        async def one(call: ToolCall) -> ToolResult:
+            self.cancel.check()
+            return await arun_call(call, toolbox, self.before, self.after)
+
+        results = await asyncio.gather(*(one(c) for c in action.calls))
         return [tool_message(r) for r in results]
 
 
@@ -98,10 +113,12 @@ def _fail(engine: Engine, exc: BaseException) -> NoReturn:
 
 
 def run_sync(engine: Engine, send: Callable[[Send], Reply], tools: ToolRunner) -> TurnResult:
-    """Drive an engine to its end, one whole answer per request."""
+    """Drive an engine to its end, one whole answer per request; stops before the next request or tool step once
+    the call is cancelled (``tools.cancel``)."""
     action: Send | RunTools = next(engine)
     while True:
         try:
+            tools.cancel.check()
             outcome = send(action) if isinstance(action, Send) else tools.run(action)
         except Exception as exc:
             _fail(engine, exc)
@@ -116,6 +133,7 @@ async def run_async(engine: Engine, send: Callable[[Send], Awaitable[Reply]], to
     action: Send | RunTools = next(engine)
     while True:
         try:
+            tools.cancel.check()
             outcome = await send(action) if isinstance(action, Send) else await tools.arun(action)
         except Exception as exc:
             _fail(engine, exc)
@@ -163,6 +181,7 @@ def stream_sync(
             while True:
                 acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
                 try:
+                    tools.cancel.check()
                     clock = recorder.start()
                     for chunk in open_stream(action):
                         piece = acc.add(chunk)
@@ -180,6 +199,7 @@ def stream_sync(
                     pause(retry.delay(attempt, exc))  # nothing was handed out yet: try again
                     attempt += 1
         else:
+            tools.cancel.check()
             outcome = tools.run(action)
         try:
             action = engine.send(outcome)
@@ -208,6 +228,7 @@ async def stream_async(
             while True:
                 acc, ttft, clock = StreamAccumulator(recorder.model), None, (time.monotonic(), time.time())
                 try:
+                    tools.cancel.check()
                     clock = recorder.start()
                     async for chunk in open_stream(action):
                         piece = acc.add(chunk)
@@ -225,6 +246,7 @@ async def stream_async(
                     await pause(retry.delay(attempt, exc))  # nothing was handed out yet: try again
                     attempt += 1
         else:
+            tools.cancel.check()
             outcome = await tools.arun(action)
         try:
             action = engine.send(outcome)

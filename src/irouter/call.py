@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any, Literal, overload
 
 from ._client import ModelClient, Plan
 from ._content import is_message_list, to_content
-from ._engine import TurnResult, fan_out
-from ._streams import AsyncStream, Emit, Stream
+from ._engine import TurnResult, afan_out, fan_out
+from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._wire import Response, user_message
-from .chat import gathered
 
 
 class _OneOff(ModelClient):
@@ -89,17 +87,20 @@ class Call(_OneOff):
         plan = self._plan(kwargs)
         self._check_capabilities(messages[-1].get("content"), plan)
         if stream:
-            return Stream(self._models, lambda model, cancel, emit: self._streamed(model, messages, plan, cancel, emit))
+            return Stream(self._models, lambda emitter, ended: self._fan(messages, plan, emitter, ended), plan.cancel)
 
         def one(model: str) -> Any:
             return self._value(self._run(model, messages[:-1], messages[-1], plan), raw)
 
-        return self._shape(fan_out(self._models, one))
+        return self._shape(fan_out(self._models, one, plan.cancel))
 
-    def _streamed(
-        self, model: str, messages: list[dict[str, Any]], plan: Plan, cancel: threading.Event, emit: Emit
-    ) -> Any:
-        return self._run_streamed(model, messages[:-1], messages[-1], plan, cancel, emit).value
+    def _fan(self, messages: list[dict[str, Any]], plan: Plan, emitter: Emitter, ended: Ended) -> dict[str, Any]:
+        """Every model's streamed call at once (the work of a `Stream`)."""
+
+        def one(model: str) -> Any:
+            return self._run_streamed(model, messages[:-1], messages[-1], plan, emitter(model)).value
+
+        return fan_out(self._models, one, plan.cancel, ended)
 
     def batch(self, prompts: Sequence[Any], concurrency: int = 8, **kwargs: Any) -> list[Any]:
         """Send many prompts (each to every model), at most ``concurrency`` requests at a time.
@@ -119,14 +120,22 @@ class Call(_OneOff):
 
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items))), thread_name_prefix="irouter") as pool:
+        pool = ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items))), thread_name_prefix="irouter")
+        try:
             flat = list(pool.map(one, items))
+        except BaseException:  # Ctrl-C: no prompt waiting its turn starts, no running one sends another request
+            plan.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return _regroup(flat, self._models, self._shape)
 
 
 class AsyncCall(_OneOff):
     """`Call` for asyncio: ``await ask("...")``, ``async for piece in ask("...", stream=True)``, and
-    ``await ask.batch(prompts, concurrency=64)``."""
+    ``await ask.batch(prompts, concurrency=64)``. ``async def`` hooks are awaited."""
+
+    _awaits = True
 
     @overload
     def __call__(
@@ -144,25 +153,29 @@ class AsyncCall(_OneOff):
         plan = self._plan(kwargs)
         pending = not self._check_capabilities(messages[-1].get("content"), plan, fetch=False)
         if stream:
-            return AsyncStream(self._models, lambda model, emit: self._astreamed(model, messages, plan, emit, pending))
+            return AsyncStream(
+                self._models, lambda emitter, ended: self._afan(messages, plan, pending, emitter, ended), plan.cancel
+            )
         return self._acall(messages, plan, raw, pending)
 
     async def _acall(self, messages: list[dict[str, Any]], plan: Plan, raw: bool, pending: bool = False) -> Any:
-        import asyncio
-
         await self._acheck_capabilities(messages[-1].get("content"), plan, pending)
 
-        outcomes = await asyncio.gather(
-            *(self._arun(m, messages[:-1], messages[-1], plan) for m in self._models), return_exceptions=True
-        )
-        values = gathered(self._models, outcomes)
-        return self._shape({m: self._value(r, raw) for m, r in values.items()})
+        async def one(model: str) -> Any:
+            return self._value(await self._arun(model, messages[:-1], messages[-1], plan), raw)
 
-    async def _astreamed(
-        self, model: str, messages: list[dict[str, Any]], plan: Plan, emit: Emit, pending: bool = False
-    ) -> Any:
+        return self._shape(await afan_out(self._models, one, plan.cancel))
+
+    async def _afan(
+        self, messages: list[dict[str, Any]], plan: Plan, pending: bool, emitter: Emitter, ended: Ended
+    ) -> dict[str, Any]:
+        """`Call._fan`, awaited."""
         await self._acheck_capabilities(messages[-1].get("content"), plan, pending)
-        return (await self._arun_streamed(model, messages[:-1], messages[-1], plan, emit)).value
+
+        async def one(model: str) -> Any:
+            return (await self._arun_streamed(model, messages[:-1], messages[-1], plan, emitter(model))).value
+
+        return await afan_out(self._models, one, plan.cancel, ended)
 
     async def batch(self, prompts: Sequence[Any], concurrency: int = 8, **kwargs: Any) -> list[Any]:
         """`Call.batch`, as tasks: at most ``concurrency`` requests in flight; results in input order, failures

@@ -8,20 +8,23 @@ import json
 import os
 import threading
 from collections.abc import Mapping
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from ._cancel import CancelSignal, check_not_running, running
 from ._client import ModelClient, Plan
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
-from ._engine import FINAL_PROMPT, TurnResult, fan_out
+from ._engine import FINAL_PROMPT, TurnResult, afan_out, fan_out
 from ._ledger import LedgerEntry, Meter, check_limit
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
-from ._streams import AsyncStream, Cancelled, Emit, Stream
+from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._wire import user_message
 from .catalog import cached_records, find
+from .errors import MultiModelError
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -48,7 +51,8 @@ class _Conversation(ModelClient):
         self._locks = {m: threading.RLock() for m in self._models}
         """Guard history and usage changes (short)."""
         self._turn_locks = {m: threading.RLock() for m in self._models}
-        """Held for a whole sync turn: turns on one model never interleave."""
+        """Held for a whole sync call (every model's, taken in order by the thread that commits): turns on one model
+        never interleave."""
         self._async_locks: dict[Any, dict[str, Any]] = {}
         """The same for async turns: per event loop, one asyncio lock per model (closed loops are dropped)."""
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
@@ -71,15 +75,17 @@ class _Conversation(ModelClient):
         info = find(records, model) if records else None
         return info.cost(prompt_tokens, completion_tokens) if info else None
 
-    def _commit(
-        self, model: str, history: list[dict[str, Any]], result: TurnResult, cancel: threading.Event | None = None
-    ) -> Any:
-        """A finished turn joins the history it started from, unless the call was interrupted meanwhile."""
-        with self._locks[model]:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled
-            history.extend(result.messages)
-        return result.value
+    def _commit(self, results: dict[str, TurnResult], cancel: CancelSignal) -> dict[str, Any]:
+        """The call's finished turns join their histories, together and only if the call was not cancelled
+        meanwhile (Ctrl-C, a closed stream): an interrupted call keeps nothing, for any model. Returns the values.
+        The caller holds every model's turn lock."""
+        with ExitStack() as held:
+            for model in results:
+                held.enter_context(self._locks[model])
+            cancel.check()
+            for model, result in results.items():
+                self._history[model].extend(result.messages)
+        return {m: r.value for m, r in results.items()}
 
     @property
     def history(self) -> Any:
@@ -337,36 +343,47 @@ class Chat(_Conversation):
 
         Streaming: ``stream=True`` returns a `Stream` at once (every model's request is already under way) that
         yields text as it arrives, ``(slug, piece)`` pairs for several models; tool steps stream too. When it
-        ends, history and usage are what the non-streaming call leaves. Closing it early cancels the turns still
-        running: their histories stay as they were.
+        ends, history and usage are what the non-streaming call leaves. Closing it early aborts the turn like
+        Ctrl-C: no model sends another request or runs another tool, and every history stays as it was.
         """
+        check_not_running(self)
         user, plan, _ = self._prepare(message, kwargs)
         if stream:
-            return Stream(self._models, lambda model, cancel, emit: self._streamed(model, user, plan, cancel, emit))
-
-        cancel = threading.Event()
-
-        def turn(model: str) -> Any:
-            with self._turn_locks[model]:
-                history = self._history[model]
-                return self._commit(model, history, self._run(model, history, dict(user), plan), cancel)
-
+            return Stream(self._models, lambda emitter, ended: self._turn(user, plan, emitter, ended), plan.cancel)
         progress = Progress(self._models) if len(self._models) > 1 and in_notebook() else None
-        return self._shape(fan_out(self._models, turn, cancel, progress.finished if progress else None))
+        return self._shape(self._turn(user, plan, None, progress.finished if progress else None))
 
-    def _streamed(self, model: str, user: dict[str, Any], plan: Plan, cancel: threading.Event, emit: Emit) -> Any:
-        with self._turn_locks[model]:
+    def _turn(self, user: dict[str, Any], plan: Plan, emitter: Emitter | None, ended: Ended | None) -> dict[str, Any]:
+        """One call: takes every model's turn lock (in order), runs the turns at once (streamed to ``emitter``'s
+        pieces, or not) and commits them together (see `_commit`): a model that failed leaves its
+        history as it was, the others' answers are kept (`MultiModelError`)."""
+
+        def one(model: str) -> TurnResult:
             history = self._history[model]
-            result = self._run_streamed(model, history, dict(user), plan, cancel, emit)
-            return self._commit(model, history, result, cancel)
+            if emitter is None:
+                return self._run(model, history, dict(user), plan)
+            return self._run_streamed(model, history, dict(user), plan, emitter(model))
+
+        with running(self), ExitStack() as held:
+            for model in self._models:
+                held.enter_context(self._turn_locks[model])
+            try:
+                results = fan_out(self._models, one, plan.cancel, ended)
+            except MultiModelError as exc:  # the others' answers are kept
+                exc.answers = self._commit(exc.answers, plan.cancel)
+                raise
+            return self._commit(results, plan.cancel)
 
 
 class AsyncChat(_Conversation):
     """`Chat` for asyncio: ``await chat("...")``, ``async for piece in chat("...", stream=True)``.
 
     The same constructor, history, usage and shapes as `Chat`. Several models run as concurrent tasks; async tools
-    are awaited and sync tools run in worker threads.
+    are awaited and sync tools run in worker threads; ``async def`` hooks
+    (``before_tool``, ``after_tool``) are awaited.
     """
+
+    _awaits = True
 
     def _turn_lock(self, model: str) -> Any:
         """One asyncio lock per model and event loop (an asyncio lock belongs to the loop it first ran on)."""
@@ -390,31 +407,39 @@ class AsyncChat(_Conversation):
     def __call__(self, message: str | list[Any], stream: bool = False, **kwargs: Any) -> Any:
         """Like `Chat.__call__`: returns an awaitable of the reply, or with ``stream=True`` an `AsyncStream` (to
         use with ``async for``; it must be created inside a running event loop)."""
+        check_not_running(self)
         user, plan, pending = self._prepare(message, kwargs, fetch=False)
         if stream:
-            return AsyncStream(self._models, lambda model, emit: self._astreamed(model, user, plan, emit, pending))
+            return AsyncStream(
+                self._models, lambda emitter, ended: self._aturn(user, plan, pending, emitter, ended), plan.cancel
+            )
         return self._acall(user, plan, pending)
 
     async def _acall(self, user: dict[str, Any], plan: Plan, pending: bool = False) -> Any:
-        import asyncio
+        return self._shape(await self._aturn(user, plan, pending, None, None))
 
+    async def _aturn(
+        self, user: dict[str, Any], plan: Plan, pending: bool, emitter: Emitter | None, ended: Ended | None
+    ) -> dict[str, Any]:
+        """`Chat._turn`, awaited: the models run as tasks; a cancelled task (or Ctrl-C) keeps nothing."""
         await self._acheck_capabilities(user["content"], plan, pending)
 
-        async def turn(model: str) -> Any:
-            async with self._turn_lock(model):
-                history = self._history[model]
-                result = await self._arun(model, history, dict(user), plan)
-                return self._commit(model, history, result)
-
-        outcomes = await asyncio.gather(*(turn(m) for m in self._models), return_exceptions=True)
-        return self._shape(gathered(self._models, outcomes))
-
-    async def _astreamed(self, model: str, user: dict[str, Any], plan: Plan, emit: Emit, pending: bool) -> Any:
-        await self._acheck_capabilities(user["content"], plan, pending)
-        async with self._turn_lock(model):
+        async def one(model: str) -> TurnResult:
             history = self._history[model]
-            result = await self._arun_streamed(model, history, dict(user), plan, emit)
-            return self._commit(model, history, result)
+            if emitter is None:
+                return await self._arun(model, history, dict(user), plan)
+            return await self._arun_streamed(model, history, dict(user), plan, emitter(model))
+
+        with running(self):
+            async with AsyncExitStack() as held:
+                for model in self._models:
+                    await held.enter_async_context(self._turn_lock(model))
+                try:
+                    results = await afan_out(self._models, one, plan.cancel, ended)
+                except MultiModelError as exc:
+                    exc.answers = self._commit(exc.answers, plan.cancel)
+                    raise
+                return self._commit(results, plan.cancel)
 
 
 def _saved_base_url(url: Any) -> str | None:
@@ -423,20 +448,3 @@ def _saved_base_url(url: Any) -> str | None:
     from ._transport import resolve_base_url
 
     return None if not url or url == resolve_base_url(None) else str(url)
-
-
-def gathered(models: list[str], outcomes: list[Any]) -> dict[str, Any]:
-    """``asyncio.gather(..., return_exceptions=True)`` results as ``{model: value}``; failures raise like
-    `fan_out`: one model's error as is, several models' as `MultiModelError` with the answers that arrived."""
-    from .errors import MultiModelError
-
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-            raise outcome  # Ctrl-C, cancellation: not a model's failure
-    errors = {m: o for m, o in zip(models, outcomes, strict=True) if isinstance(o, Exception)}
-    values = {m: o for m, o in zip(models, outcomes, strict=True) if not isinstance(o, Exception)}
-    if errors and len(models) == 1:
-        raise errors[models[0]]
-    if errors:
-        raise MultiModelError(values, errors)
-    return values
