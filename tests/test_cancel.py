@@ -252,7 +252,7 @@ def test_an_interrupted_multi_model_tool_loop_stops_everything_and_keeps_nothing
         run = Run(router, sc, asynchronous)
         cls = AsyncChat if asynchronous else Chat
         run.chat = chat = cls(sc.models, base_url=router.base_url, api_key=router.api_key, max_retries=0)
-        chat.set_history({m: PRIOR for m in sc.models})
+        chat.set_history(dict.fromkeys(sc.models, PRIOR))
         before = json.dumps(chat.history)
         threads = irouter_threads()
         ended: list[str] = []

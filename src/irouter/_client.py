@@ -208,7 +208,7 @@ def is_async_callable(value: Any) -> bool:
     """An ``async def`` function (or an object whose ``__call__`` is one, or a partial of one)."""
     import inspect
 
-    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(getattr(value, "__call__", None))
+    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(type(value).__call__)
 
 
 class ModelClient:

@@ -233,13 +233,13 @@ async def afan_out(
             for task in finished:
                 if task.cancelled():
                     raise asyncio.CancelledError
-                exc = task.exception()
-                if exc is None:
+                failure = task.exception()
+                if failure is None:
                     results[tasks[task]] = task.result()
-                elif isinstance(exc, Cancelled) or not isinstance(exc, Exception):
-                    raise exc
+                elif isinstance(failure, Cancelled) or not isinstance(failure, Exception):
+                    raise failure
                 else:
-                    errors[tasks[task]] = exc
+                    errors[tasks[task]] = failure
     except BaseException:
         cancel.set()
         for task in tasks:

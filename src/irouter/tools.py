@@ -60,10 +60,10 @@ class ToolResult:
     error: BaseException | None = None
 
 
-BeforeTool = Callable[[ToolCall], "bool | str | None | Awaitable[bool | str | None]"]
+BeforeTool = Callable[[ToolCall], "bool | str | Awaitable[bool | str | None] | None"]
 """Sees each call before it runs: ``False`` refuses it, a string answers in its place. ``async def`` only in an
 `AsyncChat`/`AsyncCall`, which await it."""
-AfterTool = Callable[[ToolResult], "None | Awaitable[None]"]
+AfterTool = Callable[[ToolResult], "Awaitable[None] | None"]
 
 
 # --------------------------------------------------------------------------------------------- docstrings
