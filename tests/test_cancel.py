@@ -308,6 +308,20 @@ def test_ctrl_c_during_a_fan_out_stops_the_other_models_tool_loops(router: OpenR
     assert chat("again") == {"a/a": "You said: again", "b/b": "You said: again"}
 
 
+def test_ctrl_c_during_a_batch_starts_no_more_prompts(router: OpenRouterDouble, connect: dict) -> None:
+    """Prompts still waiting for a free slot are dropped; the batch does not wait for them to run."""
+    for _ in range(8):
+        router.queue(Text("slow", delay=0.4))
+    threads = irouter_threads()
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        Call("m/m", **connect).batch([f"prompt {n}" for n in range(8)], concurrency=2)
+    timer.join()
+    settle(threads)
+    assert len(router.chat_requests) == 2  # the two in flight at Ctrl-C; the six waiting never started
+
+
 def test_ctrl_c_in_a_tool_of_a_multi_model_stream_is_keyboard_interrupt(
     router: OpenRouterDouble, connect: dict
 ) -> None:
