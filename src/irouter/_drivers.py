@@ -48,9 +48,12 @@ class ToolRunner:
             import contextvars
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="irouter-tool") as pool:
+            pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="irouter-tool")
+            try:
                 futures = [pool.submit(contextvars.copy_context().run, one, c) for c in calls]
                 results = [f.result() for f in futures]
+            finally:  # after Ctrl-C, do not wait for the step's other tools to finish
+                pool.shutdown(wait=False, cancel_futures=True)
         return [tool_message(r) for r in results]
 
     async def arun(self, action: RunTools) -> list[dict[str, Any]]:
