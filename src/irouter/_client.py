@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import _options as opts
 from . import _retry as retry
+from ._cancel import Cancelled, CancelSignal
 from ._capabilities import check as check_capabilities
 from ._capabilities import check_spaces, needs
 from ._compat import ORDER_HINT
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options
 from ._ledger import Meter
-from ._streams import Cancelled, Emit
+from ._streams import Emit
 from ._structured import output_type, parser_for, response_format_for
 from ._transport import Endpoint, is_openrouter, resolve_base_url
 from ._wire import Reply, parse_completion
@@ -83,9 +83,11 @@ class Plan:
     max_retry_wait: float = retry.DEFAULT_MAX_RETRY_WAIT
     check: bool | None = None
     """Capability checks: ``None`` (auto: with OpenRouter's catalog, or any catalog already at hand), on, off."""
+    cancel: CancelSignal = field(default_factory=CancelSignal)
+    """The call's one cancel signal, shared by every model's driver (a `Plan` is made per call)."""
 
     def tools(self) -> ToolRunner:
-        return ToolRunner(self.toolbox, self.before_tool, self.after_tool)
+        return ToolRunner(self.toolbox, self.before_tool, self.after_tool, self.cancel)
 
     def policy(self) -> retry.RetryPolicy:
         """How this call's requests are retried."""
@@ -102,10 +104,23 @@ def check_max_steps(value: Any) -> int:
     return value
 
 
-def check_hook(name: str, value: Any) -> Any:
+def check_hook(name: str, value: Any, awaits: bool = False) -> Any:
+    """A ``before_tool``/``after_tool`` hook; an ``async def`` one only where it will be awaited (``awaits``)."""
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be a function (or None), got {type(value).__name__}")
+    if not awaits and is_async_callable(value):
+        raise TypeError(
+            f"{name} is an async function, which a Chat or Call cannot await (the tool would run unchecked): "
+            f"use a plain def, or an AsyncChat/AsyncCall, which awaits it"
+        )
     return value
+
+
+def is_async_callable(value: Any) -> bool:
+    """An ``async def`` function (or an object whose ``__call__`` is one, or a partial of one)."""
+    import inspect
+
+    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(type(value).__call__)
 
 
 class ModelClient:
@@ -113,6 +128,8 @@ class ModelClient:
 
     _place_new = opts.NEW_CHAT
     """Where the constructor's options are given (`_options` places): checked against the option table."""
+    _awaits = False
+    """Turns are driven on an event loop (`AsyncChat`, `AsyncCall`): async hooks are awaited."""
 
     def __init__(
         self,
@@ -170,12 +187,12 @@ class ModelClient:
             plan.toolbox = Toolbox(client["tools"])
         if client.get("max_steps") is not None:
             plan.max_steps = check_max_steps(client["max_steps"])
-        plan.before_tool = check_hook("before_tool", client.get("before_tool"))
+        plan.before_tool = check_hook("before_tool", client.get("before_tool"), self._awaits)
         check = client.get("check_capabilities")
         if check is not None and not isinstance(check, bool):
             raise TypeError(f"check_capabilities must be True, False or None, got {check!r}")
         plan.check = check
-        plan.after_tool = check_hook("after_tool", client.get("after_tool"))
+        plan.after_tool = check_hook("after_tool", client.get("after_tool"), self._awaits)
         plan.output_type = output_type(body.get("response_format"))  # raises now for what cannot be described
         if plan.output_type is not None:
             body["response_format"] = response_format_for(plan.output_type)
@@ -244,13 +261,14 @@ class ModelClient:
             ticket = recorder.start(action.body)
 
             def attempt() -> Reply:
+                plan.cancel.check()  # every attempt is a new request
                 raw = self._ep(model).post(
                     CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
                 )
                 return parse_completion(raw, model=model)
 
             try:
-                reply = retry.call(attempt, plan.policy())
+                reply = retry.call(attempt, plan.policy(), plan.cancel.wait)
             except BaseException:
                 recorder.done(None, None, ticket, action.step)  # nothing billed: the reservation goes
                 raise
@@ -266,6 +284,7 @@ class ModelClient:
             ticket = recorder.start(action.body)
 
             async def attempt() -> Reply:
+                plan.cancel.check()
                 raw = await self._ep(model).apost(
                     CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
                 )
@@ -297,14 +316,13 @@ class ModelClient:
         history: list[dict[str, Any]],
         user: dict[str, Any],
         plan: Plan,
-        cancel: threading.Event,
         emit: Emit,
     ) -> TurnResult:
         """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives."""
+        cancel = plan.cancel
 
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
-            if cancel.is_set():  # closed between two tool steps: send nothing more
-                raise Cancelled
+            cancel.check()  # closed between two tool steps or retries: send nothing more
             chunks: Iterator[dict[str, Any]] = self._ep(model).stream(
                 CHAT_PATH,
                 streaming_body(action.body),
@@ -334,6 +352,7 @@ class ModelClient:
         import asyncio
 
         def open_stream(action: Send) -> AsyncIterator[dict[str, Any]]:
+            plan.cancel.check()
             body, options = streaming_body(action.body), {"extra_headers": plan.extra_headers, "timeout": plan.timeout}
             chunks: AsyncIterator[dict[str, Any]] = self._ep(model).astream(CHAT_PATH, body, model=model, **options)
             return chunks

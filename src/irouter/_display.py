@@ -109,7 +109,8 @@ class Progress:
             return f"✓ {len(self.models)} models answered in {seconds:.1f} s"
         return f"⏳ {len(self.done)}/{len(self.models)} answered ({seconds:.1f} s); waiting for {', '.join(waiting)}"
 
-    def finished(self, model: str) -> None:
+    def finished(self, model: str, answered: bool = True) -> None:
+        """``model``'s turn ended (``answered`` or failed: either way it is done)."""
         self.done.append(model)
         self._show(self.line(), True)
 

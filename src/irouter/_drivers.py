@@ -9,40 +9,53 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NoReturn
 
 from . import _retry as retry
+from ._cancel import CancelSignal
 from ._engine import Engine, RunTools, Send, TurnResult
 from ._ledger import Hold, Meter, entry_for
 from ._retry import RetryPolicy
 from ._wire import Reply, StreamAccumulator
 from .errors import APIConnectionError, APIError
-from .tools import AfterTool, BeforeTool, Toolbox, arun_call, run_call, tool_message
+from .tools import AfterTool, BeforeTool, Toolbox, ToolCall, ToolResult, arun_call, run_call, tool_message
 
 Chunks = Iterator[dict[str, Any]]
 
 
 @dataclass
 class ToolRunner:
-    """How tool calls of a turn run: the tools and the hooks."""
+    """How tool calls of a turn run: the tools, the hooks, and the call's cancel signal (checked before each tool
+    starts)."""
 
     toolbox: Toolbox | None
     before: BeforeTool | None = None
     after: AfterTool | None = None
+    cancel: CancelSignal = field(default_factory=CancelSignal)
 
     def run(self, action: RunTools) -> list[dict[str, Any]]:
         """Run one step's calls at once (a thread each) and return the tool messages in the model's order."""
         assert self.toolbox is not None  # the engine asks for tools only when there are some
         toolbox, calls = self.toolbox, action.calls
+
+        def one(call: ToolCall) -> ToolResult:
+            self.cancel.check()
+            return run_call(call, toolbox, self.before, self.after)
+
         if len(calls) == 1:
-            results = [run_call(calls[0], toolbox, self.before, self.after)]
+            results = [one(calls[0])]
         else:
+            import contextvars
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="irouter-tool") as pool:
-                results = list(pool.map(lambda c: run_call(c, toolbox, self.before, self.after), calls))
+            pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="irouter-tool")
+            try:
+                futures = [pool.submit(contextvars.copy_context().run, one, c) for c in calls]
+                results = [f.result() for f in futures]
+            finally:  # after Ctrl-C, do not wait for the step's other tools to finish
+                pool.shutdown(wait=False, cancel_futures=True)
         return [tool_message(r) for r in results]
 
     async def arun(self, action: RunTools) -> list[dict[str, Any]]:
@@ -51,7 +64,12 @@ class ToolRunner:
 
         assert self.toolbox is not None
         toolbox = self.toolbox
-        results = await asyncio.gather(*(arun_call(c, toolbox, self.before, self.after) for c in action.calls))
+
+        async def one(call: ToolCall) -> ToolResult:
+            self.cancel.check()
+            return await arun_call(call, toolbox, self.before, self.after)
+
+        results = await asyncio.gather(*(one(c) for c in action.calls))
         return [tool_message(r) for r in results]
 
 
@@ -111,10 +129,12 @@ def _fail(engine: Engine, exc: BaseException) -> NoReturn:
 
 
 def run_sync(engine: Engine, send: Callable[[Send], Reply], tools: ToolRunner) -> TurnResult:
-    """Drive an engine to its end, one whole answer per request."""
+    """Drive an engine to its end, one whole answer per request; stops before the next request or tool step once
+    the call is cancelled (``tools.cancel``)."""
     action: Send | RunTools = next(engine)
     while True:
         try:
+            tools.cancel.check()
             outcome = send(action) if isinstance(action, Send) else tools.run(action)
         except Exception as exc:
             _fail(engine, exc)
@@ -129,6 +149,7 @@ async def run_async(engine: Engine, send: Callable[[Send], Awaitable[Reply]], to
     action: Send | RunTools = next(engine)
     while True:
         try:
+            tools.cancel.check()
             outcome = await send(action) if isinstance(action, Send) else await tools.arun(action)
         except Exception as exc:
             _fail(engine, exc)
@@ -219,11 +240,13 @@ def stream_sync(
         if isinstance(action, Send):
             out: list[Reply] = []
             try:
+                tools.cancel.check()
                 yield from retry.stream(partial(_attempt, open_stream, action, recorder, out), policy, pause)
             except Exception as exc:
                 _fail(engine, exc)
             outcome: Any = out[-1]
         else:
+            tools.cancel.check()
             outcome = tools.run(action)
         try:
             action = engine.send(outcome)
@@ -247,6 +270,7 @@ async def stream_async(
             out: list[Reply] = []
             pieces = retry.astream(partial(_aattempt, open_stream, action, recorder, out), policy)
             try:
+                tools.cancel.check()
                 async for piece in pieces:
                     yield piece
             except Exception as exc:
@@ -255,6 +279,7 @@ async def stream_async(
                 await pieces.aclose()
             outcome: Any = out[-1]
         else:
+            tools.cancel.check()
             outcome = await tools.arun(action)
         try:
             action = engine.send(outcome)

@@ -8,10 +8,11 @@ decides nothing. Tool steps, ``max_steps`` and budgets live in the engine, so ev
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ._cancel import Cancelled, CancelSignal
 from ._wire import Reply, build_body
 from .errors import BudgetExceeded, MultiModelError
 from .tools import Toolbox, ToolCall, describe_call
@@ -138,19 +139,33 @@ def merge_options(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
 def fan_out(
     models: Sequence[str],
     work: Callable[[str], T],
-    cancel: threading.Event | None = None,
-    on_done: Callable[[str], None] | None = None,
+    cancel: CancelSignal | None = None,
+    on_done: Callable[[str, bool], None] | None = None,
 ) -> dict[str, T]:
     """Run ``work(model)`` for every model at once (one thread each) and collect ``{model: result}``.
 
     One model runs in the calling thread and its exception propagates as is. With several, every model's request
     is in flight at the same time whatever the core count; if any fail, `MultiModelError` carries both the
-    results that arrived and the errors. If waiting is interrupted (Ctrl-C), ``cancel`` is set (so workers still
-    running commit nothing) and the interruption propagates at once. ``on_done(model)`` is called in the calling
-    thread as each model finishes.
+    results that arrived and the errors. Ctrl-C while waiting, a ``KeyboardInterrupt`` (or ``SystemExit``) in any
+    model's work, or ``cancel`` set from elsewhere (a stream closed) ends the wait at once: ``cancel`` is set, so
+    every model's work stops before its next request or tool, and the interruption (or `Cancelled`) propagates
+    without waiting for requests still in flight. ``on_done(model, answered)`` is called in the calling thread as each
+    model finishes. The workers run in copies of the caller's context (`contextvars`).
     """
+    cancel = cancel if cancel is not None else CancelSignal()
     if len(models) == 1:
-        return {models[0]: work(models[0])}
+        try:
+            value = work(models[0])
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or isinstance(exc, Cancelled):
+                cancel.set()
+            elif on_done is not None:
+                on_done(models[0], False)
+            raise
+        if on_done is not None:
+            on_done(models[0], True)
+        return {models[0]: value}
+    import contextvars
     import queue
 
     done: queue.SimpleQueue[tuple[str, bool, Any]] = queue.SimpleQueue()
@@ -164,7 +179,9 @@ def fan_out(
     # Daemon threads: after Ctrl-C the caller returns at once, and requests still in flight cannot hold the
     # process open at exit (a pool's worker threads would be joined).
     for model in models:
-        threading.Thread(target=run, args=(model,), name=f"irouter-{model}", daemon=True).start()
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(run, model), name=f"irouter-{model}", daemon=True).start()
+    cancel.on_set(lambda: done.put(("", False, Cancelled())))
     results: dict[str, T] = {}
     errors: dict[str, BaseException] = {}
     try:
@@ -172,15 +189,72 @@ def fan_out(
             model, ok, value = done.get()
             if ok:
                 results[model] = value
-            elif isinstance(value, Exception):
-                errors[model] = value
+            elif isinstance(value, Cancelled) or not isinstance(value, Exception):
+                raise value  # Ctrl-C, SystemExit, a closed stream: the whole call stops
             else:
-                raise value  # KeyboardInterrupt or SystemExit inside a worker: the whole call stops
+                errors[model] = value
             if on_done is not None:
-                on_done(model)
+                on_done(model, ok)
     except BaseException:
-        if cancel is not None:
-            cancel.set()
+        cancel.set()
+        raise
+    if errors:
+        raise MultiModelError({m: results[m] for m in models if m in results}, errors)
+    return {m: results[m] for m in models}
+
+
+async def afan_out(
+    models: Sequence[str],
+    work: Callable[[str], Awaitable[T]],
+    cancel: CancelSignal | None = None,
+    on_done: Callable[[str, bool], None] | None = None,
+) -> dict[str, T]:
+    """`fan_out` for asyncio: one task per model. If the caller's task is cancelled, or any model's work ends in
+    a ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``, cancellation), ``cancel`` is set, the
+    other tasks are cancelled, and that propagates at once; model errors give `MultiModelError` as in `fan_out`."""
+    import asyncio
+
+    cancel = cancel if cancel is not None else CancelSignal()
+
+    async def run(model: str) -> T:
+        try:
+            value = await work(model)
+        except Exception:
+            if on_done is not None:
+                on_done(model, False)
+            raise
+        if on_done is not None:
+            on_done(model, True)
+        return value
+
+    if len(models) == 1:
+        try:
+            return {models[0]: await run(models[0])}
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or isinstance(exc, Cancelled):
+                cancel.set()
+            raise
+    tasks = {asyncio.ensure_future(run(m)): m for m in models}
+    results: dict[str, T] = {}
+    errors: dict[str, BaseException] = {}
+    try:
+        pending = set(tasks)
+        while pending:
+            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                if task.cancelled():
+                    raise asyncio.CancelledError
+                failure = task.exception()
+                if failure is None:
+                    results[tasks[task]] = task.result()
+                elif isinstance(failure, Cancelled) or not isinstance(failure, Exception):
+                    raise failure
+                else:
+                    errors[tasks[task]] = failure
+    except BaseException:
+        cancel.set()
+        for task in tasks:
+            task.cancel()
         raise
     if errors:
         raise MultiModelError({m: results[m] for m in models if m in results}, errors)

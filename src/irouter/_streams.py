@@ -1,10 +1,11 @@
 """`Stream` and `AsyncStream`: what ``chat(..., stream=True)`` returns.
 
-Every model's turn runs at once in its own worker (a thread, or a task for the async flavour) and hands its text
-over as it arrives: one model -> text pieces, several -> ``(slug, piece)`` pairs in arrival order. A turn that
-finishes commits to history exactly as the non-streaming call would. Closing the stream early (``break`` and
-dropping it, ``close()``, leaving a ``with`` block, Ctrl-C) cancels the turns still running: their connections
-are closed and their histories stay as they were.
+The whole call runs in the background (a thread, or a task for the async flavour) exactly as the non-streaming
+call would, every model at once, and hands each model's text over as it arrives: one model -> text pieces,
+several -> ``(slug, piece)`` pairs in arrival order. When every model's turn has ended, the turns are committed
+to history together, as the non-streaming call does. Closing the stream before that (``break`` and dropping it,
+``close()``, leaving a ``with`` block, Ctrl-C, cancelling the task) cancels the call: no model sends another
+request or starts another tool, connections are closed, and every history stays as it was.
 """
 
 from __future__ import annotations
@@ -15,72 +16,83 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-from .errors import MultiModelError
+from ._cancel import Cancelled, CancelSignal
 
-_DONE, _FAIL = object(), object()
+__all__ = ["AsyncStream", "Cancelled", "Emit", "Stream"]
+
+_PIECE, _ENDED, _DONE, _FAIL = object(), object(), object(), object()
 _Piece = TypeVar("_Piece")
 """What a stream yields: ``str`` for one model, ``tuple[str, str]`` (slug, piece) for several."""
 
 Emit = Callable[[str], None]
-Produce = Callable[[str, threading.Event, Emit], Any]
-"""Runs one model's streamed turn: ``produce(model, cancel, emit) -> value``; it commits the turn itself."""
-
-
-class Cancelled(Exception):
-    """Raised inside a worker whose stream was closed; never reaches the user."""
+Emitter = Callable[[str], Emit]
+"""``emitter(model)`` is where that model's text goes."""
+Ended = Callable[[str, bool], None]
+"""Called as each model's turn ends: ``ended(model, answered)`` (``False`` when it failed)."""
+Turn = Callable[[Emitter, Ended], dict[str, Any]]
+"""Runs the whole call, committing it: ``turn(emitter, ended) -> {model: value}``; raises like the plain call."""
+ATurn = Callable[[Emitter, Ended], Coroutine[Any, Any, dict[str, Any]]]
 
 
 class _Outcome:
+    """What the consumer has seen so far."""
+
     def __init__(self, models: list[str]) -> None:
         self.models = models
-        self.values: dict[str, Any] = {}
-        self.errors: dict[str, BaseException] = {}
         self.parts: dict[str, list[str]] = {m: [] for m in models}
-        self.active = len(models)
         self.finished: list[str] = []
+        self.failed: list[str] = []
+        self.over = False
+        self.values: dict[str, Any] | None = None
+        self.error: BaseException | None = None
 
-    def record(self, model: str, kind: object, payload: Any) -> None:
-        self.active -= 1
-        self.finished.append(model)
-        if kind is _DONE:
-            self.values[model] = payload
+    def take(self, model: str, kind: object, payload: Any) -> Any:
+        """Note one message from the worker; returns what to hand out for a piece of text, else ``None``."""
+        if kind is _PIECE:
+            self.parts[model].append(payload)
+            return payload if len(self.models) == 1 else (model, payload)
+        if kind is _ENDED:
+            self.finished.append(model)
+            if not payload:
+                self.failed.append(model)
+        elif kind is _DONE:
+            self.over, self.values = True, payload
         else:
-            self.errors[model] = payload
-
-    def piece(self, model: str, text: str) -> Any:
-        """A piece as the reader gets it: the text for one model, ``(slug, text)`` for several."""
-        self.parts[model].append(text)
-        return text if len(self.models) == 1 else (model, text)
+            self.over, self.error = True, payload
+        return None
 
     def finish(self) -> None:
-        real = {m: e for m, e in self.errors.items() if not isinstance(e, Cancelled)}
-        if real:
-            if len(self.models) == 1:
-                raise next(iter(real.values()))
-            raise MultiModelError(self.values, real)
+        """At the end: raise what the call raised (a closed stream just ends)."""
+        if self.error is not None and not isinstance(self.error, Cancelled):
+            raise self.error
 
     def shape(self, values: dict[str, Any]) -> Any:
         return values[self.models[0]] if len(self.models) == 1 else values
 
 
-def _work(
-    model: str, produce: Produce, out: queue.SimpleQueue[tuple[str, object, Any]], cancel: threading.Event
-) -> None:
-    """One model's streamed turn, in its worker thread: pieces, then the value (or the error), go to ``out``."""
-    first = [True]
+def _emitter(out: Any, cancel: CancelSignal, pause: bool) -> Emitter:
+    def emitter(model: str) -> Emit:
+        first = [pause]
 
-    def emit(piece: str) -> None:
-        if cancel.is_set():
-            raise Cancelled
-        out.put((model, None, piece))
-        if first[0]:  # hand the first text over at once, before decoding the chunks that came with it
-            first[0] = False
-            time.sleep(0)
+        def emit(piece: str) -> None:
+            cancel.check()
+            out.put_nowait((model, _PIECE, piece))
+            if first[0]:  # hand the first text over at once, before decoding the chunks that came with it
+                first[0] = False
+                time.sleep(0)
 
+        return emit
+
+    return emitter
+
+
+def _work(turn: Turn, out: queue.SimpleQueue[tuple[str, object, Any]], cancel: CancelSignal) -> None:
+    """The whole call, in the stream's worker thread: pieces, ends, then the values (or the error) go to ``out``."""
     try:
-        out.put((model, _DONE, produce(model, cancel, emit)))
-    except BaseException as exc:  # handed to the consumer, who raises it
-        out.put((model, _FAIL, exc))
+        values = turn(_emitter(out, cancel, True), lambda model, answered: out.put((model, _ENDED, answered)))
+        out.put(("", _DONE, values))
+    except BaseException as exc:  # handed to the consumer, who raises it (the turn already set ``cancel`` if needed)
+        out.put(("", _FAIL, exc))
 
 
 class Stream(Generic[_Piece]):
@@ -88,23 +100,19 @@ class Stream(Generic[_Piece]):
 
     After the loop, `result` holds what the non-streaming call would have returned and `text` the text streamed
     per model. Errors are raised when the stream reaches them, after the text delivered before them: one model's
-    error as is, several models' as `MultiModelError`.
+    error as is, several models' as `MultiModelError`; Ctrl-C (also in a tool) as ``KeyboardInterrupt``.
     """
 
-    def __init__(self, models: list[str], produce: Produce) -> None:
+    def __init__(self, models: list[str], turn: Turn, cancel: CancelSignal) -> None:
         self._outcome = _Outcome(models)
         self._queue: queue.SimpleQueue[tuple[str, object, Any]] = queue.SimpleQueue()
-        self._cancel = threading.Event()
-        # The workers get the queue and the event, never the Stream itself: dropping the stream (a ``break``) must
-        # let it be collected, which cancels the turns still running.
-        self._threads = [
-            threading.Thread(
-                target=_work, args=(m, produce, self._queue, self._cancel), name=f"irouter-stream-{m}", daemon=True
-            )
-            for m in models
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._cancel = cancel
+        # The worker gets the queue and the signal, never the Stream itself: dropping the stream (a ``break``) must
+        # let it be collected, which cancels the call.
+        self._thread = threading.Thread(
+            target=_work, args=(turn, self._queue, cancel), name="irouter-stream", daemon=True
+        )
+        self._thread.start()
 
     def __iter__(self) -> Stream[_Piece]:
         return self
@@ -112,11 +120,10 @@ class Stream(Generic[_Piece]):
     def __next__(self) -> _Piece:
         outcome = self._outcome
         try:
-            while outcome.active:
-                model, kind, payload = self._queue.get()
-                if kind is None:
-                    return outcome.piece(model, payload)  # type: ignore[no-any-return]
-                outcome.record(model, kind, payload)
+            while not outcome.over:
+                piece = outcome.take(*self._queue.get())
+                if piece is not None:
+                    return piece  # type: ignore[no-any-return]
         except BaseException:
             self.close()
             raise
@@ -127,7 +134,7 @@ class Stream(Generic[_Piece]):
     def result(self) -> Any:
         """The value the non-streaming call returns (text, or a parsed object), once the stream has ended."""
         outcome = self._outcome
-        if outcome.active or len(outcome.values) != len(outcome.models):
+        if outcome.values is None:
             raise RuntimeError("The stream has not finished (or a model failed): iterate it to the end first")
         return outcome.shape(outcome.values)
 
@@ -144,10 +151,11 @@ class Stream(Generic[_Piece]):
     @property
     def failed(self) -> list[str]:
         """The models whose turns have failed so far (their errors are raised when the stream ends)."""
-        return [m for m in self._outcome.finished if m in self._outcome.errors]
+        return list(self._outcome.failed)
 
     def close(self) -> None:
-        """Stop: turns still running are cancelled (connections closed, histories left as they were)."""
+        """Stop: the call is cancelled (no further request or tool for any model, connections closed, every
+        history left as it was), unless it had already ended."""
         self._cancel.set()
 
     def __enter__(self) -> Stream[_Piece]:
@@ -160,34 +168,41 @@ class Stream(Generic[_Piece]):
         self._cancel.set()
 
 
-AProduce = Callable[[str, Emit], Coroutine[Any, Any, Any]]
-
-
-async def _awork(model: str, produce: AProduce, out: Any) -> None:
-    """One model's streamed turn as a task (it holds the queue, never the AsyncStream)."""
+async def _awork(turn: ATurn, out: Any, cancel: CancelSignal) -> None:
+    """The whole call as a task (it holds the queue, never the AsyncStream)."""
     import asyncio
 
-    def emit(piece: str) -> None:
-        out.put_nowait((model, None, piece))
-
     try:
-        out.put_nowait((model, _DONE, await produce(model, emit)))
+        values = await turn(
+            _emitter(out, cancel, False), lambda model, answered: out.put_nowait((model, _ENDED, answered))
+        )
+        out.put_nowait(("", _DONE, values))
     except asyncio.CancelledError:
-        out.put_nowait((model, _FAIL, Cancelled()))
+        cancel.set()
+        out.put_nowait(("", _FAIL, Cancelled()))
         raise
     except BaseException as exc:
-        out.put_nowait((model, _FAIL, exc))
+        out.put_nowait(("", _FAIL, exc))
 
 
 class AsyncStream(Generic[_Piece]):
-    """`Stream` for ``async for``: ``async for piece in await_chat("...", stream=True)``."""
+    """`Stream` for ``async for``: ``async for piece in chat("...", stream=True)``, inside a running event loop."""
 
-    def __init__(self, models: list[str], produce: AProduce) -> None:
+    def __init__(self, models: list[str], turn: ATurn, cancel: CancelSignal) -> None:
         import asyncio
 
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "An async stream must be created inside a running event loop: call the AsyncChat/AsyncCall with "
+                "stream=True inside an async function (async for piece in chat(..., stream=True)) run by "
+                "asyncio.run(...); outside one, use Chat/Call, whose streams are plain iterators"
+            ) from None
         self._outcome = _Outcome(models)
         self._queue: asyncio.Queue[tuple[str, object, Any]] = asyncio.Queue()
-        self._tasks = [asyncio.ensure_future(_awork(m, produce, self._queue)) for m in models]
+        self._cancel = cancel
+        self._task = asyncio.ensure_future(_awork(turn, self._queue, cancel))
 
     def __aiter__(self) -> AsyncStream[_Piece]:
         return self
@@ -195,11 +210,10 @@ class AsyncStream(Generic[_Piece]):
     async def __anext__(self) -> _Piece:
         outcome = self._outcome
         try:
-            while outcome.active:
-                model, kind, payload = await self._queue.get()
-                if kind is None:
-                    return outcome.piece(model, payload)  # type: ignore[no-any-return]
-                outcome.record(model, kind, payload)
+            while not outcome.over:
+                piece = outcome.take(*(await self._queue.get()))
+                if piece is not None:
+                    return piece  # type: ignore[no-any-return]
         except BaseException:
             await self.aclose()
             raise
@@ -212,12 +226,13 @@ class AsyncStream(Generic[_Piece]):
     failed = Stream.failed
 
     async def aclose(self) -> None:
-        """Stop: turns still running are cancelled (connections closed, histories left as they were)."""
+        """Stop: the call is cancelled (no further request or tool for any model, connections closed, every
+        history left as it was), unless it had already ended."""
         import asyncio
 
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._cancel.set()
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
     async def __aenter__(self) -> AsyncStream[_Piece]:
         return self
@@ -226,6 +241,7 @@ class AsyncStream(Generic[_Piece]):
         await self.aclose()
 
     def __del__(self) -> None:
-        for task in self._tasks:
-            if not task.done():
-                task.cancel()
+        task = getattr(self, "_task", None)
+        if task is not None and not task.done():
+            self._cancel.set()
+            task.cancel()

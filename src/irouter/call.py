@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
@@ -10,11 +9,10 @@ from . import _options as opts
 from ._client import ModelClient, Plan
 from ._compat import CALL_ARGS, positional_options
 from ._content import is_message_list, to_content
-from ._engine import TurnResult, fan_out
-from ._streams import AsyncStream, Emit, Stream
+from ._engine import TurnResult, afan_out, fan_out
+from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._types import Answer, Body, Headers, Message, Models, T
 from ._wire import Response, user_message
-from .chat import gathered
 
 
 class _OneOff(ModelClient):
@@ -249,17 +247,20 @@ class Call(_OneOff, Generic[Answer]):
         plan = self._plan({**options, "raw": raw, "stream": stream}, opts.CALL)
         self._check_capabilities(messages[-1].get("content"), plan)
         if stream:
-            return Stream(self._models, lambda model, cancel, emit: self._streamed(model, messages, plan, cancel, emit))
+            return Stream(self._models, lambda emitter, ended: self._fan(messages, plan, emitter, ended), plan.cancel)
 
         def one(model: str) -> Any:
             return self._value(self._run(model, messages[:-1], messages[-1], plan), raw)
 
-        return self._shape(fan_out(self._models, one))
+        return self._shape(fan_out(self._models, one, plan.cancel))
 
-    def _streamed(
-        self, model: str, messages: list[dict[str, Any]], plan: Plan, cancel: threading.Event, emit: Emit
-    ) -> Any:
-        return self._run_streamed(model, messages[:-1], messages[-1], plan, cancel, emit).value
+    def _fan(self, messages: list[dict[str, Any]], plan: Plan, emitter: Emitter, ended: Ended) -> dict[str, Any]:
+        """Every model's streamed call at once (the work of a `Stream`)."""
+
+        def one(model: str) -> Any:
+            return self._run_streamed(model, messages[:-1], messages[-1], plan, emitter(model)).value
+
+        return fan_out(self._models, one, plan.cancel, ended)
 
     @overload
     def batch(
@@ -319,14 +320,23 @@ class Call(_OneOff, Generic[Answer]):
 
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items))), thread_name_prefix="irouter") as pool:
+        pool = ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items))), thread_name_prefix="irouter")
+        try:
             flat = list(pool.map(one, items))
+        except BaseException:  # Ctrl-C: no prompt waiting its turn starts, no running one sends another request
+            plan.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return _regroup(flat, self._models, self._shape)
 
 
 class AsyncCall(_OneOff, Generic[Answer]):
     """`Call` for asyncio: ``await ask("...")``, ``async for piece in ask("...", stream=True)``, and
-    ``await ask.batch(prompts, concurrency=64)``. The same constructor and positional order as `Call`."""
+    ``await ask.batch(prompts, concurrency=64)``. The same constructor and positional order as `Call`; ``async def``
+    hooks are awaited."""
+
+    _awaits = True
 
     if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
 
@@ -485,25 +495,29 @@ class AsyncCall(_OneOff, Generic[Answer]):
         plan = self._plan({**options, "raw": raw, "stream": stream}, opts.CALL)
         pending = not self._check_capabilities(messages[-1].get("content"), plan, fetch=False)
         if stream:
-            return AsyncStream(self._models, lambda model, emit: self._astreamed(model, messages, plan, emit, pending))
+            return AsyncStream(
+                self._models, lambda emitter, ended: self._afan(messages, plan, pending, emitter, ended), plan.cancel
+            )
         return self._acall(messages, plan, raw, pending)
 
     async def _acall(self, messages: list[dict[str, Any]], plan: Plan, raw: bool, pending: bool = False) -> Any:
-        import asyncio
-
         await self._acheck_capabilities(messages[-1].get("content"), plan, pending)
 
-        outcomes = await asyncio.gather(
-            *(self._arun(m, messages[:-1], messages[-1], plan) for m in self._models), return_exceptions=True
-        )
-        values = gathered(self._models, outcomes)
-        return self._shape({m: self._value(r, raw) for m, r in values.items()})
+        async def one(model: str) -> Any:
+            return self._value(await self._arun(model, messages[:-1], messages[-1], plan), raw)
 
-    async def _astreamed(
-        self, model: str, messages: list[dict[str, Any]], plan: Plan, emit: Emit, pending: bool = False
-    ) -> Any:
+        return self._shape(await afan_out(self._models, one, plan.cancel))
+
+    async def _afan(
+        self, messages: list[dict[str, Any]], plan: Plan, pending: bool, emitter: Emitter, ended: Ended
+    ) -> dict[str, Any]:
+        """`Call._fan`, awaited."""
         await self._acheck_capabilities(messages[-1].get("content"), plan, pending)
-        return (await self._arun_streamed(model, messages[:-1], messages[-1], plan, emit)).value
+
+        async def one(model: str) -> Any:
+            return (await self._arun_streamed(model, messages[:-1], messages[-1], plan, emitter(model))).value
+
+        return await afan_out(self._models, one, plan.cancel, ended)
 
     @overload
     async def batch(

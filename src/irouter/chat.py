@@ -8,24 +8,26 @@ import json
 import os
 import threading
 from collections.abc import Coroutine, Mapping
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from . import _options as opts
+from ._cancel import CancelSignal, check_not_running, running
 from ._client import ModelClient, Plan
 from ._compat import CHAT_ARGS, positional_options
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
-from ._engine import FINAL_PROMPT, TurnResult, fan_out
+from ._engine import FINAL_PROMPT, TurnResult, afan_out, fan_out
 from ._ledger import LedgerEntry, Meter, Quote, check_limit, worst_case
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
-from ._streams import AsyncStream, Cancelled, Emit, Stream
+from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
 from .catalog import cached_records, find, list_models
-from .errors import APIError
+from .errors import APIError, MultiModelError
 from .tools import ToolCall, answer_message, describe_call, pending_calls
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -59,7 +61,8 @@ class _Conversation(ModelClient):
         self._locks = {m: threading.RLock() for m in self._models}
         """Guard history and usage changes (short)."""
         self._turn_locks = {m: threading.RLock() for m in self._models}
-        """Held for a whole sync turn: turns on one model never interleave."""
+        """Held for a whole sync call (every model's, taken in order by the thread that commits): turns on one model
+        never interleave."""
         self._async_locks: dict[Any, dict[str, Any]] = {}
         """The same for async turns: per event loop, one asyncio lock per model (closed loops are dropped)."""
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
@@ -194,15 +197,17 @@ class _Conversation(ModelClient):
                     "the cap)."
                 )
 
-    def _commit(
-        self, model: str, history: list[dict[str, Any]], result: TurnResult, cancel: threading.Event | None = None
-    ) -> Any:
-        """A finished turn joins the history it started from, unless the call was interrupted meanwhile."""
-        with self._locks[model]:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled
-            history.extend(result.messages)
-        return result.value
+    def _commit(self, results: dict[str, TurnResult], cancel: CancelSignal) -> dict[str, Any]:
+        """The call's finished turns join their histories, together and only if the call was not cancelled
+        meanwhile (Ctrl-C, a closed stream): an interrupted call keeps nothing, for any model. Returns the values.
+        The caller holds every model's turn lock."""
+        with ExitStack() as held:
+            for model in results:
+                held.enter_context(self._locks[model])
+            cancel.check()
+            for model, result in results.items():
+                self._history[model].extend(result.messages)
+        return {m: r.value for m, r in results.items()}
 
     @property
     def history(self) -> Any:
@@ -618,29 +623,51 @@ class Chat(_Conversation, Generic[Answer]):
 
         Streaming: ``stream=True`` returns a `Stream` at once (every model's request is already under way) that
         yields text as it arrives, ``(slug, piece)`` pairs for several models; tool steps stream too. When it
-        ends, history and usage are what the non-streaming call leaves. Closing it early cancels the turns still
-        running: their histories stay as they were.
+        ends, history and usage are what the non-streaming call leaves. Closing it early aborts the turn like
+        Ctrl-C: no model sends another request or runs another tool, and every history stays as it was.
         """
         positional_options("Chat", CHAT_ARGS, args, options)
+        check_not_running(self)
         user, plan, _ = self._prepare(message, options)
         if stream:
-            return Stream(self._models, lambda model, cancel, emit: self._streamed(model, user, plan, cancel, emit))
-
-        cancel = threading.Event()
-
-        def turn(model: str) -> Any:
-            with self._turn_locks[model]:
-                history = self._history[model]
-                return self._commit(model, history, self._run(model, history, dict(user), plan), cancel)
-
+            return Stream(self._models, lambda emitter, ended: self._turn(user, plan, emitter, ended), plan.cancel)
         progress = Progress(self._models) if len(self._models) > 1 and in_notebook() else None
-        return self._shape(fan_out(self._models, turn, cancel, progress.finished if progress else None))
+        return self._shape(self._turn(user, plan, None, progress.finished if progress else None))
 
-    def _streamed(self, model: str, user: dict[str, Any], plan: Plan, cancel: threading.Event, emit: Emit) -> Any:
-        with self._turn_locks[model]:
-            history = self._history[model]
-            result = self._run_streamed(model, history, dict(user), plan, cancel, emit)
-            return self._commit(model, history, result, cancel)
+    def _turn(self, user: dict[str, Any], plan: Plan, emitter: Emitter | None, ended: Ended | None) -> dict[str, Any]:
+        """One call: every model's turn from ``user`` (see `_drive`)."""
+        starts = {m: dict(user) for m in self._models}
+        return self._drive(starts, dict.fromkeys(self._models, plan), plan.cancel, emitter, ended)
+
+    def _drive(
+        self,
+        starts: dict[str, Any],
+        plans: dict[str, Plan],
+        cancel: CancelSignal,
+        emitter: Emitter | None,
+        ended: Ended | None,
+    ) -> dict[str, Any]:
+        """Takes the turn lock of every model in ``starts`` (in order), runs their turns at once from what
+        ``starts`` gives each (a user message, or tool results), streamed to ``emitter``'s pieces or not, and
+        commits them together (see `_commit`): a model that failed leaves its history as it was, the others'
+        answers are kept (`MultiModelError`)."""
+        models = list(starts)
+
+        def one(model: str) -> TurnResult:
+            history, start, plan = self._history[model], starts[model], plans[model]
+            if emitter is None:
+                return self._run(model, history, start, plan)
+            return self._run_streamed(model, history, start, plan, emitter(model))
+
+        with running(self), ExitStack() as held:
+            for model in models:
+                held.enter_context(self._turn_locks[model])
+            try:
+                results = fan_out(models, one, cancel, ended)
+            except MultiModelError as exc:  # the others' answers are kept
+                exc.answers = self._commit(exc.answers, cancel)
+                raise
+            return self._commit(results, cancel)
 
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Send the results of the `pending_tool_calls` and go on with the turn; returns what the turn returns
@@ -654,15 +681,9 @@ class Chat(_Conversation, Generic[Answer]):
         call tools again, which leaves new pending calls. Raises before sending anything when an id is unknown or
         a pending call is left unanswered. No streaming here: the whole answer is returned.
         """
+        check_not_running(self)
         answers, plans = self._answers(results, kwargs)
-        cancel = threading.Event()
-
-        def turn(model: str) -> Any:
-            with self._turn_locks[model]:
-                history = self._history[model]
-                return self._commit(model, history, self._run(model, history, answers[model], plans[model]), cancel)
-
-        return self._answered(fan_out(list(answers), turn, cancel))
+        return self._answered(self._drive(answers, plans, _one_signal(plans), None, None))
 
 
 class AsyncChat(_Conversation, Generic[Answer]):
@@ -670,8 +691,10 @@ class AsyncChat(_Conversation, Generic[Answer]):
 
     The same constructor, history, usage and shapes as `Chat` (``AsyncChat("a")`` is an ``AsyncChat[str]``, whose
     calls are coroutines of ``str``). Several models run as concurrent tasks; async tools are awaited and sync
-    tools run in worker threads.
+    tools run in worker threads; ``async def`` hooks (``before_tool``, ``after_tool``) are awaited.
     """
+
+    _awaits = True
 
     if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
 
@@ -830,48 +853,70 @@ class AsyncChat(_Conversation, Generic[Answer]):
         ``stream=True`` an `AsyncStream` (to use with ``async for``; it must be created inside a running event
         loop)."""
         positional_options("AsyncChat", CHAT_ARGS, args, options)
+        check_not_running(self)
         user, plan, pending = self._prepare(message, options, fetch=False)
         if stream:
-            return AsyncStream(self._models, lambda model, emit: self._astreamed(model, user, plan, emit, pending))
+            return AsyncStream(
+                self._models, lambda emitter, ended: self._aturn(user, plan, pending, emitter, ended), plan.cancel
+            )
         return self._acall(user, plan, pending)
 
     async def _acall(self, user: dict[str, Any], plan: Plan, pending: bool = False) -> Any:
-        import asyncio
+        return self._shape(await self._aturn(user, plan, pending, None, None))
 
+    async def _aturn(
+        self, user: dict[str, Any], plan: Plan, pending: bool, emitter: Emitter | None, ended: Ended | None
+    ) -> dict[str, Any]:
+        """`Chat._turn`, awaited: the models run as tasks; a cancelled task (or Ctrl-C) keeps nothing."""
         await self._acheck_capabilities(user["content"], plan, pending)
 
-        async def turn(model: str) -> Any:
-            async with self._turn_lock(model):
-                history = self._history[model]
-                result = await self._arun(model, history, dict(user), plan)
-                return self._commit(model, history, result)
+        starts = {m: dict(user) for m in self._models}
+        return await self._adrive(starts, dict.fromkeys(self._models, plan), plan.cancel, emitter, ended)
 
-        outcomes = await asyncio.gather(*(turn(m) for m in self._models), return_exceptions=True)
-        return self._shape(gathered(self._models, outcomes))
+    async def _adrive(
+        self,
+        starts: dict[str, Any],
+        plans: dict[str, Plan],
+        cancel: CancelSignal,
+        emitter: Emitter | None,
+        ended: Ended | None,
+    ) -> dict[str, Any]:
+        """`Chat._drive`, awaited: the models run as tasks; a cancelled task (or Ctrl-C) keeps nothing."""
+        models = list(starts)
+
+        async def one(model: str) -> TurnResult:
+            history, start, plan = self._history[model], starts[model], plans[model]
+            if emitter is None:
+                return await self._arun(model, history, start, plan)
+            return await self._arun_streamed(model, history, start, plan, emitter(model))
+
+        with running(self):
+            async with AsyncExitStack() as held:
+                for model in models:
+                    await held.enter_async_context(self._turn_lock(model))
+                try:
+                    results = await afan_out(models, one, cancel, ended)
+                except MultiModelError as exc:
+                    exc.answers = self._commit(exc.answers, cancel)
+                    raise
+                return self._commit(results, cancel)
 
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Like `Chat.answer_tool_calls`, awaitable: ``await chat.answer_tool_calls({call_id: result})``."""
+        check_not_running(self)
         answers, plans = self._answers(results, kwargs)
         return self._aanswer(answers, plans)
 
     async def _aanswer(self, answers: dict[str, list[dict[str, Any]]], plans: dict[str, Plan]) -> Any:
-        import asyncio
+        return self._answered(await self._adrive(answers, plans, _one_signal(plans), None, None))
 
-        async def turn(model: str) -> Any:
-            async with self._turn_lock(model):
-                history = self._history[model]
-                return self._commit(model, history, await self._arun(model, history, answers[model], plans[model]))
 
-        models = list(answers)
-        outcomes = await asyncio.gather(*(turn(m) for m in models), return_exceptions=True)
-        return self._answered(gathered(models, outcomes))
-
-    async def _astreamed(self, model: str, user: dict[str, Any], plan: Plan, emit: Emit, pending: bool) -> Any:
-        await self._acheck_capabilities(user["content"], plan, pending)
-        async with self._turn_lock(model):
-            history = self._history[model]
-            result = await self._arun_streamed(model, history, dict(user), plan, emit)
-            return self._commit(model, history, result)
+def _one_signal(plans: dict[str, Plan]) -> CancelSignal:
+    """One cancel signal for a call whose models go on with plans of their own (`answer_tool_calls`)."""
+    cancel = CancelSignal()
+    for plan in plans.values():
+        plan.cancel = cancel
+    return cancel
 
 
 def _saved_base_url(url: Any) -> str | None:
@@ -880,20 +925,3 @@ def _saved_base_url(url: Any) -> str | None:
     from ._transport import resolve_base_url
 
     return None if not url or url == resolve_base_url(None) else str(url)
-
-
-def gathered(models: list[str], outcomes: list[Any]) -> dict[str, Any]:
-    """``asyncio.gather(..., return_exceptions=True)`` results as ``{model: value}``; failures raise like
-    `fan_out`: one model's error as is, several models' as `MultiModelError` with the answers that arrived."""
-    from .errors import MultiModelError
-
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-            raise outcome  # Ctrl-C, cancellation: not a model's failure
-    errors = {m: o for m, o in zip(models, outcomes, strict=True) if isinstance(o, Exception)}
-    values = {m: o for m, o in zip(models, outcomes, strict=True) if not isinstance(o, Exception)}
-    if errors and len(models) == 1:
-        raise errors[models[0]]
-    if errors:
-        raise MultiModelError(values, errors)
-    return values

@@ -18,10 +18,11 @@ import inspect
 import json
 import re
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._cancel import ReentrantCallError
 from ._schema import STRING_TYPES, ConversionError, SchemaBuilder, convert, to_json_data
 
 __all__ = ["Tool", "ToolCall", "ToolResult", "function_schema"]
@@ -58,8 +59,10 @@ class ToolResult:
     error: BaseException | None = None
 
 
-BeforeTool = Callable[[ToolCall], "bool | str | None"]
-AfterTool = Callable[[ToolResult], None]
+BeforeTool = Callable[[ToolCall], "bool | str | Awaitable[bool | str | None] | None"]
+"""Sees each call before it runs: ``False`` refuses it, a string answers in its place. ``async def`` only in an
+`AsyncChat`/`AsyncCall`, which await it."""
+AfterTool = Callable[[ToolResult], "Awaitable[None] | None"]
 
 
 # --------------------------------------------------------------------------------------------- docstrings
@@ -427,12 +430,33 @@ def prepare_call(
     except ConversionError as exc:
         return ToolResult(call, f"Error: invalid arguments for {call.name}: {exc}", error=exc)
     if before is not None:
-        verdict = before(call)
-        if verdict is False:
-            return ToolResult(call, f"Error: the user refused to run {call.name}.")
-        if isinstance(verdict, str):
-            return ToolResult(call, verdict, value=verdict)
+        refused = judge(call, not_awaitable("before_tool", before(call)))
+        if refused is not None:
+            return refused
     return tool, kwargs
+
+
+def judge(call: ToolCall, verdict: Any) -> ToolResult | None:
+    """What ``before_tool`` said: ``False`` refuses the call, a string answers in its place, anything else lets
+    it run (``None``)."""
+    if verdict is False:
+        return ToolResult(call, f"Error: the user refused to run {call.name}.")
+    if isinstance(verdict, str):
+        return ToolResult(call, verdict, value=verdict)
+    return None
+
+
+def not_awaitable(name: str, value: Any) -> Any:
+    """A sync hook's answer; an awaitable (a hook that is async underneath) cannot be awaited here: refuse it."""
+    if inspect.isawaitable(value):
+        close = getattr(value, "close", None)
+        if close is not None:
+            close()  # no "never awaited" warning on top of the error
+        raise TypeError(
+            f"{name} returned an awaitable, which a Chat or Call cannot await: use a plain function, or an "
+            "AsyncChat/AsyncCall, which awaits it"
+        )
+    return value
 
 
 def finish_call(call: ToolCall, value: Any = None, error: Exception | None = None) -> ToolResult:
@@ -452,18 +476,23 @@ def run_call(call: ToolCall, toolbox: Toolbox, before: BeforeTool | None, after:
         tool, kwargs = prepared
         try:
             result = finish_call(call, tool(**kwargs))
+        except ReentrantCallError:
+            raise  # the caller's mistake, not the model's: it fails the turn
         except Exception as exc:
             result = finish_call(call, error=exc)
     if after is not None:
-        after(result)
+        not_awaitable("after_tool", after(result))
     return result
 
 
 async def arun_call(call: ToolCall, toolbox: Toolbox, before: BeforeTool | None, after: AfterTool | None) -> ToolResult:
-    """`run_call` for the async drivers: async tools are awaited, sync ones run in a worker thread."""
+    """`run_call` for the async drivers: async tools and hooks are awaited, sync tools run in a worker thread."""
     import asyncio
 
-    prepared = prepare_call(call, toolbox, before)
+    prepared = prepare_call(call, toolbox, None)
+    if not isinstance(prepared, ToolResult) and before is not None:
+        verdict = before(call)
+        prepared = judge(call, await verdict if inspect.isawaitable(verdict) else verdict) or prepared
     if isinstance(prepared, ToolResult):
         result = prepared
     else:
@@ -476,10 +505,14 @@ async def arun_call(call: ToolCall, toolbox: Toolbox, before: BeforeTool | None,
                 if inspect.isawaitable(value):
                     value = await value
             result = finish_call(call, value)
+        except ReentrantCallError:
+            raise
         except Exception as exc:
             result = finish_call(call, error=exc)
     if after is not None:
-        after(result)
+        done = after(result)
+        if inspect.isawaitable(done):
+            await done
     return result
 
 
