@@ -15,10 +15,10 @@ from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_option
 from ._ledger import Meter
 from ._streams import Cancelled, Emit
 from ._structured import is_output_type, parser_for, response_format_for
-from ._transport import Endpoint, is_openrouter, resolve_base_url
+from ._transport import Endpoint, arelease_pools, is_openrouter, release_pools, resolve_base_url
 from ._wire import Reply, parse_completion
 from .catalog import cached_records, list_models
-from .endpoints import json_object_format, route
+from .endpoints import Route, json_object_format, route
 from .errors import APIError
 from .tools import AfterTool, BeforeTool, Toolbox
 
@@ -29,6 +29,7 @@ _RESERVED = {
     "model": "models are given to the constructor",
     "max_cost": "budgets belong to a Chat: Chat(..., max_cost=...) or chat.max_cost = ...",
     "max_total_tokens": "budgets belong to a Chat: Chat(..., max_total_tokens=...) or chat.max_total_tokens = ...",
+    "http_client": "the HTTP client is given to the constructor: Chat(..., http_client=...)",
 }
 _PER_CALL = {"stream": "pass stream=True to a call", "raw": "pass raw=True to a call"}
 
@@ -184,6 +185,37 @@ class Plan:
         return TurnSpec(self.body, self.toolbox, self.max_steps, output)
 
 
+def check_http_client(client: Any, asynchronous: bool) -> Any:
+    """``client`` if it is an ``httpx2.Client`` (``httpx2.AsyncClient`` for the async classes), or ``None``."""
+    if client is None:
+        return None
+    import httpx2  # the user made the client, so httpx2 is already imported
+
+    wanted = httpx2.AsyncClient if asynchronous else httpx2.Client
+    if not isinstance(client, wanted):
+        raise TypeError(
+            f"http_client must be an httpx2.{wanted.__name__}, got {type(client).__module__}.{type(client).__name__}"
+        )
+    return client
+
+
+class AsyncClosing:
+    """``async with`` and `aclose` for `AsyncChat` and `AsyncCall`."""
+
+    _asynchronous = True
+
+    async def aclose(self) -> None:
+        """`close`, awaited: also closes the running event loop's idle pooled connections. A client given as
+        ``http_client=`` is never closed by irouter."""
+        await arelease_pools()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 def check_max_steps(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"max_steps must be a whole number of at least 1, got {value!r}")
@@ -197,19 +229,32 @@ def check_hook(name: str, value: Any) -> Any:
 
 
 class ModelClient:
-    """Base of `Chat` and `Call`: one or several models behind one endpoint."""
+    """Base of `Chat` and `Call`: one or several models behind one endpoint.
+
+    Pickles (and ``copy.deepcopy``) keep everything but the API key (see `Endpoint`) and the locks, which are made
+    anew; an object given ``http_client=`` cannot be pickled (a client holds open connections).
+    """
+
+    _asynchronous = False
+    """``True`` for `AsyncChat`/`AsyncCall`: they send through an ``httpx2.AsyncClient``."""
 
     def __init__(
-        self, model: str | list[str], api_key: str | None, base_url: str | None, defaults: dict[str, Any]
+        self,
+        model: str | list[str],
+        api_key: str | None,
+        base_url: str | None,
+        defaults: dict[str, Any],
+        http_client: Any = None,
     ) -> None:
         self._models = check_models(model)
         for key, what in _PER_CALL.items():
             if key in defaults:
                 raise TypeError(f"{key}= is not a default: {what}")
         self._base_url = resolve_base_url(base_url)
-        self._routes = {m: route(m, None) for m in self._models}
+        self._http_client = check_http_client(http_client, self._asynchronous)
+        self._routes = {m: self._with_client(route(m, None)) for m in self._models}
         main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
-        self._endpoint: Any = Endpoint(base_url, api_key) if main else None
+        self._endpoint: Any = Endpoint(base_url, api_key, client=self._http_client) if main else None
         self._openrouter = bool(
             self._endpoint is not None and self._endpoint.attribution and all(r is None for r in self._routes.values())
         )
@@ -217,6 +262,71 @@ class ModelClient:
         self._plan(defaults)  # raises now, not at the first call, for a bad default
         self.defaults: dict[str, Any] = defaults
         """Options used by every request (``temperature``, ``provider``, ``tools``...); per-call arguments win."""
+
+    def _with_client(self, found: Route | None) -> Route | None:
+        """A registered endpoint's route sends through the user's client too (``local/`` models do not: their
+        server is on this machine)."""
+        if found is not None and isinstance(found.endpoint, Endpoint):
+            found.endpoint.client = self._http_client
+        return found
+
+    # ------------------------------------------------------------------------------------------ key, pickles, close
+    @property
+    def api_key(self) -> str | None:
+        """Write-only: ``chat.api_key = "..."`` gives the key to use from now on (say, after unpickling). Reading it
+        raises: irouter never hands a key back."""
+        raise AttributeError("api_key can be set but not read: irouter never hands the key back")
+
+    @api_key.setter
+    def api_key(self, value: str | None) -> None:
+        if self._endpoint is None:
+            raise ValueError(f"{self._models} are all served by other endpoints, which take no api_key here")
+        self._endpoint.set_key(value)
+
+    def _state(self) -> dict[str, Any]:
+        """The attributes a copy or a pickle carries (subclasses drop what they make anew)."""
+        return dict(self.__dict__)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._http_client is not None:
+            raise TypeError(
+                f"A {type(self).__name__} given http_client= cannot be pickled (the client holds open connections); "
+                "pickle one made without it, or make the object where it runs"
+            )
+        return self._state()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # a prefix registered in this process (with its key) wins over the route pickled elsewhere
+        self._routes = {m: self._with_client(route(m, None)) or r for m, r in self._routes.items()}
+
+    def __copy__(self) -> Any:
+        twin = type(self).__new__(type(self))
+        twin.__setstate__(self._state())
+        return twin
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """A deep copy shares the user's client (if any) and keeps the key, in this process."""
+        import copy
+
+        twin = type(self).__new__(type(self))
+        memo[id(self)] = twin
+        if self._http_client is not None:
+            memo[id(self._http_client)] = self._http_client
+        twin.__setstate__(copy.deepcopy(self._state(), memo))
+        return twin
+
+    def close(self) -> None:
+        """Release connections: irouter's shared pools close their idle connections (unless a request is in
+        flight); the next request opens new ones, so the object stays usable. A client given as ``http_client=``
+        is never closed by irouter: close it yourself. ``with Chat(...) as chat:`` calls this on leaving."""
+        release_pools()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def models(self) -> list[str]:

@@ -118,6 +118,14 @@ class Meter:
         self.entries: list[LedgerEntry] = []
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles and copies carry the accounts; the lock is made anew."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def check(self, model: str) -> None:
         """Raise `BudgetExceeded` if the chat has used up a budget (called before every request)."""
         if self.max_cost is not None:

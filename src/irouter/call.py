@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Literal, overload
 
-from ._client import ModelClient, Plan
+from ._client import AsyncClosing, ModelClient, Plan
 from ._content import is_message_list, to_content
 from ._engine import TurnResult, fan_out
 from ._streams import AsyncStream, Emit, Stream
@@ -23,11 +23,13 @@ class _OneOff(ModelClient):
         system: str | None = "",
         api_key: str | None = None,
         base_url: str | None = None,
+        *,
+        http_client: Any = None,
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a string, got {type(system).__name__}")
-        super().__init__(model, api_key, base_url, defaults)
+        super().__init__(model, api_key, base_url, defaults, http_client)
         self.system = system
 
     def _messages(self, message: Any) -> list[dict[str, Any]]:
@@ -63,7 +65,7 @@ class Call(_OneOff):
     Args:
         model: a model slug or a list of slugs (several -> ``{slug: value}`` results, all requested at once).
         system: a system prompt put before string messages; ``""`` for none.
-        api_key, base_url, **defaults: as for `Chat`.
+        api_key, base_url, http_client, **defaults: as for `Chat`.
     """
 
     @overload
@@ -124,7 +126,7 @@ class Call(_OneOff):
         return _regroup(flat, self._models, self._shape)
 
 
-class AsyncCall(_OneOff):
+class AsyncCall(AsyncClosing, _OneOff):
     """`Call` for asyncio: ``await ask("...")``, ``async for piece in ask("...", stream=True)``, and
     ``await ask.batch(prompts, concurrency=64)``."""
 

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from ._client import ModelClient, Plan
+from ._client import AsyncClosing, ModelClient, Plan
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
 from ._engine import FINAL_PROMPT, TurnResult, fan_out
 from ._ledger import LedgerEntry, Meter, check_limit
 from ._outputs import citations_in, images_in, last_reasoning
-from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
+from ._persist import FORMAT, check_history, check_saved, dumps, jsonable_options, merge_saved_options, write_atomic
 from ._streams import AsyncStream, Cancelled, Emit, Stream
 from ._wire import user_message
 from .catalog import cached_records, find
@@ -38,11 +38,12 @@ class _Conversation(ModelClient):
         *,
         max_cost: float | None = None,
         max_total_tokens: int | None = None,
+        http_client: Any = None,
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a string, got {type(system).__name__}")
-        super().__init__(model, api_key, base_url, defaults)
+        super().__init__(model, api_key, base_url, defaults, http_client)
         self._meter = Meter(max_cost, max_total_tokens, self._estimate)
         self.system = system
         self._locks = {m: threading.RLock() for m in self._models}
@@ -52,6 +53,18 @@ class _Conversation(ModelClient):
         self._async_locks: dict[Any, dict[str, Any]] = {}
         """The same for async turns: per event loop, one asyncio lock per model (closed loops are dropped)."""
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
+
+    def _state(self) -> dict[str, Any]:
+        state = super()._state()
+        for name in ("_locks", "_turn_locks", "_async_locks"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._locks = {m: threading.RLock() for m in self._models}
+        self._turn_locks = {m: threading.RLock() for m in self._models}
+        self._async_locks = {}
 
     def _start(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system}] if self.system else []
@@ -218,24 +231,38 @@ class _Conversation(ModelClient):
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, api_key: str | None = None, base_url: str | None = None, **options: Any
+        cls,
+        data: Mapping[str, Any],
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: Any = None,
+        **options: Any,
     ) -> Any:
         """A chat back from `to_dict` data, ready to go on. ``api_key`` (or ``OPENROUTER_API_KEY``) is needed as
-        for a new chat; ``base_url`` and ``options`` override what was saved."""
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise ValueError(f"Not a saved irouter chat (expected format {FORMAT!r})")
-        chat = cls(
-            data["models"] if len(data["models"]) > 1 else data["models"][0],
-            system=data.get("system"),
-            api_key=api_key,
-            base_url=base_url or _saved_base_url(data.get("base_url")),
-            max_cost=data.get("max_cost"),
-            max_total_tokens=data.get("max_total_tokens"),
-            **{**(data.get("options") or {}), **options},
-        )
-        chat.set_history(dict(data.get("history") or {}))
-        for entry in data.get("ledger") or []:
-            chat._meter.record(LedgerEntry(**entry))
+        for a new chat; ``base_url`` and ``options`` override what was saved, except ``extra_headers``, which
+        add to the saved ones (give the secret headers the file left out again this way).
+
+        Every field is checked first: anything of the wrong shape or type raises ``ValueError`` naming the field
+        (``Saved chat: ledger[0]['cost'] must be a number or null, got '0.5'``)."""
+        saved = check_saved(data)
+        models = saved["models"] if len(saved["models"]) > 1 else saved["models"][0]
+        settings = {
+            "system": saved["system"],
+            "api_key": api_key,
+            "base_url": base_url or _saved_base_url(saved["base_url"]),
+            "max_cost": saved["max_cost"],
+            "max_total_tokens": saved["max_total_tokens"],
+            "http_client": http_client,
+        }
+        try:
+            chat = cls(models, **settings, **merge_saved_options(saved["options"], options))
+        except (TypeError, ValueError) as exc:
+            cls(models, **settings, **options)  # the caller's own arguments are wrong: raise that as it is
+            raise ValueError(f"Saved chat: 'options': {exc}") from None
+        chat.set_history(saved["history"])
+        for entry in saved["ledger"]:
+            chat._meter.record(entry)
         return chat
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -244,12 +271,22 @@ class _Conversation(ModelClient):
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, api_key: str | None = None, base_url: str | None = None, **options: Any
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: Any = None,
+        **options: Any,
     ) -> Any:
-        """A chat saved with `save`, ready to continue the conversation (see `from_dict`)."""
-        return cls.from_dict(
-            json.loads(Path(path).read_text(encoding="utf-8")), api_key=api_key, base_url=base_url, **options
-        )
+        """A chat saved with `save`, ready to continue the conversation (see `from_dict`). A file that is not
+        JSON, or not a saved chat, raises ``ValueError`` naming the file."""
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a saved chat: it is not JSON ({exc})") from None
+        return cls.from_dict(data, api_key=api_key, base_url=base_url, http_client=http_client, **options)
 
     def fork(self) -> Any:
         """An independent copy to branch the conversation: same models, endpoint, options and budgets; its own
@@ -307,6 +344,9 @@ class Chat(_Conversation):
             OpenAI-compatible server works (no key needed for servers other than OpenRouter).
         max_cost: dollars the chat may spend; requests stop with `BudgetExceeded` once reached.
         max_total_tokens: tokens the chat may use, likewise.
+        http_client: an ``httpx2.Client`` of yours to send through (proxies, a custom CA, your own transport);
+            ``httpx2.AsyncClient`` for `AsyncChat`. irouter never closes it. By default requests share irouter's
+            pooled connections; `close` (or leaving ``with Chat(...) as chat:``) releases them.
         **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``, ``tools``,
             ``extra_body``, ``extra_headers``, ``timeout``, ``max_retries``...); a turn's own keyword arguments
             override them.
@@ -361,7 +401,7 @@ class Chat(_Conversation):
             return self._commit(model, history, result, cancel)
 
 
-class AsyncChat(_Conversation):
+class AsyncChat(AsyncClosing, _Conversation):
     """`Chat` for asyncio: ``await chat("...")``, ``async for piece in chat("...", stream=True)``.
 
     The same constructor, history, usage and shapes as `Chat`. Several models run as concurrent tasks; async tools
