@@ -344,6 +344,9 @@ class ModelClient:
         return found.endpoint if found is not None else self._endpoint
 
     def _plan(self, kwargs: Mapping[str, Any]) -> Plan:
+        for found in [self._endpoint, *(r.endpoint for r in self._routes.values() if r is not None)]:
+            if isinstance(found, Endpoint):
+                found.check_key()  # unpickled without its key: say so before anything is sent
         check_options(kwargs, spelling=self._openrouter)
         options = merge_options(getattr(self, "defaults", {}), kwargs)
         body, client = split_options(options)

@@ -40,6 +40,12 @@ def check_history(history: Any, where: str = "history") -> list[dict[str, Any]]:
             raise TypeError(
                 f"{at}['content'] must be a string or a list of content parts, got {type(content).__name__}"
             )
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                    raise TypeError(f"{at}['content'][{j}] must be a content part like {{'type': 'text', ...}}")
+        if "tool_calls" in message and role == "assistant":
+            _check_tool_calls(message["tool_calls"], f"{at}['tool_calls']")
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             raise ValueError(f"{at} is a tool message without a 'tool_call_id'")
         try:
@@ -58,6 +64,27 @@ SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie", "
 def is_secret_header(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in SECRET_HEADER_WORDS)
+
+
+def _check_tool_calls(calls: Any, where: str) -> None:
+    """OpenAI's shape: ``[{'id': str, 'type': 'function', 'function': {'name': str, 'arguments': str}}]``."""
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise TypeError(f"{where} must be a list of tool calls, got {type(calls).__name__}")
+    for i, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if (
+            not isinstance(call, Mapping)
+            or not isinstance(call.get("id"), str)
+            or not isinstance(function, Mapping)
+            or not isinstance(function.get("name"), str)
+            or not isinstance(function.get("arguments"), str)
+        ):
+            raise TypeError(
+                f"{where}[{i}] must be a tool call like {{'id': 'call_1', 'type': 'function', "
+                "'function': {'name': 'f', 'arguments': '{}'}}"
+            )
 
 
 def jsonable_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

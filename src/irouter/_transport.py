@@ -275,6 +275,15 @@ class Endpoint:
     def has_key(self) -> bool:
         return self.__api_key is not None
 
+    def check_key(self) -> None:
+        """Raise `MissingAPIKeyError` if this endpoint was unpickled without the key it had."""
+        if self._key_lost:
+            where = f"set the {self._key_env} environment variable in this process, or " if self._key_env else ""
+            raise MissingAPIKeyError(
+                f"This chat or call was unpickled, and API keys are never pickled: {where}give the key again with "
+                "chat.api_key = '...' (the same on a Call, AsyncChat or AsyncCall)."
+            )
+
     def set_key(self, api_key: str | None) -> None:
         """Use ``api_key`` from now on (``None``: none)."""
         self.__api_key = _clean_key(api_key)
@@ -285,12 +294,7 @@ class Endpoint:
         if self.attribution:
             headers.update(ATTRIBUTION_HEADERS)
         headers.update(self.extra_headers)
-        if self._key_lost:
-            where = f"set the {self._key_env} environment variable in this process, or " if self._key_env else ""
-            raise MissingAPIKeyError(
-                f"This chat or call was unpickled, and API keys are never pickled: {where}give the key again with "
-                "chat.api_key = '...' (the same on a Call, AsyncChat or AsyncCall)."
-            )
+        self.check_key()
         if self.__api_key:
             headers["Authorization"] = f"Bearer {self.__api_key}"
         if extra:
