@@ -68,7 +68,8 @@ def test_a_batch_and_several_models_use_the_users_client(router: OpenRouterDoubl
     transport = Recording()
     with httpx2.Client(transport=transport, headers={"X-Client": "mine"}) as client:
         call = Call(["a/a", "b/b"], http_client=client, **connect)
-        assert call.batch(["one", "two", "three"], concurrency=3)[2] == {"a/a": "You said: three", "b/b": "You said: three"}
+        results = call.batch(["one", "two", "three"], concurrency=3)
+        assert results[2] == {"a/a": "You said: three", "b/b": "You said: three"}
         assert len(transport.seen) == 6
         assert len(through(router, "my-transport")) == 6 == len(router.chat_requests)
 
@@ -105,18 +106,21 @@ def test_async_objects_send_through_the_users_async_client(router: OpenRouterDou
 
 
 def test_the_wrong_kind_of_client_is_refused_before_any_request(router: OpenRouterDouble, connect: dict) -> None:
-    import httpx
-
     with httpx2.Client() as sync_client:
         with pytest.raises(TypeError, match=r"http_client must be an httpx2\.AsyncClient, got httpx2\.Client"):
             AsyncChat(M, http_client=sync_client, **connect)
         with pytest.raises(TypeError, match="http_client= is not an option here"):
             Chat(M, **connect)("hi", http_client=sync_client)
-    with httpx.Client() as old:
-        with pytest.raises(TypeError, match=r"http_client must be an httpx2\.Client, got httpx\.Client"):
-            Chat(M, http_client=old, **connect)
     with pytest.raises(TypeError, match=r"httpx2\.Client"):
         Call(M, http_client="http://proxy:8080", **connect)
+    assert router.requests == []
+
+
+def test_an_httpx_client_is_refused_naming_httpx2(router: OpenRouterDouble, connect: dict) -> None:
+    """Code moving from httpx: its client is not silently ignored."""
+    httpx = pytest.importorskip("httpx")
+    with httpx.Client() as old, pytest.raises(TypeError, match=r"must be an httpx2\.Client, got httpx\.Client"):
+        Chat(M, http_client=old, **connect)
     assert router.requests == []
 
 
