@@ -377,3 +377,8 @@ def test_api_key_can_be_set_but_not_read(keyed: OpenRouterDouble) -> None:
     assert chat("hi") == "You said: hi"
     with pytest.raises(AttributeError, match="can be set but not read"):
         _ = chat.api_key
+    branch, twin = chat.fork(), copy.deepcopy(chat)
+    branch.api_key = twin.api_key = "wrong"  # a copy's key is its own
+    assert chat("still") == "You said: still"
+    with pytest.raises(irouter.AuthenticationError):
+        branch("no")

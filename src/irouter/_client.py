@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -298,17 +299,18 @@ class ModelClient:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         # a prefix registered in this process (with its key) wins over the route pickled elsewhere
-        self._routes = {m: self._with_client(route(m, None)) or r for m, r in self._routes.items()}
+        self._routes = {m: self._rerouted(m) or r for m, r in self._routes.items()}
+
+    def _rerouted(self, model: str) -> Route | None:
+        return None if model.startswith("local/") else self._with_client(route(model, None))
 
     def __copy__(self) -> Any:
         twin = type(self).__new__(type(self))
-        twin.__setstate__(self._state())
+        twin.__setstate__({**self._state(), "_endpoint": copy.copy(self._endpoint)})
         return twin
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         """A deep copy shares the user's client (if any) and keeps the key, in this process."""
-        import copy
-
         twin = type(self).__new__(type(self))
         memo[id(self)] = twin
         if self._http_client is not None:
