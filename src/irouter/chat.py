@@ -46,13 +46,17 @@ class _Conversation(ModelClient):
         super().__init__(model, api_key, base_url, defaults, http_client)
         self._meter = Meter(max_cost, max_total_tokens, self._estimate)
         self.system = system
+        self._new_locks()
+        self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
+
+    def _new_locks(self) -> None:
+        """Locks belong to one object and one process: made here, and anew for copies and unpickled chats."""
         self._locks = {m: threading.RLock() for m in self._models}
         """Guard history and usage changes (short)."""
         self._turn_locks = {m: threading.RLock() for m in self._models}
         """Held for a whole sync turn: turns on one model never interleave."""
         self._async_locks: dict[Any, dict[str, Any]] = {}
         """The same for async turns: per event loop, one asyncio lock per model (closed loops are dropped)."""
-        self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
 
     def _state(self) -> dict[str, Any]:
         state = super()._state()
@@ -62,9 +66,7 @@ class _Conversation(ModelClient):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._locks = {m: threading.RLock() for m in self._models}
-        self._turn_locks = {m: threading.RLock() for m in self._models}
-        self._async_locks = {}
+        self._new_locks()
 
     def _start(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system}] if self.system else []
@@ -291,15 +293,11 @@ class _Conversation(ModelClient):
     def fork(self) -> Any:
         """An independent copy to branch the conversation: same models, endpoint, options and budgets; its own
         history and accounts (copied), so turns on one do not show in the other."""
-        twin = copy.copy(self)
-        twin._locks = {m: threading.RLock() for m in self._models}
-        twin._turn_locks = {m: threading.RLock() for m in self._models}
+        twin = copy.copy(self)  # new locks, its own endpoint (see ModelClient.__copy__)
         twin._history = copy.deepcopy(self._history)
         twin.defaults = dict(self.defaults)
-        twin._meter = copy.copy(self._meter)
-        twin._meter._lock = threading.Lock()
+        twin._meter = copy.copy(self._meter)  # a new lock too
         twin._meter.entries = list(self._meter.entries)
-        twin._async_locks = {}
         return twin
 
     # ------------------------------------------------------------------------------------------ notebooks
