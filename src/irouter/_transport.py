@@ -1,7 +1,9 @@
 """The only place that does HTTP: endpoints, the shared connection pool, status -> exception mapping.
 
-``httpx`` is imported on first use, so ``import irouter`` stays light. One pooled ``httpx2.Client`` serves the whole
-process (it is thread-safe); creating one costs milliseconds (TLS context), so it is never made per call.
+``httpx2`` (pydantic's maintained continuation of httpx) is imported on first use, so ``import irouter`` stays
+light. Pooled ``httpx2.Client`` objects serve the whole process (they are thread-safe); creating one costs
+milliseconds (TLS context), so none is made per call. A user's own client (``http_client=``) replaces them for
+the objects given it, and is never closed here.
 """
 
 from __future__ import annotations
@@ -46,10 +48,11 @@ dropped by hand (`forget_closed_loops`)."""
 
 
 POOL_SHARDS = 8
-"""Connection pools per process (per event loop for async). httpcore's pool matches every waiting request against
-every connection, which costs O(n^2) with n requests in flight (encode/httpcore#1035); spreading requests over
-several pools keeps that small (measured: 1,000 async requests at concurrency 64 went from ~250 to ~1,250 per
-second). Each request takes the least busy pool, the first one on a tie, so one-at-a-time traffic (a chat) keeps
+"""Connection pools per process (per event loop for async). httpcore's pool matched every waiting request against
+every connection, O(n^2) with n requests in flight (encode/httpcore#1035); spreading requests over several pools
+kept that small. httpx2 fixed the scan, yet the spread still pays there: 1,000 async requests at concurrency 64
+ran +8 % to +82 % faster with 8 pools than with one, at ~25 % less CPU per request (bench/README.md, *One pool or
+eight*). Each request takes the least busy pool, the first one on a tie, so one-at-a-time traffic (a chat) keeps
 reusing the same warm connection."""
 _sync_clients: tuple[list[httpx2.Client], list[int]] | None = None
 """The process's pools and how many requests each has in flight; ``None`` until the first request (and again
