@@ -143,15 +143,15 @@ def check_saved(data: Any) -> dict[str, Any]:
     if not isinstance(unsaved, list) or not all(isinstance(u, str) for u in unsaved):
         raise ValueError(f"Saved chat: 'unsaved_options' must be a list of option names, got {unsaved!r}")
     history = _mapping(data, "history")
-    _known_models(history, models, "history")
+    unknown = [m for m in history if m not in models]
+    if unknown:
+        raise ValueError(f"Saved chat: 'history' names models that are not in 'models' ({models}): {unknown}")
     checked["history"] = {m: _history(h, f"history[{m!r}]") for m, h in history.items()}
-    usage = _mapping(data, "usage")
-    _known_models(usage, models, "usage")
+    usage = _mapping(data, "usage")  # usage and cost are summaries of the ledger, which may name earlier models
     for model, counts in usage.items():
         if not isinstance(counts, Mapping) or not all(_count(v) for v in counts.values()):
             raise ValueError(f"Saved chat: usage[{model!r}] must map token counts to whole numbers, got {counts!r}")
     cost = _mapping(data, "cost")
-    _known_models(cost, models, "cost")
     for model, value in cost.items():
         if value is not None and not _number(value):
             raise ValueError(f"Saved chat: cost[{model!r}] must be a number of dollars or null, got {value!r}")
@@ -223,12 +223,6 @@ def _mapping(data: Mapping[str, Any], field: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise ValueError(f"Saved chat: {field!r} must be an object keyed by name, got {type(value).__name__}")
     return value
-
-
-def _known_models(per_model: Mapping[str, Any], models: list[str], field: str) -> None:
-    unknown = [m for m in per_model if m not in models]
-    if unknown:
-        raise ValueError(f"Saved chat: {field!r} names models that are not in 'models' ({models}): {unknown}")
 
 
 def _history(history: Any, where: str) -> list[dict[str, Any]]:
