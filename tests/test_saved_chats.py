@@ -383,3 +383,34 @@ def test_api_key_can_be_set_but_not_read(keyed: OpenRouterDouble) -> None:
     assert chat("still") == "You said: still"
     with pytest.raises(irouter.AuthenticationError):
         branch("no")
+
+
+def test_an_async_chat_pickles_after_running_in_an_event_loop(keyed: OpenRouterDouble) -> None:
+    chat = AsyncChat(M, base_url=keyed.base_url, api_key=KEY)
+    asyncio.run(chat("in a first loop"))  # leaves an asyncio lock per loop behind: not picklable, made anew
+    blob = pickle.dumps(chat)
+    assert_no_key(blob)
+    again = pickle.loads(blob)
+    again.api_key = KEY
+    assert asyncio.run(again("in another loop")) == "You said: in another loop"
+    assert len(again.history) == 5
+
+
+def test_registered_endpoints_find_their_key_again(keyed: OpenRouterDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    from irouter import register_endpoint
+    from irouter.endpoints import unregister_endpoint
+
+    monkeypatch.setenv("MINE_KEY", KEY)
+    register_endpoint("env/", keyed.base_url, api_key_env="MINE_KEY")
+    register_endpoint("given/", keyed.base_url, api_key=KEY)
+    try:
+        blob = pickle.dumps(Chat(["env/a", "given/b"]))
+        assert_no_key(blob)
+        # in this process: env/ reads MINE_KEY again, given/ takes its key from the registry as it is here
+        assert pickle.loads(blob)("hi") == {"env/a": "You said: hi", "given/b": "You said: hi"}
+        unregister_endpoint("given/")  # a worker where the prefix is not registered: the key must be given again
+        with pytest.raises(irouter.MissingAPIKeyError, match="register the endpoint of 'given/b' again"):
+            pickle.loads(blob)("hi")
+    finally:
+        unregister_endpoint("env/")
+        unregister_endpoint("given/")

@@ -346,9 +346,11 @@ class ModelClient:
         return found.endpoint if found is not None else self._endpoint
 
     def _plan(self, kwargs: Mapping[str, Any]) -> Plan:
-        for found in [self._endpoint, *(r.endpoint for r in self._routes.values() if r is not None)]:
-            if isinstance(found, Endpoint):
-                found.check_key()  # unpickled without its key: say so before anything is sent
+        if self._endpoint is not None:
+            self._endpoint.check_key()  # unpickled without its key: say so before anything is sent
+        for model, found in self._routes.items():
+            if found is not None and isinstance(found.endpoint, Endpoint):
+                found.endpoint.check_key(f"register the endpoint of {model!r} again in this process, with its key.")
         check_options(kwargs, spelling=self._openrouter)
         options = merge_options(getattr(self, "defaults", {}), kwargs)
         body, client = split_options(options)

@@ -278,14 +278,12 @@ class Endpoint:
     def has_key(self) -> bool:
         return self.__api_key is not None
 
-    def check_key(self) -> None:
-        """Raise `MissingAPIKeyError` if this endpoint was unpickled without the key it had."""
+    def check_key(self, how: str = "give the key again with chat.api_key = '...' (or call.api_key = '...').") -> None:
+        """Raise `MissingAPIKeyError` if this endpoint was unpickled without the key it had; ``how`` says what to do
+        besides setting the environment variable."""
         if self._key_lost:
             where = f"set the {self._key_env} environment variable in this process, or " if self._key_env else ""
-            raise MissingAPIKeyError(
-                f"This chat or call was unpickled, and API keys are never pickled: {where}give the key again with "
-                "chat.api_key = '...' (the same on a Call, AsyncChat or AsyncCall)."
-            )
+            raise MissingAPIKeyError(f"This chat or call was unpickled, and API keys are never pickled: {where}{how}")
 
     def set_key(self, api_key: str | None) -> None:
         """Use ``api_key`` from now on (``None``: none)."""
