@@ -64,6 +64,14 @@ def test_a_chat_sends_through_the_users_client(router: OpenRouterDouble, connect
     client.close()
 
 
+def test_the_catalog_check_goes_through_the_users_client(router: OpenRouterDouble, connect: dict) -> None:
+    """Behind a proxy only the user's client gets out: the model catalog is fetched through it too."""
+    transport = Recording()
+    with httpx2.Client(transport=transport) as client:
+        assert Chat(M, http_client=client, check_capabilities=True, **connect)("hi") == "You said: hi"
+    assert transport.seen == ["GET /api/v1/models", "POST /api/v1/chat/completions"]
+
+
 def test_a_batch_and_several_models_use_the_users_client(router: OpenRouterDouble, connect: dict) -> None:
     transport = Recording()
     with httpx2.Client(transport=transport, headers={"X-Client": "mine"}) as client:

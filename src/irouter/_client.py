@@ -391,7 +391,8 @@ class ModelClient:
             if not fetch:
                 return False
             try:
-                records = list_models(self.base_url)
+                # through the user's client (a proxy...); an async one cannot serve this worker thread
+                records = list_models(self.base_url, http_client=None if self._asynchronous else self._http_client)
             except APIError:
                 if plan.check:
                     raise

@@ -172,16 +172,22 @@ def cached_records(base_url: str | None = None, max_age: float = CATALOG_TTL) ->
 
 
 def list_models(
-    base_url: str | None = None, timeout: float = 30.0, refresh: bool = False, max_age: float = CATALOG_TTL
+    base_url: str | None = None,
+    timeout: float = 30.0,
+    refresh: bool = False,
+    max_age: float = CATALOG_TTL,
+    *,
+    http_client: Any = None,
 ) -> list[dict[str, Any]]:
     """The raw model records of ``GET {base_url}/models`` (OpenRouter's by default), from the cache when it is
-    younger than ``max_age`` seconds (a day by default) unless ``refresh``."""
+    younger than ``max_age`` seconds (a day by default) unless ``refresh``; fetched through ``http_client`` (an
+    ``httpx2.Client``) when given."""
     url = resolve_base_url(base_url)
     if not refresh:
         cached = cached_records(url, max_age)
         if cached is not None:
             return cached
-    body = Endpoint(url, api_key_env=None, require_key=False).get("models", timeout=timeout)
+    body = Endpoint(url, api_key_env=None, require_key=False, client=http_client).get("models", timeout=timeout)
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise APIResponseError("GET /models did not return a 'data' list", body=str(body)[:500])
