@@ -6,7 +6,7 @@ import copy
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _retry as retry
 from ._capabilities import check as check_capabilities
@@ -23,6 +23,7 @@ from .endpoints import Route, json_object_format, route
 from .errors import APIError
 from .tools import AfterTool, BeforeTool, Toolbox
 
+_Self = TypeVar("_Self")
 CHAT_PATH = "chat/completions"
 DEFAULT_MAX_STEPS = 100
 _RESERVED = {
@@ -210,7 +211,7 @@ class AsyncClosing:
         ``http_client=`` is never closed by irouter."""
         await arelease_pools()
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self: _Self) -> _Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -324,7 +325,7 @@ class ModelClient:
         is never closed by irouter: close it yourself. ``with Chat(...) as chat:`` calls this on leaving."""
         release_pools()
 
-    def __enter__(self) -> Any:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
