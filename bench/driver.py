@@ -35,7 +35,7 @@ from typing import Any
 RESULT_MARK = "BENCH_RESULT "
 MODEL = "openai/gpt-4o-mini"
 SYSTEM = "You are a helpful assistant."
-"""irouter's default system prompt; the openai and httpx clients send it too, so every body is the same."""
+"""irouter's default system prompt; the openai and httpx2 clients send it too, so every body is the same."""
 EXPECTED_PREFIX = "You said:"
 """The double echoes the last user text as ``You said: ...``; every client's first answer is checked for it."""
 
@@ -232,9 +232,9 @@ def ttft_sync(client: str, prompt: str, base_url: str, api_key: str) -> Callable
 
         return openai_stream
     if client == "httpx":
-        import httpx
+        import httpx2
 
-        http = httpx.Client()
+        http = httpx2.Client()
         url = f"{base_url}/chat/completions"
         headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
 
@@ -305,13 +305,12 @@ Batch = Callable[[list[str]], Awaitable[list[Any]]]
 def batch_runner(client: str, concurrency: int, base_url: str, api_key: str) -> Batch:
     """An async function sending every prompt (``[{"role": "user", ...}]``), at most ``concurrency`` at a time,
     and returning the answers in input order."""
-    if client == "irouter-httpx2":
-        # Diagnostic only: irouter imports httpx lazily, so putting httpx2 (pydantic's fork, which the openai SDK
-        # installed here is built on) in its place runs irouter unchanged over httpcore2's connection pool.
-        import httpx2
+    if client.endswith("-1pool"):
+        # irouter's pools are made on first use with POOL_SHARDS clients each: one pool instead of the default 8
+        import irouter._transport
 
-        sys.modules["httpx"] = httpx2
-        client = "irouter-batch"
+        irouter._transport.POOL_SHARDS = 1
+        client = client.removesuffix("-1pool")
     if client == "irouter-batch":
         from irouter import AsyncCall
 
@@ -321,6 +320,16 @@ def batch_runner(client: str, concurrency: int, base_url: str, api_key: str) -> 
             return await ask.batch(prompts, concurrency=concurrency)
 
         return irouter_batch
+    if client == "irouter-call-batch":
+        from irouter import Call
+
+        call = Call(MODEL, base_url=base_url, api_key=api_key)
+
+        async def irouter_call_batch(prompts: list[str]) -> list[Any]:
+            # the sync Call.batch (a thread per request in flight), from a worker thread of this event loop
+            return await asyncio.to_thread(call.batch, prompts, concurrency)
+
+        return irouter_call_batch
     if client == "openai-gather":
         from openai import AsyncOpenAI
 
@@ -496,7 +505,7 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def coldstart(args: argparse.Namespace) -> dict[str, Any]:
-    """Import + construct + first answer in this fresh process (irouter defers ``import httpx`` to here)."""
+    """Import + construct + first answer in this fresh process (irouter defers ``import httpx2`` to here)."""
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if args.client == "irouter":
         from irouter import Call

@@ -25,12 +25,12 @@ import common
 
 
 def targets(old: common.Interpreter | None) -> list[tuple[str, str, str]]:
-    """(label, python, module) for each import measured; httpx is there because irouter imports it lazily."""
+    """(label, python, module) for each import measured; httpx2 is there because irouter imports it lazily."""
     here = common.current().python
     rows = [("irouter (this repo)", here, "irouter")]
     if old is not None:
         rows.append((f"irouter {common.OLD_VERSION}", old.python, "irouter"))
-    rows += [("openai", here, "openai"), ("httpx (irouter's first call)", here, "httpx")]
+    rows += [("openai", here, "openai"), ("httpx2 (irouter's first call)", here, "httpx2")]
     return rows
 
 

@@ -8,7 +8,7 @@ Clients, each in its own process against its own OpenRouter double (a separate p
 * irouter Chat: ``Chat(model)(msg, stream=True)``, iterated to the end (the first piece is timed);
 * openai SDK: ``client.chat.completions.create(..., stream=True)``, time to the first chunk with a non-empty
   ``delta.content``;
-* bare httpx (floor): ``httpx.Client().stream(...)``, ``iter_lines()`` and ``json.loads`` of each ``data:`` line;
+* bare httpx2 (floor): ``httpx2.Client().stream(...)``, ``iter_lines()`` and ``json.loads`` of each ``data:`` line;
 * irouter AsyncChat / AsyncOpenAI: the same through the asyncio clients.
 
   It is measured twice: with the chunks written back to back (the double's default), and with 1 ms between
@@ -16,8 +16,9 @@ Clients, each in its own process against its own OpenRouter double (a separate p
 
 (4b) 1,000 prompts through ``AsyncCall(model).batch(prompts, concurrency=64)`` vs ``AsyncOpenAI`` with
      ``asyncio.gather`` over the same prompts behind an ``asyncio.Semaphore(64)``: requests per second, client CPU,
-     and the double's CPU (read from ``/proc``), at 20 ms server latency and at 0. A diagnostic column runs
-     irouter unchanged over ``httpx2`` (what the openai SDK installed here is built on) instead of ``httpx``.
+     and the double's CPU (read from ``/proc``), at 20 ms server latency and at 0. irouter runs twice, with its
+     default 8 connection pools and with one (``POOL_SHARDS = 1``), and so does the sync ``Call.batch`` (threads):
+     does httpx2's pool still need requests spread over several?
 
 (4c) A streamed turn to 16 models at 300 ms server latency, consumed to the end: ``Chat([16 models])(msg,
      stream=True)`` vs the openai SDK streaming with a thread per model (and both asyncio flavours).
@@ -47,14 +48,16 @@ FAN_MODELS = 16
 TTFT_CLIENTS = (
     ("irouter_chat", "irouter Chat stream", "irouter-chat"),
     ("openai", "openai SDK stream", "openai"),
-    ("httpx", "bare httpx stream (floor)", "httpx"),
+    ("httpx", "bare httpx2 stream (floor)", "httpx"),
     ("irouter_async", "irouter AsyncChat stream", "irouter-async-chat"),
     ("openai_async", "AsyncOpenAI stream", "openai-async"),
 )
 BATCH_CLIENTS = (
     ("irouter", "irouter AsyncCall.batch", "irouter-batch"),
     ("openai", "AsyncOpenAI + gather + Semaphore", "openai-gather"),
-    ("irouter_httpx2", "irouter AsyncCall.batch on httpx2 (diagnostic)", "irouter-httpx2"),
+    ("irouter_1pool", "irouter AsyncCall.batch, one pool", "irouter-batch-1pool"),
+    ("irouter_call", "irouter Call.batch (threads)", "irouter-call-batch"),
+    ("irouter_call_1pool", "irouter Call.batch (threads), one pool", "irouter-call-batch-1pool"),
 )
 FAN_CLIENTS = (
     ("irouter_chat", "irouter Chat stream", "irouter-chat"),

@@ -803,6 +803,37 @@ def test_chat_save_and_load(router: OpenRouterDouble, session: Any, tmp_path: Pa
     chat.ask("still fine", "You said: still fine")
 
 
+def test_chat_load_of_a_bad_file_prints_one_line_and_goes_on(
+    router: OpenRouterDouble, session: Any, tmp_path: Path
+) -> None:
+    saved = tmp_path / "chat.json"
+    chat = session()
+    chat.ask("remember 42", "You said: remember 42")
+    chat.send(f"/save {saved}")
+    good = json.loads(saved.read_text())
+    bad = tmp_path / "bad.json"
+    for change, named in [
+        (lambda d: d["ledger"][0].update(cost="0.5"), "ledger[0]['cost'] must be a number or null, got '0.5'"),
+        (lambda d: d.pop("models"), "'models' must be a non-empty list"),
+        (lambda d: d["history"][DEFAULT].append({"role": "robot"}), "has role 'robot'"),
+    ]:
+        data = json.loads(json.dumps(good))
+        change(data)
+        bad.write_text(json.dumps(data))
+        shown = chat.send(f"/load {bad}")
+        assert shown.startswith("irouter: error: Saved chat: ")
+        assert named in shown
+        assert "\n" not in shown.strip()
+    bad.write_text("{not json")
+    assert chat.send(f"/load {bad}").startswith(f"irouter: error: {bad} is not a saved chat: it is not JSON")
+    chat.ask("still here", "You said: still here")  # the session went on, with its conversation
+    assert [m["content"] for m in router.chat_requests[-1]["messages"][1:]] == [
+        "remember 42",
+        "You said: remember 42",
+        "still here",
+    ]
+
+
 def test_chat_ctrl_c_stops_the_answer_and_keeps_the_history(router: OpenRouterDouble, session: Any) -> None:
     chat = session()
     chat.ask("first", "You said: first")

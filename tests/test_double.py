@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
+import httpx2
 import pytest
 
 from irouter._wire import StreamAccumulator, sse_data
@@ -13,9 +13,9 @@ from irouter.testing import Error, OpenRouterDouble, Text, ToolCall
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
 
 
-def post(router: OpenRouterDouble, body: dict, **headers: str) -> httpx.Response:
+def post(router: OpenRouterDouble, body: dict, **headers: str) -> httpx2.Response:
     auth = {"Authorization": f"Bearer {router.api_key}", **headers}
-    return httpx.post(f"{router.base_url}/chat/completions", json=body, headers=auth, timeout=10)
+    return httpx2.post(f"{router.base_url}/chat/completions", json=body, headers=auth, timeout=10)
 
 
 def test_non_streaming_body_starts_with_keepalive_whitespace(router: OpenRouterDouble) -> None:
@@ -83,29 +83,29 @@ def test_errors_use_openrouter_envelope(router: OpenRouterDouble) -> None:
 
 
 def test_auth_and_validation(router: OpenRouterDouble) -> None:
-    response = httpx.post(f"{router.base_url}/chat/completions", json=BODY)
+    response = httpx2.post(f"{router.base_url}/chat/completions", json=BODY)
     assert response.status_code == 401
     assert response.json()["error"]["message"] == "No auth credentials found"
     response = post(router, BODY, Authorization="Bearer nope")
     assert response.json()["error"] == {"message": "User not found.", "code": 401}
     assert post(router, {"model": "x"}).status_code == 400
-    assert httpx.get(f"{router.base_url}/nowhere").status_code == 404
+    assert httpx2.get(f"{router.base_url}/nowhere").status_code == 404
 
 
 def test_models_key_credits_generation(router: OpenRouterDouble) -> None:
-    models = httpx.get(f"{router.base_url}/models").json()  # no key needed
+    models = httpx2.get(f"{router.base_url}/models").json()  # no key needed
     assert models["total_count"] == len(models["data"]) > 3
     record = models["data"][0]
     assert {"id", "name", "context_length", "architecture", "pricing", "supported_parameters"} <= set(record)
     auth = {"Authorization": f"Bearer {router.api_key}"}
     generation = post(router, BODY).json()["id"]
-    found = httpx.get(f"{router.base_url}/generation", params={"id": generation}, headers=auth).json()
+    found = httpx2.get(f"{router.base_url}/generation", params={"id": generation}, headers=auth).json()
     assert found["data"]["id"] == generation
     assert found["data"]["total_cost"] > 0
-    credits = httpx.get(f"{router.base_url}/credits", headers=auth).json()["data"]
+    credits = httpx2.get(f"{router.base_url}/credits", headers=auth).json()["data"]
     assert credits["total_usage"] == found["data"]["total_cost"]
-    assert httpx.get(f"{router.base_url}/key", headers=auth).json()["data"]["usage"] == credits["total_usage"]
-    assert httpx.get(f"{router.base_url}/generation", params={"id": "gen-x"}, headers=auth).status_code == 404
+    assert httpx2.get(f"{router.base_url}/key", headers=auth).json()["data"]["usage"] == credits["total_usage"]
+    assert httpx2.get(f"{router.base_url}/generation", params={"id": "gen-x"}, headers=auth).status_code == 404
 
 
 def test_queue_order_model_scoping_and_reset(router: OpenRouterDouble) -> None:
@@ -131,7 +131,7 @@ def test_runs_standalone() -> None:
     try:
         assert proc.stdout is not None
         base = proc.stdout.readline().strip().split("=", 1)[1]
-        response = httpx.post(f"{base}/chat/completions", json=BODY, headers={"Authorization": "Bearer any"})
+        response = httpx2.post(f"{base}/chat/completions", json=BODY, headers={"Authorization": "Bearer any"})
         assert response.json()["choices"][0]["message"]["content"] == "You said: hello there"
     finally:
         proc.terminate()

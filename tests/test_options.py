@@ -27,9 +27,12 @@ def weather(city: str) -> str:
     return "sunny"
 
 
-def samples(router: OpenRouterDouble) -> dict[str, Any]:
+def samples(router: OpenRouterDouble, flavour: str = "sync") -> dict[str, Any]:
     """A value for every one of irouter's own options (a new own option needs one here)."""
+    import httpx2
+
     return {
+        "http_client": httpx2.Client() if flavour == "sync" else httpx2.AsyncClient(),
         "extra_body": {"top_k": 3},
         "extra_headers": {"X-Title": "options test"},
         "timeout": 30,
@@ -106,7 +109,7 @@ def test_every_own_option_has_a_sample(router: OpenRouterDouble) -> None:
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 @pytest.mark.parametrize("place", PLACES)
 def test_own_options_never_reach_the_wire(router: OpenRouterDouble, place: str, flavour: str) -> None:
-    values = samples(router)
+    values = samples(router, flavour)
     for option in OPTIONS:
         if option.wire:
             continue

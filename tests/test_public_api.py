@@ -82,7 +82,8 @@ def test_import_is_light() -> None:
     """``import irouter`` must not load the HTTP stack, pydantic, openai or the test double."""
     code = (
         "import sys, irouter\n"
-        "heavy = {'httpx', 'httpcore', 'openai', 'pydantic', 'anyio', 'ssl', 'irouter.testing', 'http.server'}\n"
+        "heavy = {'httpx', 'httpx2', 'httpcore', 'httpcore2', 'truststore', 'openai', 'pydantic', 'anyio', 'ssl',\n"
+        "         'irouter.testing', 'http.server'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

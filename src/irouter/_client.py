@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _options as opts
 from . import _retry as retry
@@ -17,13 +18,14 @@ from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_option
 from ._ledger import Meter
 from ._streams import Emit
 from ._structured import output_type, parser_for, response_format_for
-from ._transport import Endpoint, is_openrouter, resolve_base_url
+from ._transport import Endpoint, arelease_pools, is_openrouter, release_pools, resolve_base_url
 from ._wire import Reply, parse_completion
 from .catalog import RECHECK_AFTER, cached_catalog, list_models
-from .endpoints import json_object_format, route
+from .endpoints import Route, json_object_format, route
 from .errors import APIError, UnknownModelError
 from .tools import AfterTool, BeforeTool, Toolbox
 
+_Self = TypeVar("_Self")
 CHAT_PATH = "chat/completions"
 Start = dict[str, Any] | list[dict[str, Any]]
 """What starts a turn: the user message, or the tool messages answering pending calls."""
@@ -98,6 +100,37 @@ class Plan:
         return TurnSpec(self.body, self.toolbox, self.max_steps, output)
 
 
+def check_http_client(client: Any, asynchronous: bool) -> Any:
+    """``client`` if it is an ``httpx2.Client`` (``httpx2.AsyncClient`` for the async classes), or ``None``."""
+    if client is None:
+        return None
+    import httpx2  # the user made the client, so httpx2 is already imported
+
+    wanted = httpx2.AsyncClient if asynchronous else httpx2.Client
+    if not isinstance(client, wanted):
+        raise TypeError(
+            f"http_client must be an httpx2.{wanted.__name__}, got {type(client).__module__}.{type(client).__name__}"
+        )
+    return client
+
+
+class AsyncClosing:
+    """``async with`` and `aclose` for `AsyncChat` and `AsyncCall`."""
+
+    _asynchronous = True
+
+    async def aclose(self) -> None:
+        """`close`, awaited: also closes the running event loop's idle pooled connections. A client given as
+        ``http_client=`` is never closed by irouter."""
+        await arelease_pools()
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 def check_max_steps(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"max_steps must be a whole number of at least 1, got {value!r}")
@@ -124,7 +157,14 @@ def is_async_callable(value: Any) -> bool:
 
 
 class ModelClient:
-    """Base of `Chat` and `Call`: one or several models behind one endpoint."""
+    """Base of `Chat` and `Call`: one or several models behind one endpoint.
+
+    Pickles (and ``copy.deepcopy``) keep everything but the API key (see `Endpoint`) and the locks, which are made
+    anew; an object given ``http_client=`` cannot be pickled (a client holds open connections).
+    """
+
+    _asynchronous = False
+    """``True`` for `AsyncChat`/`AsyncCall`: they send through an ``httpx2.AsyncClient``."""
 
     _place_new = opts.NEW_CHAT
     """Where the constructor's options are given (`_options` places): checked against the option table."""
@@ -137,6 +177,7 @@ class ModelClient:
         api_key: str | None,
         base_url: str | None,
         defaults: dict[str, Any],
+        http_client: Any = None,
     ) -> None:
         self._models = check_models(model)
         try:
@@ -146,9 +187,10 @@ class ModelClient:
                 raise
             raise ValueError(f"{exc}. {ORDER_HINT}") from None
         check_spaces(self._models, self._base_url)
-        self._routes = {m: route(m, None) for m in self._models}
+        self._http_client = check_http_client(http_client, self._asynchronous)
+        self._routes = {m: self._with_client(route(m, None)) for m in self._models}
         main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
-        self._endpoint: Any = Endpoint(base_url, api_key) if main else None
+        self._endpoint: Any = Endpoint(base_url, api_key, client=self._http_client) if main else None
         self._openrouter = bool(
             self._endpoint is not None and self._endpoint.attribution and all(r is None for r in self._routes.values())
         )
@@ -156,6 +198,72 @@ class ModelClient:
         self._plan(defaults, self._place_new)  # raises now, not at the first call, for a bad default
         self.defaults: dict[str, Any] = defaults
         """Options used by every request (``temperature``, ``provider``, ``tools``...); per-call arguments win."""
+
+    def _with_client(self, found: Route | None) -> Route | None:
+        """A registered endpoint's route sends through the user's client too (``local/`` models do not: their
+        server is on this machine)."""
+        if found is not None and isinstance(found.endpoint, Endpoint):
+            found.endpoint.client = self._http_client
+        return found
+
+    # ------------------------------------------------------------------------------------------ key, pickles, close
+    @property
+    def api_key(self) -> str | None:
+        """Write-only: ``chat.api_key = "..."`` gives the key to use from now on (say, after unpickling). Reading it
+        raises: irouter never hands a key back."""
+        raise AttributeError("api_key can be set but not read: irouter never hands the key back")
+
+    @api_key.setter
+    def api_key(self, value: str | None) -> None:
+        if self._endpoint is None:
+            raise ValueError(f"{self._models} are all served by other endpoints, which take no api_key here")
+        self._endpoint.set_key(value)
+
+    def _state(self) -> dict[str, Any]:
+        """The attributes a copy or a pickle carries (subclasses drop what they make anew)."""
+        return dict(self.__dict__)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._http_client is not None:
+            raise TypeError(
+                f"A {type(self).__name__} given http_client= cannot be pickled (the client holds open connections); "
+                "pickle one made without it, or make the object where it runs"
+            )
+        return self._state()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # a prefix registered in this process (with its key) wins over the route pickled elsewhere
+        self._routes = {m: self._rerouted(m) or r for m, r in self._routes.items()}
+
+    def _rerouted(self, model: str) -> Route | None:
+        return None if model.startswith("local/") else self._with_client(route(model, None))
+
+    def __copy__(self) -> Any:
+        twin = type(self).__new__(type(self))
+        twin.__setstate__({**self._state(), "_endpoint": copy.copy(self._endpoint)})
+        return twin
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """A deep copy shares the user's client (if any) and keeps the key, in this process."""
+        twin = type(self).__new__(type(self))
+        memo[id(self)] = twin
+        if self._http_client is not None:
+            memo[id(self._http_client)] = self._http_client
+        twin.__setstate__(copy.deepcopy(self._state(), memo))
+        return twin
+
+    def close(self) -> None:
+        """Release connections: irouter's shared pools close their idle connections (unless a request is in
+        flight); the next request opens new ones, so the object stays usable. A client given as ``http_client=``
+        is never closed by irouter: close it yourself. ``with Chat(...) as chat:`` calls this on leaving."""
+        release_pools()
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def models(self) -> list[str]:
@@ -175,6 +283,11 @@ class ModelClient:
     def _plan(self, kwargs: Mapping[str, Any], place: str) -> Plan:
         """Check the keyword arguments given at ``place`` (an `_options` place) and sort them out, over the
         defaults."""
+        if self._endpoint is not None:
+            self._endpoint.check_key()  # unpickled without its key: say so before anything is sent
+        for model, found in self._routes.items():
+            if found is not None and isinstance(found.endpoint, Endpoint):
+                found.endpoint.check_key(f"register the endpoint of {model!r} again in this process, with its key.")
         check_options(kwargs, place, spelling=self._openrouter)
         options = merge_options(getattr(self, "defaults", {}), kwargs)
         body, client = opts.split(options)
@@ -225,7 +338,11 @@ class ModelClient:
         if not fetch:
             return False
         try:
-            records = list_models(self.base_url, refresh=cached is not None, max_retries=plan.max_retries)
+            # through the user's client (a proxy...); an async one cannot serve this worker thread
+            client = None if self._asynchronous else self._http_client
+            records = list_models(
+                self.base_url, refresh=cached is not None, max_retries=plan.max_retries, http_client=client
+            )
         except APIError:
             if plan.check:
                 raise

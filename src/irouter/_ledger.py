@@ -199,6 +199,16 @@ class Meter:
         self.holds: list[Hold] = []
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles and copies carry the accounts; the lock is made anew, holds of requests in flight stay behind."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+        state["holds"] = []  # requests in flight belong to the original
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         """Dollars at the catalog's prices (an estimate, for servers that report no cost)."""
         quote = self.quote(model) if self.quote is not None else None

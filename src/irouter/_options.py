@@ -85,6 +85,7 @@ OPTIONS: tuple[Option, ...] = (
     _own("system", NEW, "the system prompt is given to the constructor (or set as .system)"),
     _own("api_key", NEW, "the key is given to the constructor"),
     _own("base_url", NEW, "the base URL is given to the constructor"),
+    _own("http_client", NEW, "the HTTP client is given to the constructor: Chat(..., http_client=...)"),
     # irouter writes these itself.
     _own("model", (), "models are given to the constructor"),
     _own("messages", (), "the message is the first argument"),

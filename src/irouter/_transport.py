@@ -1,12 +1,15 @@
 """The only place that does HTTP: endpoints, the shared connection pool, status -> exception mapping.
 
-``httpx`` is imported on first use, so ``import irouter`` stays light. One pooled ``httpx.Client`` serves the whole
-process (it is thread-safe); creating one costs milliseconds (TLS context), so it is never made per call.
+``httpx2`` (pydantic's maintained continuation of httpx) is imported on first use, so ``import irouter`` stays
+light. Pooled ``httpx2.Client`` objects serve the whole process (they are thread-safe); creating one costs
+milliseconds (TLS context), so none is made per call. A user's own client (``http_client=``) replaces them for
+the objects given it, and is never closed here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -22,7 +25,7 @@ from .errors import APIConnectionError, APIResponseError, APITimeoutError, Missi
 if TYPE_CHECKING:
     import asyncio
 
-    import httpx
+    import httpx2
 
 log = logging.getLogger("irouter")
 log.addHandler(logging.NullHandler())  # a library stays quiet unless the application configures logging
@@ -39,87 +42,122 @@ ATTRIBUTION_HEADERS = {
 USER_AGENT = "irouter/1.0.0.dev0"
 
 _client_lock = threading.Lock()
-_async_clients: dict[asyncio.AbstractEventLoop, tuple[list[httpx.AsyncClient], list[int]]] = {}
+_async_clients: dict[asyncio.AbstractEventLoop, tuple[list[httpx2.AsyncClient], list[int]]] = {}
 """Pools per event loop. The clients refer to their loop, so a weak mapping would never let go: closed loops are
 dropped by hand (`forget_closed_loops`)."""
 
 
 POOL_SHARDS = 8
-"""Connection pools per process (per event loop for async). httpcore's pool matches every waiting request against
-every connection, which costs O(n^2) with n requests in flight (encode/httpcore#1035); spreading requests over
-several pools keeps that small (measured: 1,000 async requests at concurrency 64 went from ~250 to ~1,250 per
-second). Each request takes the least busy pool, the first one on a tie, so one-at-a-time traffic (a chat) keeps
+"""Connection pools per process (per event loop for async). httpcore's pool matched every waiting request against
+every connection, O(n^2) with n requests in flight (encode/httpcore#1035); spreading requests over several pools
+kept that small. httpx2 fixed the scan, yet the spread still pays there: 1,000 async requests at concurrency 64
+ran +8 % to +82 % faster with 8 pools than with one, at ~25 % less CPU per request (bench/README.md, *One pool or
+eight*). Each request takes the least busy pool, the first one on a tie, so one-at-a-time traffic (a chat) keeps
 reusing the same warm connection."""
-_sync_clients: list[httpx.Client] = []
-_sync_busy = [0] * POOL_SHARDS
+_sync_clients: tuple[list[httpx2.Client], list[int]] | None = None
+"""The process's pools and how many requests each has in flight; ``None`` until the first request (and again
+after `release_pools` closed them)."""
 _tls: Any = None
 
 
 def _settings() -> dict[str, Any]:
     """What every pooled client is made with; one TLS context for all (making one costs milliseconds)."""
-    import httpx
+    import httpx2
 
     global _tls
     if _tls is None:
-        _tls = httpx.create_ssl_context()
+        _tls = httpx2.create_ssl_context()
     return {
-        "limits": httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        "timeout": httpx.Timeout(DEFAULT_TIMEOUT, connect=10.0),
+        "limits": httpx2.Limits(max_connections=256, max_keepalive_connections=64),
+        "timeout": httpx2.Timeout(DEFAULT_TIMEOUT, connect=10.0),
         "follow_redirects": False,
         "verify": _tls,
     }
 
 
-def _clients() -> list[httpx.Client]:
-    if not _sync_clients:
-        with _client_lock:
-            if not _sync_clients:
-                import httpx
+def _clients() -> tuple[list[httpx2.Client], list[int]]:
+    """The sync pools (made on first use); call with ``_client_lock`` held."""
+    global _sync_clients
+    if _sync_clients is None:
+        import httpx2
 
-                _sync_clients.extend(httpx.Client(**_settings()) for _ in range(POOL_SHARDS))
+        _sync_clients = ([httpx2.Client(**_settings()) for _ in range(POOL_SHARDS)], [0] * POOL_SHARDS)
     return _sync_clients
 
 
-def http_client() -> httpx.Client:
+def _least_busy(busy: list[int]) -> int:
+    return min(range(len(busy)), key=lambda k: (busy[k], k))
+
+
+def http_client() -> httpx2.Client:
     """The first pooled client (for one-off requests: catalog, downloads)."""
-    return _clients()[0]
+    with _client_lock:
+        return _clients()[0][0]
 
 
 @contextlib.contextmanager
-def leased_client() -> Iterator[httpx.Client]:
+def leased_client() -> Iterator[httpx2.Client]:
     """The least busy pooled client, for the duration of one request."""
-    clients = _clients()
     with _client_lock:
-        index = min(range(POOL_SHARDS), key=lambda k: (_sync_busy[k], k))
-        _sync_busy[index] += 1
+        clients, busy = _clients()
+        index = _least_busy(busy)
+        busy[index] += 1
     try:
         yield clients[index]
     finally:
         with _client_lock:
-            _sync_busy[index] -= 1
+            busy[index] -= 1
 
 
 @contextlib.asynccontextmanager
-async def leased_async_client() -> AsyncIterator[httpx.AsyncClient]:
-    """The least busy pooled async client of the running event loop, for one request (an ``httpx.AsyncClient``
+async def leased_async_client() -> AsyncIterator[httpx2.AsyncClient]:
+    """The least busy pooled async client of the running event loop, for one request (an ``httpx2.AsyncClient``
     belongs to one loop)."""
     import asyncio
 
-    import httpx
+    import httpx2
 
     loop = asyncio.get_running_loop()
     pools = _async_clients.get(loop)
     if pools is None:
         forget_closed_loops(_async_clients)
-        pools = ([httpx.AsyncClient(**_settings()) for _ in range(POOL_SHARDS)], [0] * POOL_SHARDS)
+        pools = ([httpx2.AsyncClient(**_settings()) for _ in range(POOL_SHARDS)], [0] * POOL_SHARDS)
         _async_clients[loop] = pools
     clients, busy = pools
-    index = min(range(POOL_SHARDS), key=lambda k: (busy[k], k))  # one loop, one thread: no lock needed
+    index = _least_busy(busy)  # one loop, one thread: no lock needed
     busy[index] += 1
     try:
         yield clients[index]
     finally:
         busy[index] -= 1
+
+
+def release_pools() -> None:
+    """Close the idle connections of the shared sync pools (new ones open on the next request), unless a request
+    is in flight; drop the async pools of event loops that have closed."""
+    global _sync_clients
+    with _client_lock:
+        if _sync_clients is not None and any(_sync_clients[1]):
+            return
+        closing, _sync_clients = _sync_clients, None
+    for client in closing[0] if closing else []:
+        client.close()
+    forget_closed_loops(_async_clients)
+
+
+async def arelease_pools() -> None:
+    """`release_pools`, and the running loop's async pools too (closed on that loop), unless a request is in
+    flight there."""
+    import asyncio
+
+    release_pools()
+    loop = asyncio.get_running_loop()
+    pools = _async_clients.get(loop)
+    if pools is None or any(pools[1]):
+        return
+    del _async_clients[loop]
+    for client in pools[0]:
+        await client.aclose()
 
 
 def forget_closed_loops(per_loop: dict[Any, Any]) -> None:
@@ -141,6 +179,13 @@ def is_openrouter(base_url: str) -> bool:
     return host == "openrouter.ai" or host.endswith(".openrouter.ai")
 
 
+def _clean_key(key: Any) -> str | None:
+    """A key as given: a non-blank string, or ``None``."""
+    if key is not None and not isinstance(key, str):
+        raise TypeError(f"api_key must be a string, got {type(key).__name__}")
+    return (key or "").strip() or None
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     from ._retry import retry_after_seconds
 
@@ -159,9 +204,16 @@ class Endpoint:
         attribution: send OpenRouter's app-attribution headers (``HTTP-Referer``, ``X-Title``); by default only
             to OpenRouter (or ``OPENROUTER_BASE_URL``): other hosts get nothing they did not ask for.
         require_key: raise `MissingAPIKeyError` for OpenRouter without a key (``False`` for ``GET /models``).
+        client: the user's ``httpx2.Client`` or ``httpx2.AsyncClient`` to send through, instead of irouter's shared
+            pools (never closed by irouter).
+
+    Pickling leaves the key out: the unpickled endpoint reads it again from the environment variable it would read
+    when made anew (``api_key_env`` as trusted above), and if that is empty while the original had a key, its first
+    request raises `MissingAPIKeyError` saying how to give it (`set_key`). ``copy.deepcopy`` keeps the key. The
+    user's client is not pickled either (the owner refuses; see ``ModelClient.__getstate__``).
     """
 
-    __slots__ = ("__api_key", "attribution", "base_url", "extra_headers")
+    __slots__ = ("__api_key", "_key_env", "_key_lost", "attribution", "base_url", "client", "extra_headers")
 
     def __init__(
         self,
@@ -172,6 +224,7 @@ class Endpoint:
         headers: Mapping[str, str] | None = None,
         attribution: bool | None = None,
         require_key: bool = True,
+        client: Any = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
         # OpenRouter's key and attribution headers go to OpenRouter only: its own host, or the URL the user set in
@@ -179,28 +232,68 @@ class Endpoint:
         trusted = is_openrouter(self.base_url) or (base_url is None and bool(os.environ.get("OPENROUTER_BASE_URL")))
         if api_key_env == "OPENROUTER_API_KEY" and not trusted:
             api_key_env = None
-        key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
-        if key is not None and not isinstance(key, str):
-            raise TypeError(f"api_key must be a string, got {type(key).__name__}")
-        key = (key or "").strip() or None
+        key = _clean_key(api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None))
         if key is None and require_key and is_openrouter(self.base_url):
             raise MissingAPIKeyError()
         self.__api_key = key
+        self._key_env = api_key_env
+        self._key_lost = False
         self.extra_headers = dict(headers or {})
         self.attribution = trusted if attribution is None else attribution
+        self.client = client
 
     def __repr__(self) -> str:
         return f"Endpoint(base_url={self.base_url!r}, api_key={'set' if self.__api_key else 'not set'})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle holds: never the key (nor the user's client), only where to read the key again."""
+        state = {name: getattr(self, name) for name in ("base_url", "extra_headers", "attribution", "_key_env")}
+        return {**state, "had_key": self.__api_key is not None or self._key_lost}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        had_key = state.pop("had_key")
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.client = None
+        key = os.environ.get(self._key_env) if self._key_env else None
+        self.__api_key = _clean_key(key)
+        self._key_lost = had_key and self.__api_key is None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Endpoint:
+        """A copy with the key (it stays in this process) and the same client."""
+        twin = copy.copy(self)  # __copy__ below
+        twin.extra_headers = dict(self.extra_headers)
+        return twin
+
+    def __copy__(self) -> Endpoint:
+        twin = Endpoint.__new__(Endpoint)
+        for name in ("base_url", "extra_headers", "attribution", "_key_env", "_key_lost", "client"):
+            setattr(twin, name, getattr(self, name))
+        twin.__api_key = self.__api_key
+        return twin
+
     @property
     def has_key(self) -> bool:
         return self.__api_key is not None
+
+    def check_key(self, how: str = "give the key again with chat.api_key = '...' (or call.api_key = '...').") -> None:
+        """Raise `MissingAPIKeyError` if this endpoint was unpickled without the key it had; ``how`` says what to do
+        besides setting the environment variable."""
+        if self._key_lost:
+            where = f"set the {self._key_env} environment variable in this process, or " if self._key_env else ""
+            raise MissingAPIKeyError(f"This chat or call was unpickled, and API keys are never pickled: {where}{how}")
+
+    def set_key(self, api_key: str | None) -> None:
+        """Use ``api_key`` from now on (``None``: none)."""
+        self.__api_key = _clean_key(api_key)
+        self._key_lost = False
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
         if self.attribution:
             headers.update(ATTRIBUTION_HEADERS)
         headers.update(self.extra_headers)
+        self.check_key()
         if self.__api_key:
             headers["Authorization"] = f"Bearer {self.__api_key}"
         if extra:
@@ -283,7 +376,9 @@ class Endpoint:
                 headers["Content-Length"] = str(sum(len(p) for p in encoded))
                 kwargs["pieces"] = encoded
         limit = DEFAULT_TIMEOUT if timeout is None else timeout
-        return _Request(method, f"{self.base_url}/{path.lstrip('/')}", kwargs, limit, model, self.base_url)
+        request = _Request(method, f"{self.base_url}/{path.lstrip('/')}", kwargs, limit, model, self.base_url)
+        request.client = self.client
+        return request
 
 
 class _Request:
@@ -299,15 +394,23 @@ class _Request:
         self.method, self.url, self.kwargs, self.limit, self.model = method, url, kwargs, limit, model
         self.base_url = base_url
         self.deadline = 0.0
+        self.client: Any = None
+        """The user's client to send through; ``None``: irouter's shared pools."""
+
+    def _lease(self) -> contextlib.AbstractContextManager[httpx2.Client]:
+        return contextlib.nullcontext(self.client) if self.client is not None else leased_client()
+
+    def _alease(self) -> contextlib.AbstractAsyncContextManager[httpx2.AsyncClient]:
+        return contextlib.nullcontext(self.client) if self.client is not None else leased_async_client()
 
     def _kwargs(self, asynchronous: bool) -> dict[str, Any]:
-        import httpx
+        import httpx2
 
         kwargs = dict(self.kwargs)
         pieces = kwargs.pop("pieces", None)
         if pieces is not None:
             kwargs["content"] = _aiter(iter_pieces(pieces)) if asynchronous else iter_pieces(pieces)
-        kwargs["timeout"] = httpx.Timeout(self.limit, connect=min(10.0, self.limit))
+        kwargs["timeout"] = httpx2.Timeout(self.limit, connect=min(10.0, self.limit))
         self.deadline = time.monotonic() + self.limit
         log.debug("%s %s model=%s", self.method, self.url, self.model)
         return kwargs
@@ -317,9 +420,9 @@ class _Request:
             raise APITimeoutError(f"No complete answer within {self.limit:g} s", model=self.model)
 
     def _translate(self, exc: Exception) -> Exception:
-        import httpx
+        import httpx2
 
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx2.TimeoutException):
             return APITimeoutError(
                 f"Request timed out after {self.limit:g} s ({exc or type(exc).__name__})", model=self.model
             )
@@ -362,15 +465,15 @@ class _Request:
 
     # ------------------------------------------------------------------------------------------ sync
     def read_sync(self) -> Any:
-        import httpx
+        import httpx2
 
         try:
-            with leased_client() as client, client.stream(self.method, self.url, **self._kwargs(False)) as response:
+            with self._lease() as client, client.stream(self.method, self.url, **self._kwargs(False)) as response:
                 chunks = []
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
                     self._check_deadline()
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise self._translate(exc) from exc
         content = b"".join(chunks)
         if response.status_code >= 400:
@@ -378,10 +481,10 @@ class _Request:
         return loads(content, model=self.model)
 
     def chunks_sync(self, cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:
-        import httpx
+        import httpx2
 
         try:
-            with leased_client() as client, client.stream(self.method, self.url, **self._kwargs(False)) as response:
+            with self._lease() as client, client.stream(self.method, self.url, **self._kwargs(False)) as response:
                 if response.status_code >= 400:
                     raise self._error(response.status_code, response.read(), response.headers)
                 if "text/event-stream" not in response.headers.get("content-type", ""):
@@ -395,23 +498,23 @@ class _Request:
                     if decoder.done:
                         return
                 yield from self._events(decoder, None)
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise self._translate(exc) from exc
 
     # ------------------------------------------------------------------------------------------ async
     async def read_async(self) -> Any:
-        import httpx
+        import httpx2
 
         try:
             async with (
-                leased_async_client() as client,
+                self._alease() as client,
                 client.stream(self.method, self.url, **self._kwargs(True)) as response,
             ):
                 chunks = []
                 async for chunk in response.aiter_bytes():
                     chunks.append(chunk)
                     self._check_deadline()
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise self._translate(exc) from exc
         content = b"".join(chunks)
         if response.status_code >= 400:
@@ -419,11 +522,11 @@ class _Request:
         return loads(content, model=self.model)
 
     async def chunks_async(self) -> AsyncIterator[dict[str, Any]]:
-        import httpx
+        import httpx2
 
         try:
             async with (
-                leased_async_client() as client,
+                self._alease() as client,
                 client.stream(self.method, self.url, **self._kwargs(True)) as response,
             ):
                 if response.status_code >= 400:
@@ -439,7 +542,7 @@ class _Request:
                         return
                 for chunk in self._events(decoder, None):
                     yield chunk
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise self._translate(exc) from exc
 
 
@@ -453,7 +556,7 @@ def download(url: str, *, max_bytes: int, timeout: float) -> bytes:
 
     Sends no API key and no attribution headers: the file's host is not OpenRouter.
     """
-    import httpx
+    import httpx2
 
     from .errors import AttachmentError
 
@@ -466,7 +569,7 @@ def download(url: str, *, max_bytes: int, timeout: float) -> bytes:
             url,
             headers={"User-Agent": USER_AGENT},
             follow_redirects=True,
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            timeout=httpx2.Timeout(timeout, connect=min(10.0, timeout)),
         ) as response:
             if response.status_code >= 400:
                 raise AttachmentError(f"Downloading {url} failed: HTTP {response.status_code}")
@@ -481,8 +584,8 @@ def download(url: str, *, max_bytes: int, timeout: float) -> bytes:
                 if time.monotonic() > deadline:
                     raise AttachmentError(f"Downloading {url} took longer than {timeout:g} s")
                 chunks.append(chunk)
-    except httpx.TimeoutException:
+    except httpx2.TimeoutException:
         raise AttachmentError(f"Downloading {url} took longer than {timeout:g} s") from None
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise AttachmentError(f"Downloading {url} failed: {exc}") from None
     return b"".join(chunks)

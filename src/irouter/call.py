@@ -6,7 +6,7 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from . import _options as opts
-from ._client import ModelClient, Plan
+from ._client import AsyncClosing, ModelClient, Plan
 from ._compat import CALL_ARGS, positional_options
 from ._content import is_message_list, to_content
 from ._engine import TurnResult, afan_out, fan_out
@@ -26,11 +26,13 @@ class _OneOff(ModelClient):
         base_url: str | None = None,
         api_key: str | None = None,
         system: str | None = "",
+        *,
+        http_client: Any = None,
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a string, got {type(system).__name__}")
-        super().__init__(model, api_key, base_url, defaults)
+        super().__init__(model, api_key, base_url, defaults, http_client)
         self.system = system
 
     def _messages(self, message: Any) -> list[dict[str, Any]]:
@@ -75,7 +77,7 @@ class Call(_OneOff, Generic[Answer]):
         model: a model slug or a list of slugs (several -> ``{slug: value}`` results, all requested at once).
         base_url, api_key: as for `Chat`.
         system: a system prompt put before string messages; ``""`` for none.
-        **defaults: as for `Chat`.
+        http_client, **defaults: as for `Chat`.
 
     For type checkers ``Call("a")`` is a ``Call[str]`` and ``Call(["a", "b"])`` a ``Call[dict[str, str]]``.
     """
@@ -331,7 +333,7 @@ class Call(_OneOff, Generic[Answer]):
         return _regroup(flat, self._models, self._shape)
 
 
-class AsyncCall(_OneOff, Generic[Answer]):
+class AsyncCall(AsyncClosing, _OneOff, Generic[Answer]):
     """`Call` for asyncio: ``await ask("...")``, ``async for piece in ask("...", stream=True)``, and
     ``await ask.batch(prompts, concurrency=64)``. The same constructor and positional order as `Call`; ``async def``
     hooks are awaited."""

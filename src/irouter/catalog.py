@@ -199,17 +199,18 @@ def list_models(
     *,
     max_retries: int = DEFAULT_MAX_RETRIES,
     api_key: str | None = None,
+    http_client: Any = None,
 ) -> list[dict[str, Any]]:
     """The raw model records of ``GET {base_url}/models`` (OpenRouter's by default), from the cache when it is
     younger than ``max_age`` seconds (a day by default) unless ``refresh``. A failed fetch is retried like any
     request (at most ``max_retries + 1`` attempts). ``api_key`` is for servers that want one for their list
-    (OpenRouter does not)."""
+    (OpenRouter does not); the list is fetched through ``http_client`` (an ``httpx2.Client``) when given."""
     url = resolve_base_url(base_url)
     if not refresh:
         cached = cached_records(url, max_age)
         if cached is not None:
             return cached
-    endpoint = Endpoint(url, api_key, api_key_env=None, require_key=False)
+    endpoint = Endpoint(url, api_key, api_key_env=None, require_key=False, client=http_client)
     body = retry.call(lambda: endpoint.get("models", timeout=timeout), retry.RetryPolicy(max_retries))
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):

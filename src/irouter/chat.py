@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from . import _options as opts
 from ._cancel import CancelSignal, check_not_running, running
-from ._client import ModelClient, Plan
+from ._client import AsyncClosing, ModelClient, Plan
 from ._compat import CHAT_ARGS, positional_options
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
@@ -22,7 +22,7 @@ from ._drivers import Recorder
 from ._engine import FINAL_PROMPT, TurnResult, afan_out, fan_out
 from ._ledger import LedgerEntry, Meter, Quote, check_limit, worst_case
 from ._outputs import citations_in, images_in, last_reasoning
-from ._persist import FORMAT, check_history, dumps, jsonable_options, write_atomic
+from ._persist import FORMAT, check_history, check_saved, dumps, jsonable_options, merge_saved_options, write_atomic
 from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
@@ -47,17 +47,25 @@ class _Conversation(ModelClient):
         max_cost: float | None = None,
         max_total_tokens: int | None = None,
         allow_unpriced: bool = False,
+        http_client: Any = None,
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a string, got {type(system).__name__}")
         if not isinstance(allow_unpriced, bool):
             raise TypeError(f"allow_unpriced must be True or False, got {allow_unpriced!r}")
-        super().__init__(model, api_key, base_url, defaults)
+        super().__init__(model, api_key, base_url, defaults, http_client)
         self._meter = Meter(max_cost, max_total_tokens, self._quote)
         self._allow_unpriced = allow_unpriced
         self._check_budgets()
         self.system = system
+        self._new_locks()
+        self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
+        self._turn_options: dict[str, dict[str, Any]] = {}
+        """Each model's last turn's keyword arguments: `answer_tool_calls` goes on with them."""
+
+    def _new_locks(self) -> None:
+        """Locks belong to one object and one process: made here, and anew for copies and unpickled chats."""
         self._locks = {m: threading.RLock() for m in self._models}
         """Guard history and usage changes (short)."""
         self._turn_locks = {m: threading.RLock() for m in self._models}
@@ -65,9 +73,16 @@ class _Conversation(ModelClient):
         never interleave."""
         self._async_locks: dict[Any, dict[str, Any]] = {}
         """The same for async turns: per event loop, one asyncio lock per model (closed loops are dropped)."""
-        self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
-        self._turn_options: dict[str, dict[str, Any]] = {}
-        """Each model's last turn's keyword arguments: `answer_tool_calls` goes on with them."""
+
+    def _state(self) -> dict[str, Any]:
+        state = super()._state()
+        for name in ("_locks", "_turn_locks", "_async_locks"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._new_locks()
 
     def _start(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system}] if self.system else []
@@ -357,25 +372,39 @@ class _Conversation(ModelClient):
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, api_key: str | None = None, base_url: str | None = None, **options: Any
+        cls,
+        data: Mapping[str, Any],
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: Any = None,
+        **options: Any,
     ) -> Any:
         """A chat back from `to_dict` data, ready to go on. ``api_key`` (or ``OPENROUTER_API_KEY``) is needed as
-        for a new chat; ``base_url`` and ``options`` override what was saved."""
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise ValueError(f"Not a saved irouter chat (expected format {FORMAT!r})")
-        chat = cls(
-            data["models"] if len(data["models"]) > 1 else data["models"][0],
-            system=data.get("system"),
-            api_key=api_key,
-            base_url=base_url or _saved_base_url(data.get("base_url")),
-            max_cost=data.get("max_cost"),
-            max_total_tokens=data.get("max_total_tokens"),
-            allow_unpriced=bool(data.get("allow_unpriced", False)),
-            **{**(data.get("options") or {}), **options},
-        )
-        chat.set_history(dict(data.get("history") or {}))
-        for entry in data.get("ledger") or []:
-            chat._meter.record(LedgerEntry(**entry))
+        for a new chat; ``base_url`` and ``options`` override what was saved, except ``extra_headers``, which
+        add to the saved ones (give the secret headers the file left out again this way).
+
+        Every field is checked first: anything of the wrong shape or type raises ``ValueError`` naming the field
+        (``Saved chat: ledger[0]['cost'] must be a number or null, got '0.5'``)."""
+        saved = check_saved(data)
+        models = saved["models"] if len(saved["models"]) > 1 else saved["models"][0]
+        settings = {
+            "system": saved["system"],
+            "api_key": api_key,
+            "base_url": base_url or _saved_base_url(saved["base_url"]),
+            "max_cost": saved["max_cost"],
+            "max_total_tokens": saved["max_total_tokens"],
+            "allow_unpriced": saved["allow_unpriced"],
+            "http_client": http_client,
+        }
+        try:
+            chat = cls(models, **settings, **merge_saved_options(saved["options"], options))
+        except (TypeError, ValueError) as exc:
+            cls(models, **settings, **options)  # the caller's own arguments are wrong: raise that as it is
+            raise ValueError(f"Saved chat: 'options': {exc}") from None
+        chat.set_history(saved["history"])
+        for entry in saved["ledger"]:
+            chat._meter.record(entry)
         return chat
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -384,26 +413,32 @@ class _Conversation(ModelClient):
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, api_key: str | None = None, base_url: str | None = None, **options: Any
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: Any = None,
+        **options: Any,
     ) -> Any:
-        """A chat saved with `save`, ready to continue the conversation (see `from_dict`)."""
-        return cls.from_dict(
-            json.loads(Path(path).read_text(encoding="utf-8")), api_key=api_key, base_url=base_url, **options
-        )
+        """A chat saved with `save`, ready to continue the conversation (see `from_dict`). A file that is not
+        JSON, or not a saved chat, raises ``ValueError`` naming the file."""
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a saved chat: it is not JSON ({exc})") from None
+        return cls.from_dict(data, api_key=api_key, base_url=base_url, http_client=http_client, **options)
 
     def fork(self: _C) -> _C:
         """An independent copy to branch the conversation: same models, endpoint, options and budgets; its own
         history and accounts (copied), so turns on one do not show in the other."""
-        twin = copy.copy(self)
-        twin._locks = {m: threading.RLock() for m in self._models}
-        twin._turn_locks = {m: threading.RLock() for m in self._models}
+        twin = copy.copy(self)  # new locks, its own endpoint (see ModelClient.__copy__)
         twin._history = copy.deepcopy(self._history)
         twin.defaults = dict(self.defaults)
-        twin._meter = copy.copy(self._meter)
-        twin._meter._lock = threading.Lock()
+        twin._meter = copy.copy(self._meter)  # a new lock too
         twin._meter.entries = list(self._meter.entries)
         twin._meter.holds = []
-        twin._async_locks = {}
         twin._turn_options = dict(self._turn_options)
         return twin
 
@@ -455,6 +490,9 @@ class Chat(_Conversation, Generic[Answer]):
         max_total_tokens: tokens the chat may use, likewise.
         allow_unpriced: allow a budget on models whose worst case is unknown (no catalog price or answer
             length): their requests count only what they report after they end.
+        http_client: an ``httpx2.Client`` of yours to send through (proxies, a custom CA, your own transport);
+            ``httpx2.AsyncClient`` for `AsyncChat`. irouter never closes it. By default requests share irouter's
+            pooled connections; `close` (or leaving ``with Chat(...) as chat:``) releases them.
         **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``, ``tools``,
             ``extra_body``, ``extra_headers``, ``timeout``, ``max_retries``...); a turn's own keyword arguments
             override them.
@@ -686,7 +724,7 @@ class Chat(_Conversation, Generic[Answer]):
         return self._answered(self._drive(answers, plans, _one_signal(plans), None, None))
 
 
-class AsyncChat(_Conversation, Generic[Answer]):
+class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
     """`Chat` for asyncio: ``await chat("...")``, ``async for piece in chat("...", stream=True)``.
 
     The same constructor, history, usage and shapes as `Chat` (``AsyncChat("a")`` is an ``AsyncChat[str]``, whose

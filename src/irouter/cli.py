@@ -551,7 +551,9 @@ def _with_models(chat: Chat[Any], models: list[str], key: str | None = None) -> 
 
 
 def _unsaved(chat: Chat[Any]) -> dict[str, Any]:
-    return {k: v for k, v in chat.defaults.items() if k in chat.to_dict()["unsaved_options"]}
+    """The options `to_dict` leaves out (functions, secret headers: ``"extra_headers['Authorization']"``)."""
+    unsaved = chat.to_dict()["unsaved_options"]
+    return {k: v for k, v in chat.defaults.items() if k in unsaved or any(u.startswith(f"{k}[") for u in unsaved)}
 
 
 def _readline() -> None:
