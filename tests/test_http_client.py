@@ -117,7 +117,9 @@ def test_the_wrong_kind_of_client_is_refused_before_any_request(router: OpenRout
     with httpx2.Client() as sync_client:
         with pytest.raises(TypeError, match=r"http_client must be an httpx2\.AsyncClient, got httpx2\.Client"):
             AsyncChat(M, http_client=sync_client, **connect)
-        with pytest.raises(TypeError, match=r"http_client= is not an option of chat\(\.\.\.\).*given to the constructor"):
+        with pytest.raises(
+            TypeError, match=r"http_client= is not an option of chat\(\.\.\.\).*given to the constructor"
+        ):
             Chat(M, **connect)("hi", http_client=sync_client)
     with pytest.raises(TypeError, match=r"httpx2\.Client"):
         Call(M, http_client="http://proxy:8080", **connect)
