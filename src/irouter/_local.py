@@ -39,6 +39,9 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 START_TIMEOUT = 180.0
 """Seconds a llama.cpp server may take to load its model and answer."""
 
+THREADS = max((os.cpu_count() or 2) // 2, 1)
+"""Threads the llama.cpp server computes with: half the logical CPUs (about one per core)."""
+
 _named: dict[str, Path] = {}
 _servers: dict[Path, LlamaServer] = {}
 _lock = threading.Lock()
@@ -171,6 +174,12 @@ class LlamaServer:
             str(self.port),
             "--n_ctx",
             "4096",
+            # llama.cpp's own default: as many threads for prompts as for generation (llama-cpp-python would take
+            # every logical CPU for prompts, whose threads then wait on each other when the machine is busy)
+            "--n_threads",
+            str(THREADS),
+            "--n_threads_batch",
+            str(THREADS),
             "--chat_format",
             "chatml-function-calling",
         ]
