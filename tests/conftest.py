@@ -10,8 +10,8 @@ import pytest
 from irouter.catalog import clear_cache
 from irouter.testing import OpenRouterDouble
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openrouter-samples"
-"""The captured OpenRouter payloads (``../shared/openrouter-samples`` beside the repository)."""
+SAMPLES = Path(__file__).resolve().parent / "data" / "openrouter"
+"""The captured OpenRouter payloads the tests replay, kept in the repository (see ``tests/data/README.md``)."""
 
 
 @pytest.fixture(autouse=True)

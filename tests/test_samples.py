@@ -1,4 +1,4 @@
-"""Every captured OpenRouter sample (``../shared/openrouter-samples``) through irouter's client parsing.
+"""Every captured OpenRouter sample (``tests/data/openrouter``) through irouter's client parsing.
 
 Each file is read exactly as captured and checked against values copied from it by hand (texts, ids, tool calls,
 usage and cost, provider, error class/status/message/metadata), both through the pure parsers of ``irouter._wire``
@@ -1298,8 +1298,56 @@ def kind_of(name: str) -> str:
     return "responses"
 
 
+LATER = {
+    # kept for features irouter does not have yet; a test that covers one moves it into a table above
+    "batch-chat-completions-doc-example.poll-completed.response.json",
+    "batch-chat-completions-doc-example.submit.request.json",
+    "batch-chat-completions-doc-example.submit.response.json",
+    "batch-embeddings-doc-example.poll-completed.results-fragment.json",
+    "batch-embeddings-doc-example.submit.request.json",
+    "batch-messages-doc-example.submit.request.json",
+    "chat-nonstream-cache-anthropic-tools-ttl-2026-03.turn1.request.json",
+    "chat-nonstream-cache-anthropic-tools-ttl-2026-03.turn1.response.json",
+    "chat-nonstream-cache-anthropic-tools-ttl-2026-03.turn2.request.json",
+    "chat-nonstream-cache-anthropic-tools-ttl-2026-03.turn2.response.json",
+    "chat-nonstream-cache-anthropic-tools-ttl-2026-03.turn3.request.json",
+    "chat-nonstream-cache-anthropic-tools-ttl-2026-03.turn3.response.json",
+    "chat-nonstream-cache-four-breakpoints-2026-04.request.json",
+    "chat-nonstream-cache-four-breakpoints-2026-04.response.json",
+    "chat-nonstream-cache-gemini-system-2026-03.turn1.request.json",
+    "chat-nonstream-cache-gemini-system-2026-03.turn1.response.json",
+    "chat-nonstream-cache-gemini-system-2026-03.turn2.request.json",
+    "chat-nonstream-cache-gemini-system-2026-03.turn2.response.json",
+    "embeddings-multi-input-2026-01.request.json",
+    "embeddings-multi-input-2026-01.response.truncated.json",
+    "embeddings-provider-order-user-2026-01.request.json",
+    "embeddings-provider-order-user-2026-01.response.truncated.json",
+    "embeddings-single-2026-01.request.json",
+    "embeddings-single-2026-01.response-meta.json",
+    "embeddings-single-2026-01.response.truncated.json",
+    "error-400-context-length-exceeded-previous-errors.response.json",
+    "error-400-context-length-exceeded.response.json",
+    "error-402-in-flight-budget-exhausted-previous-errors.response.json",
+    "error-402-in-flight-budget-exhausted.response.json",
+    "error-in-200-embeddings-no-successful-provider-responses.response.json",
+    "generation-stats-doc-example.response.json",
+    "generation-stats-provider-fallback-2026-02.response.truncated.json",
+    "model-endpoints-kimi-k3-2026-08.response.json",
+    "responses-nonstream-prompt-cache-explicit-2026-07.turn1.request.json",
+    "responses-nonstream-prompt-cache-explicit-2026-07.turn1.response.json",
+    "responses-nonstream-prompt-cache-explicit-2026-07.turn2.request.json",
+    "responses-nonstream-prompt-cache-explicit-2026-07.turn2.response.json",
+}
+"""Sample files no test reads yet (prompt caching, embeddings, batches, generation stats, endpoint lists, the
+Responses API, context-length and budget errors): in the repository so the issues that need them find them."""
+
+
 def test_every_sample_file_is_covered() -> None:
-    on_disk = sorted(p.name for p in SAMPLES.iterdir() if p.is_file() and p.name != "README.md")
+    files = {p.name for p in SAMPLES.iterdir() if p.is_file() and p.name != "README.md"}
+    assert sorted(LATER - files) == [], "LATER names files that do not exist"
+    covered = {name for table in TABLES.values() for name in table}
+    assert sorted(LATER & covered) == [], "these files are covered now: remove them from LATER"
+    on_disk = sorted(files - LATER)
     assert len(on_disk) > 80
     missing = [name for name in on_disk if name not in TABLES[kind_of(name)]]
     assert missing == [], "sample files that no test covers (add them to the right table)"

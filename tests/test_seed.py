@@ -1,4 +1,4 @@
-"""The seed notebook (``shared/seed/chat-notebook.md``) replayed end to end against the OpenRouter double.
+"""The seed notebook (``tests/data/seed/chat-notebook.md``) replayed end to end against the OpenRouter double.
 
 Every shape the notebook prints is asserted exactly; the double is scripted with the notebook's own answers and
 token counts, so the values match too.

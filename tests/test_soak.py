@@ -46,6 +46,7 @@ def chaos(seed: int) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(400)  # about 2 minutes on 2 busy cores, at the edge of the 120 s every other test gets
 def test_soak_threads_and_faults() -> None:
     with OpenRouterDouble() as router:
         router.default = chaos(seed=1234)

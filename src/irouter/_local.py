@@ -1,10 +1,18 @@
-"""``local/`` models: llama.cpp's OpenAI-compatible server, started on first use, shared, stopped at exit."""
+"""``local/`` models: llama.cpp's OpenAI-compatible server, started on first use, shared, stopped at exit.
+
+A server that dies (exits, is killed by a signal, stops listening) is reported as `LocalModelError` naming the
+signal or exit code, the end of its log and, for a crash, the command that rebuilds llama-cpp-python for any x86-64
+CPU of the last decade. The error is not retryable, so no request is retried into a dead server.
+"""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import os
+import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -17,12 +25,22 @@ from typing import Any
 
 from ._transport import Endpoint, http_client
 from .endpoints import Route
-from .errors import LocalModelError
+from .errors import APIConnectionError, APITimeoutError, LocalModelError
 
-INSTALL = 'pip install "irouter[local]"'
+PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+"""How llama-cpp-python is built so that it runs on any x86-64 CPU with AVX2 (2013 on): pip's default,
+``GGML_NATIVE``, builds for the build machine's CPU, which crashes with SIGILL where a virtual machine advertises
+instructions (AVX-512, AMX) it does not let programs run."""
+INSTALL = f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install "irouter[local]"'
+PYTHON_ENV = "IROUTER_LLAMA_PYTHON"
+"""Environment variable: the Python interpreter that runs llama.cpp's server (default: the current one), for a
+llama-cpp-python installed in another environment."""
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 START_TIMEOUT = 180.0
 """Seconds a llama.cpp server may take to load its model and answer."""
+
+THREADS = max((os.cpu_count() or 2) // 2, 1)
+"""Threads the llama.cpp server computes with: half the logical CPUs (about one per core)."""
 
 _named: dict[str, Path] = {}
 _servers: dict[Path, LlamaServer] = {}
@@ -80,24 +98,72 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_python() -> str:
+    """The interpreter that runs llama.cpp's server: ``$IROUTER_LLAMA_PYTHON``, else the current one."""
+    return os.environ.get(PYTHON_ENV) or sys.executable
+
+
+def rebuild_command(python: str) -> str:
+    """The shell command that rebuilds ``python``'s llama-cpp-python portably (never from pip's wheel cache, which
+    may hold a wheel built for another CPU)."""
+    package = "llama-cpp-python"
+    if python == sys.executable:
+        import importlib.metadata
+
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            package += f"=={importlib.metadata.version('llama-cpp-python')}"
+    return (
+        f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" {shlex.quote(python)} -m pip install --force-reinstall --no-deps '
+        f"--no-cache-dir --no-binary llama-cpp-python {package}"
+    )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+    description = signal.strsignal(number)
+    return f"{name} ({description})" if description else name
+
+
+STOPPED = (signal.SIGTERM, signal.SIGINT, signal.SIGKILL)
+"""Signals someone sends to stop a process (SIGKILL also comes from the out-of-memory killer): not a crash."""
+
+
+def exit_signal(returncode: int) -> int | None:
+    """The signal that ended a process: ``-N`` as `subprocess` reports it, or ``128 + N`` as a shell does."""
+    if returncode < 0:
+        return -returncode
+    if 128 < returncode < 128 + signal.NSIG:
+        return returncode - 128
+    return None
+
+
+def describe_exit(returncode: int) -> str:
+    """How a process ended, in words: ``"was killed by SIGILL (Illegal instruction)"``, ``"exited with code 1"``."""
+    number = exit_signal(returncode)
+    if number is None:
+        return f"exited with code {returncode}"
+    if returncode < 0:
+        return f"was killed by {_signal_name(number)}"
+    return f"exited with code {returncode} (128 + {_signal_name(number)})"
+
+
 class LlamaServer:
     """One ``python -m llama_cpp.server`` process serving one GGUF file on a free loopback port."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.python = server_python()
         self.process: subprocess.Popen[bytes] | None = None
-        self.base_url = ""
+        self.port = _free_port()
+        self.endpoint = Endpoint(f"http://127.0.0.1:{self.port}/v1", api_key_env=None, attribution=False)
         self.log = Path(tempfile.gettempdir()) / f"irouter-llama-{os.getpid()}-{path.stem}.log"
 
-    def start(self) -> None:
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise LocalModelError(
-                f"Local models need llama-cpp-python's server: {INSTALL} "
-                "(building llama-cpp-python needs a C compiler and CMake)."
-            )
-        port = _free_port()
-        command = [
-            sys.executable,
+    def command(self) -> list[str]:
+        return [
+            self.python,
             "-m",
             "llama_cpp.server",
             "--model",
@@ -105,25 +171,43 @@ class LlamaServer:
             "--host",
             "127.0.0.1",
             "--port",
-            str(port),
+            str(self.port),
             "--n_ctx",
             "4096",
+            # llama.cpp's own default: as many threads for prompts as for generation (llama-cpp-python would take
+            # every logical CPU for prompts, whose threads then wait on each other when the machine is busy)
+            "--n_threads",
+            str(THREADS),
+            "--n_threads_batch",
+            str(THREADS),
             "--chat_format",
             "chatml-function-calling",
         ]
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        self._wait()
 
-    def _wait(self) -> None:
+    def start(self) -> None:
+        if self.python == sys.executable and importlib.util.find_spec("llama_cpp") is None:
+            raise LocalModelError(
+                f"Local models need llama-cpp-python's server: {INSTALL} "
+                "(building llama-cpp-python needs a C compiler and CMake)."
+            )
+        try:
+            with self.log.open("wb") as log:
+                self.process = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+        except OSError as exc:
+            raise LocalModelError(
+                f"Cannot run llama.cpp's server with {self.python!r} (${PYTHON_ENV}): {exc}"
+            ) from None
+        self._wait(self.process)
+
+    def _wait(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise LocalModelError(f"The llama.cpp server stopped while starting:\n{self._tail()}")
+            if process.poll() is not None:
+                raise self.death(process.returncode, "while starting")
             try:
-                if http_client().get(f"{self.base_url}/models", timeout=2).status_code == 200:
+                if http_client().get(f"{self.endpoint.base_url}/models", timeout=2).status_code == 200:
                     return
             except Exception:  # not listening yet
                 pass
@@ -133,12 +217,48 @@ class LlamaServer:
 
     def _tail(self) -> str:
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
+            lines = self.log.read_text(errors="replace").splitlines()[-15:]
         except OSError:
-            return "(no log)"
+            return "    (no log)"
+        return "\n".join(f"    {line}" for line in lines) or "    (empty)"
 
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+    def death(self, returncode: int | None, when: str) -> LocalModelError:
+        """The error that reports this server's end (``returncode`` ``None``: it stopped listening): how it ended
+        and, for a crash, how to rebuild llama-cpp-python, on the first line (the CLI shows only that one); then
+        the end of the server's log."""
+        number = None if returncode is None else exit_signal(returncode)
+        how = f"stopped listening on port {self.port}" if returncode is None else describe_exit(returncode)
+        first = f"The llama.cpp server for {self.path.name} {how} {when}"
+        if number == signal.SIGILL:
+            first += (
+                ": this llama-cpp-python was built for instructions this CPU does not run (pip builds llama.cpp "
+                f"for the CPU it is built on); rebuild it portably with: {rebuild_command(self.python)}"
+            )
+        elif number is not None and number not in STOPPED:
+            first += f": if llama-cpp-python was built for another CPU, rebuild it with: {rebuild_command(self.python)}"
+        return LocalModelError(f"{first}\nThe end of its log ({self.log}):\n{self._tail()}")
+
+    def check(self, exc: APIConnectionError) -> None:
+        """After a failed connection: raise `LocalModelError` if the server died (exited, was killed, stopped
+        listening); return if it still serves, so the connection error stands (and may be retried)."""
+        if isinstance(exc, APITimeoutError) or self.process is None:
+            return
+        try:
+            returncode: int | None = self.process.wait(1.0)  # the socket closes an instant before the exit is seen
+        except subprocess.TimeoutExpired:
+            if self._listening():
+                return
+            self.stop()
+            returncode = None
+        forget(self)
+        raise self.death(returncode, "during a request") from exc
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+                return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -151,14 +271,25 @@ class LlamaServer:
 
 
 def server_for(path: Path) -> LlamaServer:
-    """The running server for ``path``, started if need be (one per file per process)."""
+    """The running server for ``path``, started if need be (one per file per process). A server that died since
+    the last request is reported (`LocalModelError`) and forgotten: the next request starts a new one."""
     with _lock:
         server = _servers.get(path)
-        if server is None or not server.running():
+        if server is not None and server.process is not None and server.process.poll() is not None:
+            del _servers[path]
+            raise server.death(server.process.returncode, "between two requests")
+        if server is None:
             server = LlamaServer(path)
             server.start()
             _servers[path] = server
         return server
+
+
+def forget(server: LlamaServer) -> None:
+    """Drop ``server`` from the running ones (it died), so the next request starts a new one."""
+    with _lock:
+        if _servers.get(server.path) is server:
+            del _servers[server.path]
 
 
 @atexit.register
@@ -172,17 +303,17 @@ def stop_servers() -> None:
 
 
 class LocalEndpoint:
-    """An `Endpoint` whose server starts on the first request: no key, no attribution headers."""
+    """An `Endpoint` whose server starts on the first request: no key, no attribution headers. A connection that
+    fails because the server died raises `LocalModelError` instead (see `LlamaServer.check`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._endpoint: Endpoint | None = None
+
+    def server(self) -> LlamaServer:
+        return server_for(self.path)
 
     def ready(self) -> Endpoint:
-        server = server_for(self.path)
-        if self._endpoint is None or self._endpoint.base_url != server.base_url:
-            self._endpoint = Endpoint(server.base_url, api_key_env=None, attribution=False)
-        return self._endpoint
+        return self.server().endpoint
 
     @property
     def base_url(self) -> str:
@@ -192,16 +323,34 @@ class LocalEndpoint:
         return f"LocalEndpoint({self.path.name!r})"
 
     def post(self, path: str, body: Mapping[str, Any], **kwargs: Any) -> Any:
-        return self.ready().post(path, body, **kwargs)
+        server = self.server()
+        try:
+            return server.endpoint.post(path, body, **kwargs)
+        except APIConnectionError as exc:
+            server.check(exc)
+            raise
 
     def stream(self, path: str, body: Mapping[str, Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
-        return self.ready().stream(path, body, **kwargs)
+        server = self.server()
+        return self._checked(server, server.endpoint.stream(path, body, **kwargs))
+
+    @staticmethod
+    def _checked(server: LlamaServer, chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        try:
+            yield from chunks
+        except APIConnectionError as exc:
+            server.check(exc)
+            raise
 
     async def apost(self, path: str, body: Mapping[str, Any], **kwargs: Any) -> Any:
         import asyncio
 
-        endpoint = await asyncio.to_thread(self.ready)  # starting the server must not block the event loop
-        return await endpoint.apost(path, body, **kwargs)
+        server = await asyncio.to_thread(self.server)  # starting the server must not block the event loop
+        try:
+            return await server.endpoint.apost(path, body, **kwargs)
+        except APIConnectionError as exc:
+            await asyncio.to_thread(server.check, exc)
+            raise
 
     def astream(self, path: str, body: Mapping[str, Any], **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
         return self._astream(path, body, **kwargs)
@@ -209,6 +358,10 @@ class LocalEndpoint:
     async def _astream(self, path: str, body: Mapping[str, Any], **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
         import asyncio
 
-        endpoint = await asyncio.to_thread(self.ready)
-        async for chunk in endpoint.astream(path, body, **kwargs):
-            yield chunk
+        server = await asyncio.to_thread(self.server)
+        try:
+            async for chunk in server.endpoint.astream(path, body, **kwargs):
+                yield chunk
+        except APIConnectionError as exc:
+            await asyncio.to_thread(server.check, exc)
+            raise

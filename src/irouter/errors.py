@@ -10,7 +10,7 @@ The tree::
     ├── BudgetExceeded              the request might pass the chat's max_cost or max_total_tokens; not sent
     ├── UnknownModelError           the catalog has no such model (also a ValueError); suggests close slugs
     ├── CapabilityError             the model cannot take what was sent (tools, images...) (also a ValueError)
-    ├── LocalModelError             a local/ model cannot run: the extra is missing, or llama.cpp failed
+    ├── LocalModelError             a local/ model cannot run: the extra is missing, or llama.cpp failed/died
     └── APIError                    anything the server (or the way to it) did wrong
         ├── APIConnectionError      could not reach the server / connection dropped
         │   └── APITimeoutError     the server took longer than `timeout`
@@ -116,7 +116,9 @@ class CapabilityError(IrouterError, ValueError):
 
 class LocalModelError(IrouterError):
     """A ``local/`` model cannot run: the ``local`` extra is not installed (the message gives the command), the
-    name is unknown, or llama.cpp's server failed to start (the message shows the end of its log)."""
+    name is unknown, or llama.cpp's server failed to start or died (exited, was killed by a signal, stopped
+    listening). For a server, the first line says how it ended and, for a crash such as SIGILL, the command that
+    rebuilds llama-cpp-python portably; the end of its log follows. Never retried."""
 
 
 class StructuredOutputError(IrouterError, ValueError):
