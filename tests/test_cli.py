@@ -263,6 +263,29 @@ def test_max_cost(router: OpenRouterDouble, env: dict[str, str]) -> None:
     assert len(router.chat_requests) == 1
 
 
+def test_max_cost_on_an_unpriced_model_needs_allow_unpriced(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    """A model the catalog lists no price for takes --max-cost only with --allow-unpriced (as Chat's
+    allow_unpriced=True); the reported cost then counts against the cap."""
+    ask = ("hi", "-m", "x/unpriced", "--no-check", "--no-stats", "--max-cost", "0.5")
+    one_error_line(run(env, *ask), 2, contains="--allow-unpriced")
+    assert router.chat_requests == []
+    out = run(env, *ask, "--allow-unpriced")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "You said: hi\n", "")
+    assert [body["model"] for body in router.chat_requests] == ["x/unpriced"]
+    assert not {"max_cost", "allow_unpriced"} & set(router.chat_requests[0])
+    one_error_line(run(env, *ask, "--allow-unpriced", "--max-cost", "0"), 4, contains="Budget reached")
+    assert len(router.chat_requests) == 1
+
+
+def test_chat_allow_unpriced_carries_over_to_model(router: OpenRouterDouble, session: Any) -> None:
+    chat = session("--max-cost", "0.5", "--allow-unpriced", "--no-check")
+    assert chat.send("/model x/unpriced") == "(now: x/unpriced)"
+    chat.ask("hello", "You said: hello")
+    assert [body["model"] for body in router.chat_requests] == ["x/unpriced"]
+    chat.child.sendline("/exit")
+    assert chat.close() == 0
+
+
 def test_base_url_flag(env: dict[str, str]) -> None:
     """--base-url names another server: it answers, and it never gets the OpenRouter key or attribution."""
     with OpenRouterDouble(api_key=None, require_auth=False) as other:
@@ -864,7 +887,7 @@ def test_chat_max_cost(router: OpenRouterDouble, session: Any) -> None:
     other = "meta-llama/llama-3.3-70b-instruct"
     assert chat.send(f"/model {other}") == f"(now: {other})"
     assert chat.send("again").startswith("irouter: error: Budget reached")  # switching models spends no less
-    assert chat.send("/model x/unpriced").startswith("irouter: error: max_cost= cannot be a cap for x/unpriced")
+    assert chat.send("/model x/unpriced").startswith("irouter: error: --max-cost cannot be a cap for x/unpriced")
     assert len(router.chat_requests) == 1
 
 

@@ -87,6 +87,15 @@ def describe(exc: BaseException) -> str:
             "--base-url URL --api-key-env NAME."
         )
     text = str(exc)
+    if isinstance(exc, ValueError) and "allow_unpriced=True" in text:  # Chat's budget check, in flags
+        for python, flag in (
+            ("max_cost=", "--max-cost"),
+            ("max_total_tokens=", "max_total_tokens"),
+            ("Set max_tokens=... as a default, or pass", "Add -o max_tokens=N, or"),
+            ("Pass allow_unpriced=True", "Add --allow-unpriced"),
+            ("allow_unpriced=True", "--allow-unpriced"),
+        ):
+            text = text.replace(python, flag)
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -154,6 +163,11 @@ def common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OpenRouter)")
     parser.add_argument("--api-key-env", metavar="NAME", help="the environment variable holding the key for --base-url")
     parser.add_argument("--max-cost", type=float, help="stop before spending more than this many dollars")
+    parser.add_argument(
+        "--allow-unpriced",
+        action="store_true",
+        help="accept --max-cost for a model whose catalog lists no price (only reported costs count)",
+    )
     parser.add_argument("--no-check", action="store_true", help="send even if the model catalog says no")
     parser.add_argument("--no-stats", action="store_true", help="no tokens/cost line after each answer")
 
@@ -184,6 +198,7 @@ def make_chat(args: argparse.Namespace) -> Chat[Any]:
         api_key=api_key(args),
         base_url=args.base_url,
         max_cost=args.max_cost,
+        allow_unpriced=args.allow_unpriced,
         **options,
     )
 
