@@ -162,6 +162,69 @@ def test_keyword_arguments_override_the_turn_options(router: OpenRouterDouble, c
     assert (body["temperature"], body["max_tokens"], body["tools"]) == (0, 50, [WEATHER])
 
 
+def interrupt() -> str:
+    """Stands for Ctrl-C pressed while a tool runs."""
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_an_interrupted_or_failed_answer_leaves_the_turn_options_as_they_were(
+    router: OpenRouterDouble, connect: dict[str, str], flavour: str
+) -> None:
+    """Keyword arguments given to an answer_tool_calls that was interrupted (or failed) were never part of the
+    turn: the next answer goes on with the turn's own options, as its history does."""
+    from irouter.testing import Error
+
+    router.queue(
+        Text(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="p")]),
+        Text(tool_calls=[ToolCall("interrupt", {}, id="i")]),
+        Error(400, "bad request"),
+        "Sunny.",
+    )
+    chat = (AsyncChat if flavour == "async" else Chat)("m/m", **connect)
+
+    async def answer(**kwargs: Any) -> Any:
+        reply = chat.answer_tool_calls({"p": "sunny"}, **kwargs)
+        return await reply if flavour == "async" else reply
+
+    def run(coroutine: Any) -> Any:
+        return asyncio.run(coroutine)
+
+    async def ask() -> Any:
+        reply = chat("Weather?", tools=[WEATHER], temperature=0.5)
+        return await reply if flavour == "async" else reply
+
+    run(ask())
+    with pytest.raises(KeyboardInterrupt):
+        run(answer(tools=[WEATHER, interrupt], temperature=1.5))
+    with pytest.raises(irouter.BadRequestError):
+        run(answer(temperature=1.0, max_tokens=7))
+    assert [c.id for c in chat.pending_tool_calls] == ["p"]
+    assert run(answer()) == "Sunny."
+    body = router.chat_requests[-1]
+    assert (body["temperature"], body["tools"], "max_tokens" in body) == (0.5, [WEATHER], False)
+    assert [m["tool_call_id"] for m in tool_messages(body)] == ["p"]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_answer_tool_calls_refuses_stream(router: OpenRouterDouble, connect: dict[str, str], flavour: str) -> None:
+    """answer_tool_calls returns the whole answer: stream=True is refused before sending, not silently ignored."""
+    router.queue(Text(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="p")]), "Sunny.")
+    chat = (AsyncChat if flavour == "async" else Chat)("m/m", **connect)
+
+    async def main() -> None:
+        first = chat("Weather?", tools=[WEATHER])
+        if flavour == "async":
+            await first
+        with pytest.raises(TypeError, match=r"stream= is not an option of chat\.answer_tool_calls"):
+            chat.answer_tool_calls({"p": "sunny"}, stream=True)
+        assert len(router.chat_requests) == 1
+        answer = chat.answer_tool_calls({"p": "sunny"})
+        assert (await answer if flavour == "async" else answer) == "Sunny."
+
+    asyncio.run(main())
+
+
 class Forecast(BaseModel):
     city: str
     sky: str

@@ -124,7 +124,8 @@ class _Conversation(ModelClient):
 
     def _answers(self, results: Any, kwargs: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Plan]]:
         """`answer_tool_calls`'s arguments checked: the tool messages per model, and the plan each model's turn
-        goes on with (its last turn's options, updated by ``kwargs``). Raises before any request."""
+        goes on with (its last turn's options, updated by ``kwargs``; they stay updated once the turn goes on, see
+        `_commit`). Raises before any request."""
         if not isinstance(results, Mapping):
             raise TypeError(f"results must be a dict of {{call_id: result}}, got {type(results).__name__}")
         if len(self._models) == 1:
@@ -153,9 +154,10 @@ class _Conversation(ModelClient):
                     + (f"; not answered: {missing}" if missing else "")
                 )
             answers[model] = [answer_message(i, given[i]) for i in ids]
-        plans = {m: self._plan({**self._turn_options.get(m, {}), **kwargs}, opts.CHAT) for m in answers}
-        for model in answers:
-            self._turn_options[model] = {**self._turn_options.get(model, {}), **kwargs}
+        options = {m: {**self._turn_options.get(m, {}), **kwargs} for m in answers}
+        plans = {m: self._plan(options[m], opts.ANSWER) for m in answers}
+        for model, plan in plans.items():
+            plan.turn_options = options[model]
         return answers, plans
 
     def _answered(self, values: dict[str, Any]) -> Any:
@@ -212,16 +214,20 @@ class _Conversation(ModelClient):
                     "the cap)."
                 )
 
-    def _commit(self, results: dict[str, TurnResult], cancel: CancelSignal) -> dict[str, Any]:
+    def _commit(self, results: dict[str, TurnResult], plans: dict[str, Plan], cancel: CancelSignal) -> dict[str, Any]:
         """The call's finished turns join their histories, together and only if the call was not cancelled
         meanwhile (Ctrl-C, a closed stream): an interrupted call keeps nothing, for any model. Returns the values.
-        The caller holds every model's turn lock."""
+        The caller holds every model's turn lock. A model going on from answered tool calls keeps the options its
+        turn went on with (``plans[model].turn_options``), for the next `answer_tool_calls`."""
         with ExitStack() as held:
             for model in results:
                 held.enter_context(self._locks[model])
             cancel.check()
             for model, result in results.items():
                 self._history[model].extend(result.messages)
+                options = plans[model].turn_options
+                if options is not None:
+                    self._turn_options[model] = options
         return {m: r.value for m, r in results.items()}
 
     @property
@@ -703,9 +709,9 @@ class Chat(_Conversation, Generic[Answer]):
             try:
                 results = fan_out(models, one, cancel, ended)
             except MultiModelError as exc:  # the others' answers are kept
-                exc.answers = self._commit(exc.answers, cancel)
+                exc.answers = self._commit(exc.answers, plans, cancel)
                 raise
-            return self._commit(results, cancel)
+            return self._commit(results, plans, cancel)
 
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Send the results of the `pending_tool_calls` and go on with the turn; returns what the turn returns
@@ -935,9 +941,9 @@ class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
                 try:
                     results = await afan_out(models, one, cancel, ended)
                 except MultiModelError as exc:
-                    exc.answers = self._commit(exc.answers, cancel)
+                    exc.answers = self._commit(exc.answers, plans, cancel)
                     raise
-                return self._commit(results, cancel)
+                return self._commit(results, plans, cancel)
 
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Like `Chat.answer_tool_calls`, awaitable: ``await chat.answer_tool_calls({call_id: result})``."""
