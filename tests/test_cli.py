@@ -857,6 +857,34 @@ def test_chat_load_of_a_bad_file_prints_one_line_and_goes_on(
     ]
 
 
+def test_chat_load_of_a_chat_waiting_for_tool_results_goes_on(
+    router: OpenRouterDouble, session: Any, tmp_path: Path
+) -> None:
+    """A chat saved by a program while its model waited for the results of schema tools: the CLI cannot give
+    them, so it says so in one line (and how to go on) instead of ending the session with a traceback."""
+    from irouter import Chat
+    from irouter.testing import ToolCall
+
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    router.queue(Text(tool_calls=[ToolCall("lookup", {}, id="c1")]))
+    program = Chat(DEFAULT, base_url=router.base_url, api_key=router.api_key)
+    program("look it up", tools=[lookup])
+    saved = program.save(tmp_path / "waiting.json")
+    chat = session()
+    shown = chat.send(f"/load {saved}")
+    assert shown.splitlines() == [
+        f"(loaded: {DEFAULT}, 1 turns)",
+        "irouter: note: the conversation waits for the results of tool calls (lookup (id c1)), which irouter chat "
+        "cannot give; /reset starts it over (or answer them in Python with chat.answer_tool_calls)",
+    ]
+    assert chat.send("hello").startswith("irouter: error: the conversation waits for the results of tool calls")
+    assert len(router.chat_requests) == 1  # nothing was sent
+    chat.send("/reset")
+    chat.ask("hello", "You said: hello")
+    chat.child.sendline("/exit")
+    assert chat.close() == 0
+
+
 def test_chat_ctrl_c_stops_the_answer_and_keeps_the_history(router: OpenRouterDouble, session: Any) -> None:
     chat = session()
     chat.ask("first", "You said: first")

@@ -508,6 +508,10 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
             if done:
                 return OK
             continue
+        waiting = _waiting(chat)
+        if waiting:  # the library would refuse the message, in Python's words
+            print(f"irouter: error: {waiting}", file=sys.stderr)
+            continue
         try:
             printer.stream(chat, line)
         except KeyboardInterrupt:
@@ -534,6 +538,9 @@ def command(chat: Chat[Any], line: str, printer: Printer, key: str | None = None
         loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key)
         chat = loaded
         print(f"(loaded: {', '.join(chat.models)}, {chat.turns} turns)", file=sys.stderr)
+        waiting = _waiting(chat)
+        if waiting:
+            print(f"irouter: note: {waiting}", file=sys.stderr)
     elif name == "/cost":
         printer_stats = Printer(out=printer.out, err=printer.err, stats=True)
         printer_stats._stats(chat, None)
@@ -551,6 +558,24 @@ def command(chat: Chat[Any], line: str, printer: Printer, key: str | None = None
     else:
         raise ValueError(f"unknown command {name}; /help lists them")
     return chat, False
+
+
+def _waiting(chat: Chat[Any]) -> str | None:
+    """What a chat whose model waits for tool results (saved that way by a program) says in the CLI, which cannot
+    give them; ``None`` when nothing waits."""
+    pending = chat.pending_tool_calls
+    per_model = pending if isinstance(pending, dict) else {chat.models[0]: pending}
+    waiting = {m: calls for m, calls in per_model.items() if calls}
+    if not waiting:
+        return None
+    shown = "; ".join(
+        (f"{m}: " if len(chat.models) > 1 else "") + ", ".join(f"{c.name} (id {c.id})" for c in calls)
+        for m, calls in waiting.items()
+    )
+    return (
+        f"the conversation waits for the results of tool calls ({shown}), which irouter chat cannot give; "
+        "/reset starts it over (or answer them in Python with chat.answer_tool_calls)"
+    )
 
 
 def _with_models(chat: Chat[Any], models: list[str], key: str | None = None) -> Chat[Any]:
