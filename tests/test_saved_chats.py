@@ -398,6 +398,29 @@ def test_an_async_chat_pickles_after_running_in_an_event_loop(keyed: OpenRouterD
     assert len(again.history) == 5
 
 
+def test_options_of_one_call_do_not_stop_a_chat_from_pickling(keyed: OpenRouterDouble) -> None:
+    """A lambda hook or a local tool given to one call is not the chat's: once that turn is over the chat pickles.
+    While a turn waits for tool results its options travel with it, so the unpickled chat goes on with them."""
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+    def local_tool() -> str:
+        """A tool defined inside a function: not picklable."""
+        return "local"
+
+    chat = Chat(M, base_url=keyed.base_url, api_key=KEY)
+    keyed.queue(Text(tool_calls=[ToolCall("local_tool", {}, id="l")]), "done")
+    assert chat("hi", tools=[local_tool], before_tool=lambda call: None) == "done"
+    again = pickle.loads(pickle.dumps(chat))
+    assert again.history == chat.history
+
+    keyed.queue(Text(tool_calls=[ToolCall("lookup", {}, id="w")]), "found")
+    chat("look", tools=[lookup], temperature=0.3)
+    again = pickle.loads(pickle.dumps(chat))
+    again.api_key = KEY
+    assert again.answer_tool_calls({"w": "it"}) == "found"
+    assert (keyed.chat_requests[-1]["tools"], keyed.chat_requests[-1]["temperature"]) == ([lookup], 0.3)
+
+
 def test_registered_endpoints_find_their_key_again(keyed: OpenRouterDouble, monkeypatch: pytest.MonkeyPatch) -> None:
     from irouter import register_endpoint
     from irouter.endpoints import unregister_endpoint

@@ -78,6 +78,9 @@ class _Conversation(ModelClient):
         state = super()._state()
         for name in ("_locks", "_turn_locks", "_async_locks"):
             state.pop(name, None)
+        # a turn's own options matter only while its calls wait for answers: the others (a lambda hook, a local
+        # tool given to one call) must not stop the chat from pickling
+        state["_turn_options"] = {m: o for m, o in self._turn_options.items() if m in self._models and self._pending(m)}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
