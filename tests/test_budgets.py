@@ -188,6 +188,29 @@ def test_without_max_tokens_the_models_longest_answer_is_reserved(priced: OpenRo
     assert 1000 * PRICES[1] < info.value.needed < 1000 * PRICES[1] + 100 * PRICES[0]
 
 
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_budget_stays_a_cap_where_no_catalog_is_at_hand(priced: OpenRouterDouble, how: str) -> None:
+    """A chat shipped to a worker (a pickle, on another machine or with another cache) finds no catalog there:
+    it still reserves each request's worst case at the prices it was made with, and refuses what does not fit."""
+    import copy
+    import pickle
+
+    from irouter.catalog import clear_cache
+
+    chat = Chat(MODELS[0], SYSTEM, base_url=priced.base_url, api_key=priced.api_key, max_cost=0.0005)
+    shipped = pickle.dumps(chat) if how == "pickle" else None
+    copied = copy.deepcopy(chat)
+    clear_cache(disk=True)  # the worker's empty cache
+    worker = pickle.loads(shipped) if shipped is not None else copied
+    worker.api_key = priced.api_key
+    with pytest.raises(irouter.BudgetExceeded) as refused:
+        worker("hi")  # no max_tokens: the model's 1000 completion tokens cost up to $0.002
+    assert refused.value.needed > 1000 * PRICES[1]
+    assert priced.chat_requests == []
+    assert worker("hi", max_tokens=50) == "You said: hi"  # what fits is sent
+    assert len(priced.chat_requests) == 1
+
+
 def test_a_budget_on_an_unpriced_model_is_refused(priced: OpenRouterDouble) -> None:
     connect = {"base_url": priced.base_url, "api_key": priced.api_key}
     with pytest.raises(ValueError, match="allow_unpriced=True") as info:

@@ -55,6 +55,9 @@ class _Conversation(ModelClient):
         if not isinstance(allow_unpriced, bool):
             raise TypeError(f"allow_unpriced must be True or False, got {allow_unpriced!r}")
         super().__init__(model, api_key, base_url, defaults, http_client)
+        self._quotes: dict[str, Quote] = {}
+        """The catalog's word on each model, as last seen: a budget stays a cap where no catalog is at hand (a
+        pickled chat in a worker process or on another machine)."""
         self._meter = Meter(max_cost, max_total_tokens, self._quote)
         self._allow_unpriced = allow_unpriced
         self._check_budgets()
@@ -171,7 +174,8 @@ class _Conversation(ModelClient):
 
     def _quote(self, model: str, fetch: bool = False) -> Quote | None:
         """The catalog's prices and completion limit for ``model`` (its endpoint's catalog at hand, however old;
-        fetched only when ``fetch``); ``None`` for models of other endpoints or missing from the catalog."""
+        fetched only when ``fetch``; else what this chat last saw of it); ``None`` for models of other endpoints
+        or missing from the catalog."""
         if self._routes.get(model) is not None:
             return None
         records = cached_records(self.base_url, max_age=float("inf"))
@@ -182,9 +186,10 @@ class _Conversation(ModelClient):
                 records = None
         info = find(records, model) if records else None
         if info is None:
-            return None
+            return self._quotes.get(model)
         prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
-        return Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+        quote = self._quotes[model] = Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+        return quote
 
     def _check_budgets(self) -> None:
         """A budget is a cap only if each request's worst case can be known before it is sent: refuse one on a
