@@ -395,8 +395,9 @@ class _Conversation(ModelClient):
         **options: Any,
     ) -> Any:
         """A chat back from `to_dict` data, ready to go on. ``api_key`` (or ``OPENROUTER_API_KEY``) is needed as
-        for a new chat; ``base_url`` and ``options`` override what was saved, except ``extra_headers``, which
-        add to the saved ones (give the secret headers the file left out again this way).
+        for a new chat; ``base_url`` and ``options`` (also ``system``, ``max_cost``, ``max_total_tokens`` and
+        ``allow_unpriced``) override what was saved, except ``extra_headers``, which add to the saved ones (give
+        the secret headers the file left out again this way).
 
         Every field is checked first: anything of the wrong shape or type raises ``ValueError`` naming the field
         (``Saved chat: ledger[0]['cost'] must be a number or null, got '0.5'``)."""
@@ -411,6 +412,10 @@ class _Conversation(ModelClient):
             "allow_unpriced": saved["allow_unpriced"],
             "http_client": http_client,
         }
+        options = dict(options)
+        for name in ("system", "max_cost", "max_total_tokens", "allow_unpriced"):
+            if name in options:  # given on loading: overrides what was saved, like any option
+                settings[name] = options.pop(name)
         try:
             chat = cls(models, **settings, **merge_saved_options(saved["options"], options))
         except (TypeError, ValueError) as exc:
