@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -223,6 +225,61 @@ def test_answer_tool_calls_refuses_stream(router: OpenRouterDouble, connect: dic
         assert (await answer if flavour == "async" else answer) == "Sunny."
 
     asyncio.run(main())
+
+
+def wait_for_requests(router: OpenRouterDouble, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(router.chat_requests) < count:
+        assert time.monotonic() < deadline, "the request never came"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("flavour", ["threads", "tasks"])
+def test_a_message_sent_meanwhile_does_not_bury_calls_left_pending(
+    router: OpenRouterDouble, connect: dict[str, str], flavour: str
+) -> None:
+    """Two turns at once on one chat (threads, or tasks): the first leaves calls pending while the second waits
+    for its turn. The second must then be refused like any message after pending calls, not sent after them
+    (a history with unanswered calls, which OpenAI-format servers refuse, and calls no longer listed)."""
+    router.queue(Text(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="p")], delay=0.5), "late")
+    if flavour == "threads":
+        chat: Any = Chat("m/m", **connect)
+        first = threading.Thread(target=chat, args=("Weather?",), kwargs={"tools": [WEATHER]})
+        first.start()
+        wait_for_requests(router, 1)  # the first turn holds the chat
+        with pytest.raises(RuntimeError, match="answer_tool_calls"):
+            chat("Something else")
+        first.join()
+    else:
+        chat = AsyncChat("m/m", **connect)
+
+        async def main() -> None:
+            first = asyncio.ensure_future(chat("Weather?", tools=[WEATHER]))
+            while not router.chat_requests:  # the first turn holds the chat
+                await asyncio.sleep(0.01)
+            with pytest.raises(RuntimeError, match="answer_tool_calls"):
+                await chat("Something else")
+            await first
+
+        asyncio.run(main())
+    assert len(router.chat_requests) == 1
+    assert [c.id for c in chat.pending_tool_calls] == ["p"]
+    assert chat.history[-1]["tool_calls"][0]["id"] == "p"
+
+
+def test_calls_answered_twice_at_once_are_sent_once(router: OpenRouterDouble, connect: dict[str, str]) -> None:
+    router.queue(Text(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="p")]), Text("Sunny.", delay=0.5))
+    chat = Chat("m/m", **connect)
+    chat("Weather?", tools=[WEATHER])
+    first = threading.Thread(target=chat.answer_tool_calls, args=({"p": "sunny"},))
+    first.start()
+    wait_for_requests(router, 2)
+    with pytest.raises(RuntimeError, match="answered meanwhile"):
+        chat.answer_tool_calls({"p": "rainy"})
+    first.join()
+    assert len(router.chat_requests) == 2
+    assert [m["content"] for m in tool_messages(router.chat_requests[-1])] == ["sunny"]
+    assert [m["role"] for m in chat.history[-3:]] == ["assistant", "tool", "assistant"]
 
 
 class Forecast(BaseModel):

@@ -128,6 +128,22 @@ class _Conversation(ModelClient):
                 "or start over with chat.reset_history()."
             )
 
+    def _check_starts(self, starts: dict[str, Any]) -> None:
+        """Checked again once the call holds its models' turn locks (a turn running in another thread or task may
+        have left calls pending, or answered them, after the first check): a new message only where no call waits,
+        answers only to the calls that still wait. Raises before any request."""
+        if any(isinstance(start, dict) for start in starts.values()):
+            self._refuse_while_pending()
+            return
+        for model, answers in starts.items():
+            waiting = [str(c.get("id")) for c in pending_calls(self._history[model])]
+            if waiting != [a["tool_call_id"] for a in answers]:
+                where = f" of {model}" if len(self._models) > 1 else ""
+                raise RuntimeError(
+                    f"The tool calls{where} were answered meanwhile (by another thread or task); pending now: "
+                    f"{waiting}. See chat.pending_tool_calls."
+                )
+
     def _answers(self, results: Any, kwargs: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Plan]]:
         """`answer_tool_calls`'s arguments checked: the tool messages per model, and the plan each model's turn
         goes on with (its last turn's options, updated by ``kwargs``; they stay updated once the turn goes on, see
@@ -719,6 +735,7 @@ class Chat(_Conversation, Generic[Answer]):
         with running(self), ExitStack() as held:
             for model in models:
                 held.enter_context(self._turn_locks[model])
+            self._check_starts(starts)
             try:
                 results = fan_out(models, one, cancel, ended)
             except MultiModelError as exc:  # the others' answers are kept
@@ -951,6 +968,7 @@ class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
             async with AsyncExitStack() as held:
                 for model in models:
                     await held.enter_async_context(self._turn_lock(model))
+                self._check_starts(starts)
                 try:
                     results = await afan_out(models, one, cancel, ended)
                 except MultiModelError as exc:
