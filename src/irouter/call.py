@@ -319,12 +319,19 @@ class Call(_OneOff, Generic[Answer]):
                 return self._run(model, messages[:-1], messages[-1], plan).value
             except Exception as exc:
                 return exc
+            except BaseException:  # a tool raised KeyboardInterrupt: stop every prompt now, not in input order
+                plan.cancel.set()
+                raise
 
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
         pool = ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items))), thread_name_prefix="irouter")
         try:
-            flat = list(pool.map(one, items))
+            futures = [pool.submit(one, item) for item in items]
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)  # `one` raises only Ctrl-C (or the like)
+            for future in finished:
+                future.result()  # raises it now, whichever prompt it came from
+            flat = [future.result() for future in futures]
         except BaseException:  # Ctrl-C: no prompt waiting its turn starts, no running one sends another request
             plan.cancel.set()
             pool.shutdown(wait=False, cancel_futures=True)
