@@ -358,6 +358,41 @@ def test_ctrl_c_in_a_tool_of_a_batch_stops_the_batch_at_once(router: OpenRouterD
     assert len(router.chat_requests) == 2
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_ctrl_c_in_one_tool_of_a_step_does_not_wait_for_the_others(
+    router: OpenRouterDouble, connect: dict, stream: bool
+) -> None:
+    """Two calls in one step run at once; one raises KeyboardInterrupt while the other still works (a tool cannot
+    be stopped from outside): the call raises at once and sends nothing more, the slow tool finishes unseen."""
+    release, ended = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        """Slow."""
+        release.wait(10)
+        ended.set()
+        return "done"
+
+    def stop() -> str:
+        """Stop."""
+        raise KeyboardInterrupt
+
+    router.queue(Text(tool_calls=[ToolCall("slow", {}), ToolCall("stop", {})]), "never")
+    chat = Chat("m/m", **connect)
+
+    def ask() -> None:
+        reply = chat("go", tools=[slow, stop], stream=stream)
+        if stream:
+            list(reply)
+
+    with pytest.raises(KeyboardInterrupt):
+        ask()
+    assert not ended.is_set()  # raised while the slow tool was still running
+    release.set()
+    assert len(router.chat_requests) == 1
+    assert [m["role"] for m in chat.history] == ["system"]  # the turn was kept nowhere
+    assert chat.history == chat.history[:1]
+
+
 def test_ctrl_c_in_a_tool_of_a_multi_model_stream_is_keyboard_interrupt(
     router: OpenRouterDouble, connect: dict
 ) -> None:

@@ -323,15 +323,13 @@ class Call(_OneOff, Generic[Answer]):
                 plan.cancel.set()
                 raise
 
-        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ._cancel import results_in_order
 
         pool = ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items))), thread_name_prefix="irouter")
         try:
-            futures = [pool.submit(one, item) for item in items]
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)  # `one` raises only Ctrl-C (or the like)
-            for future in finished:
-                future.result()  # raises it now, whichever prompt it came from
-            flat = [future.result() for future in futures]
+            flat = results_in_order([pool.submit(one, item) for item in items])
         except BaseException:  # Ctrl-C: no prompt waiting its turn starts, no running one sends another request
             plan.cancel.set()
             pool.shutdown(wait=False, cancel_futures=True)
