@@ -211,6 +211,21 @@ def test_a_budget_stays_a_cap_where_no_catalog_is_at_hand(priced: OpenRouterDoub
     assert len(priced.chat_requests) == 1
 
 
+@pytest.mark.parametrize("limit", [float("nan"), float("inf"), -1.0])
+def test_a_budget_must_be_a_finite_number(priced: OpenRouterDouble, limit: float) -> None:
+    """NaN made every request "over budget" with "$0 spent of nan"; infinity could be saved but not loaded. No
+    limit is None."""
+    connect = {"base_url": priced.base_url, "api_key": priced.api_key}
+    for name in ("max_cost", "max_total_tokens"):
+        with pytest.raises(ValueError, match=f"{name} must be a non-negative number"):
+            Chat(MODELS[0], **{name: limit}, **connect)
+    chat = Chat(MODELS[0], max_cost=1.0, **connect)
+    with pytest.raises(ValueError, match="max_cost must be a non-negative number"):
+        chat.max_cost = limit
+    assert chat.max_cost == 1.0
+    assert priced.chat_requests == []
+
+
 def test_a_budget_on_an_unpriced_model_is_refused(priced: OpenRouterDouble) -> None:
     connect = {"base_url": priced.base_url, "api_key": priced.api_key}
     with pytest.raises(ValueError, match="allow_unpriced=True") as info:

@@ -286,6 +286,34 @@ def test_chat_allow_unpriced_carries_over_to_model(router: OpenRouterDouble, ses
     assert chat.close() == 0
 
 
+def test_options_that_flags_set_are_refused_through_o(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    """-o max_cost=1 (or system=, base_url=...) would give the chat a second value for what a flag sets: one line
+    naming the flag, not Python's "got multiple values for keyword argument"."""
+    for option, flag in [
+        ("max_cost=1", "--max-cost"),
+        ("system=terse", "--system"),
+        ("base_url=http://x", "--base-url"),
+        ("api_key=k", "--api-key-env"),
+        ("allow_unpriced=true", "--allow-unpriced"),
+    ]:
+        line = one_error_line(run(env, "hi", "-o", option), 2, contains=flag)
+        assert "multiple values" not in line
+    assert router.requests == []
+
+
+def test_a_request_whose_worst_case_does_not_fit_says_so(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    """Refused before anything was spent: the line says what the request could cost and how to make it fit,
+    not "$0.000000 spent of --max-cost"."""
+    line = one_error_line(run(env, "hi", "--max-cost", "0.001"), 4, contains="could cost up to $0.009")
+    assert "-o max_tokens=N" in line
+    assert router.chat_requests == []
+    out = run(env, "hi", "--max-cost", "0.001", "-o", "max_tokens=100", "--no-stats")
+    assert (out.returncode, out.stdout) == (0, "You said: hi\n")
+    for bad in ("nan", "inf"):
+        one_error_line(run(env, "hi", "--max-cost", bad), 2, contains="max_cost must be a non-negative number")
+    assert len(router.chat_requests) == 1
+
+
 def test_base_url_flag(env: dict[str, str]) -> None:
     """--base-url names another server: it answers, and it never gets the OpenRouter key or attribution."""
     with OpenRouterDouble(api_key=None, require_auth=False) as other:

@@ -309,6 +309,6 @@ def _limit(kind: str, value: float) -> str:
 def check_limit(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
         raise ValueError(f"{name} must be a non-negative number (or None for no limit), got {value!r}")
     return value

@@ -77,6 +77,12 @@ def describe(exc: BaseException) -> str:
             "--no-check to send anyway."
         )
     if isinstance(exc, errors.BudgetExceeded) and exc.kind == "cost":
+        if exc.needed and exc.spent < exc.limit:  # refused by its worst case, not by what was spent
+            return (
+                f"Budget reached: the request to {exc.model} could cost up to ${exc.needed:.6f}, more than is left "
+                f"of --max-cost {exc.limit:g} (${exc.spent:.6f} spent), so it was not sent. Lower its worst case "
+                "with -o max_tokens=N, or raise --max-cost."
+            )
         return (
             f"Budget reached: ${exc.spent:.6f} spent of --max-cost {exc.limit:g}, so the request to {exc.model} was "
             "not sent."
@@ -186,10 +192,23 @@ def api_key(args: argparse.Namespace) -> str | None:
     return key
 
 
+FLAGS = {
+    "system": "-s/--system",
+    "base_url": "--base-url",
+    "api_key": "--api-key-env NAME",
+    "max_cost": "--max-cost",
+    "allow_unpriced": "--allow-unpriced",
+}
+"""Chat arguments the command sets from its flags: ``-o`` may not give them too."""
+
+
 def make_chat(args: argparse.Namespace) -> Chat[Any]:
     models = default_models(args.model, args.base_url)
     system = args.system if args.system is not None else config().get("system", "You are a helpful assistant.")
     options = parse_options(args.option)
+    for name, flag in FLAGS.items():
+        if name in options:
+            raise ValueError(f"-o {name}=...: use {flag} instead")
     if args.no_check:
         options["check_capabilities"] = False
     return Chat(
