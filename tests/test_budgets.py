@@ -226,6 +226,31 @@ def test_a_budget_must_be_a_finite_number(priced: OpenRouterDouble, limit: float
     assert priced.chat_requests == []
 
 
+def test_the_budgets_catalog_fetch_goes_through_the_chats_client_and_retries(priced: OpenRouterDouble) -> None:
+    """The catalog a budget is priced by is fetched like the capability check's: through ``http_client=`` (a
+    proxy...), with the chat's ``max_retries``; a catalog that cannot be fetched is said to be so, not said to
+    list no price."""
+    import httpx2
+
+    connect = {"base_url": priced.base_url, "api_key": priced.api_key}
+    priced.queue_get("/models", *[Error(503, "busy")] * 3)
+    with httpx2.Client(headers={"X-Via": "proxy"}) as client:
+        chat = Chat(MODELS[0], max_cost=1.0, max_retries=3, http_client=client, **connect)
+    fetches = [r for r in priced.requests if r.path.endswith("/models")]
+    assert [r.headers.get("x-via") for r in fetches] == ["proxy"] * 4  # 3 failures, then the catalog
+    assert chat.max_cost == 1.0
+
+    from irouter.catalog import clear_cache
+
+    clear_cache(disk=True)
+    priced.queue_get("/models", Error(503, "busy"))
+    with pytest.raises(ValueError, match="could not be fetched") as refused:
+        Chat(MODELS[0], max_cost=1.0, max_retries=0, **connect)
+    assert "allow_unpriced=True" in str(refused.value)
+    assert len([r for r in priced.requests if r.path.endswith("/models")]) == 5
+    assert priced.chat_requests == []
+
+
 def test_a_budget_on_an_unpriced_model_is_refused(priced: OpenRouterDouble) -> None:
     connect = {"base_url": priced.base_url, "api_key": priced.api_key}
     with pytest.raises(ValueError, match="allow_unpriced=True") as info:

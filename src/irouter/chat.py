@@ -23,6 +23,7 @@ from ._engine import FINAL_PROMPT, TurnResult, afan_out, fan_out
 from ._ledger import LedgerEntry, Meter, Quote, check_limit, worst_case
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, check_saved, dumps, jsonable_options, merge_saved_options, write_atomic
+from ._retry import DEFAULT_MAX_RETRIES
 from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
@@ -196,8 +197,13 @@ class _Conversation(ModelClient):
             return None
         records = cached_records(self.base_url, max_age=float("inf"))
         if records is None and fetch:
-            try:
-                records = list_models(self.base_url)
+            try:  # like the capability check's fetch: this object's retries, through the user's (sync) client
+                retries = self.defaults.get("max_retries")
+                records = list_models(
+                    self.base_url,
+                    max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
+                    http_client=None if self._asynchronous else self._http_client,
+                )
             except APIError:
                 records = None
         info = find(records, model) if records else None
@@ -224,7 +230,9 @@ class _Conversation(ModelClient):
             for name, known in (("max_cost", cost), ("max_total_tokens", tokens)):
                 if getattr(meter, name) is None or known is not None:
                     continue
-                if name == "max_cost" and unpriced:
+                if name == "max_cost" and unpriced and cached_records(self.base_url, max_age=float("inf")) is None:
+                    missing, fix = "could not be fetched", "Try again later, or pass"
+                elif name == "max_cost" and unpriced:
                     missing, fix = "lists no price for it", "Pass"
                 else:
                     missing, fix = (
