@@ -282,6 +282,31 @@ def test_calls_answered_twice_at_once_are_sent_once(router: OpenRouterDouble, co
     assert [m["role"] for m in chat.history[-3:]] == ["assistant", "tool", "assistant"]
 
 
+def test_a_history_with_calls_left_unanswered_before_a_message_is_refused(
+    router: OpenRouterDouble, connect: dict[str, str]
+) -> None:
+    """Calls may wait for results only at the end of a history: set_history and a loaded chat refuse calls buried
+    under a later message (every request would carry them, and OpenAI-format servers refuse that)."""
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    asked = [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    buried = [*asked, {"role": "user", "content": "And now?"}]
+    chat = Chat("m/m", **connect)
+    with pytest.raises(ValueError, match=r"history\[2\] comes after tool calls of history\[1\] that have no result"):
+        chat.set_history(buried)
+    assert chat.history == chat.history[:1]
+    data = Chat("m/m", **connect).to_dict()
+    data["history"]["m/m"] = buried
+    with pytest.raises(ValueError, match=r"Saved chat: .*comes after tool calls"):
+        Chat.from_dict(data, **connect)
+
+    chat.set_history(asked)  # waiting at the end: fine
+    assert [c.id for c in chat.pending_tool_calls] == ["c1"]
+    answered = [*asked, {"role": "tool", "tool_call_id": "c1", "content": "rain"}, {"role": "user", "content": "ok"}]
+    chat.set_history(answered)
+    assert chat.pending_tool_calls == []
+    assert router.requests == []
+
+
 class Forecast(BaseModel):
     city: str
     sky: str
