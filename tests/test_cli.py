@@ -913,6 +913,22 @@ def test_chat_load_of_a_chat_waiting_for_tool_results_goes_on(
     assert chat.close() == 0
 
 
+def test_chat_load_keeps_the_command_lines_budget(router: OpenRouterDouble, session: Any, tmp_path: Path) -> None:
+    """`irouter chat --max-cost X` caps the session: a chat loaded from a file saved without a budget (or with a
+    bigger one) is capped too, and what the file says was spent counts."""
+    from irouter import Chat
+
+    free = Chat(DEFAULT, base_url=router.base_url, api_key=router.api_key)
+    free("earlier")
+    saved = free.save(tmp_path / "free.json")
+    chat = session("--max-cost", "0.00001")
+    assert chat.send(f"/load {saved}") == f"(loaded: {DEFAULT}, 1 turns)"
+    assert chat.send("hello").startswith("irouter: error: Budget reached")
+    assert len(router.chat_requests) == 1  # only the program's own request
+    chat.child.sendline("/exit")
+    assert chat.close() == 0
+
+
 def test_chat_ctrl_c_stops_the_answer_and_keeps_the_history(router: OpenRouterDouble, session: Any) -> None:
     chat = session()
     chat.ask("first", "You said: first")

@@ -520,7 +520,7 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
             continue
         if line.startswith("/"):
             try:
-                chat, done = command(chat, line, printer, key)
+                chat, done = command(chat, line, printer, key, budget(args))
             except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
                 fail(exc)
                 continue
@@ -539,9 +539,18 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
             fail(exc, chat.models)
 
 
-def command(chat: Chat[Any], line: str, printer: Printer, key: str | None = None) -> tuple[Chat[Any], bool]:
+def budget(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``--max-cost`` and ``--allow-unpriced`` set, for a chat loaded during the session to keep."""
+    given = {"max_cost": args.max_cost} if args.max_cost is not None else {}
+    return {**given, "allow_unpriced": True} if args.allow_unpriced else given
+
+
+def command(
+    chat: Chat[Any], line: str, printer: Printer, key: str | None = None, limits: dict[str, Any] | None = None
+) -> tuple[Chat[Any], bool]:
     """Run one ``/command``; returns the (possibly new) chat and whether to quit. ``key`` is ``--api-key-env``'s
-    key, which a loaded or changed chat keeps using."""
+    key, which a loaded or changed chat keeps using; ``limits`` (`budget`) the command line's budget, which a
+    loaded chat keeps too (it counts what the file says was spent)."""
     name, _, rest = line.partition(" ")
     rest = rest.strip()
     if name in ("/exit", "/quit"):
@@ -554,7 +563,7 @@ def command(chat: Chat[Any], line: str, printer: Printer, key: str | None = None
     elif name == "/save":
         print(f"(saved to {chat.save(rest or 'chat.json')})", file=sys.stderr)
     elif name == "/load":
-        loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key)
+        loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key, **(limits or {}))
         chat = loaded
         print(f"(loaded: {', '.join(chat.models)}, {chat.turns} turns)", file=sys.stderr)
         waiting = _waiting(chat)
