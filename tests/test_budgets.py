@@ -251,6 +251,24 @@ def test_the_budgets_catalog_fetch_goes_through_the_chats_client_and_retries(pri
     assert priced.chat_requests == []
 
 
+def test_fallback_models_are_reserved_at_the_dearest_price() -> None:
+    """With OpenRouter's fallbacks (``models=[...]``) a dearer model may answer: the reservation is its worst
+    case, so the cap holds whichever model answers; a fallback without a price makes the budget refused."""
+    dear = model_record("lab/dear", "Dear", 8000, ["text"], "0.0001", "0.0002", ["max_tokens"])
+    with OpenRouterDouble(models=[*catalog(), dear], prices=PRICES) as double:
+        connect = {"base_url": double.base_url, "api_key": double.api_key}
+        chat = Chat(MODELS[0], max_cost=0.01, max_tokens=100, **connect)
+        assert chat("hi") == "You said: hi"  # its own worst case fits: about $0.0002
+        with pytest.raises(irouter.BudgetExceeded) as refused:
+            chat("hi", models=[MODELS[0], "lab/dear"])
+        assert refused.value.needed > 100 * 0.0002  # the dear model's completion tokens
+        assert len(double.chat_requests) == 1
+        assert chat("hi", models=[MODELS[0], MODELS[1]]) == "You said: hi"  # a fallback as cheap fits
+        with pytest.raises(ValueError, match="cannot be a cap for lab/unpriced"):
+            Chat(MODELS[0], max_cost=0.01, max_tokens=100, models=["lab/unpriced"], **connect)
+        assert len(double.chat_requests) == 2
+
+
 def test_a_budget_on_an_unpriced_model_is_refused(priced: OpenRouterDouble) -> None:
     connect = {"base_url": priced.base_url, "api_key": priced.api_key}
     with pytest.raises(ValueError, match="allow_unpriced=True") as info:

@@ -162,6 +162,26 @@ def worst_case(body: Mapping[str, Any], quote: Quote | None) -> tuple[int | None
     return prompt + completion, quote.cost(prompt, completion) if quote is not None else None
 
 
+def dearest(quotes: list[Quote | None]) -> Quote | None:
+    """One quote no cheaper and no shorter than any of ``quotes`` (the models that may answer one request);
+    ``None`` if any is unknown."""
+    known = [q for q in quotes if q is not None]
+    if len(known) < len(quotes) or not known:
+        return None
+    if len(known) == 1:
+        return known[0]
+
+    def most(values: list[Any]) -> Any:
+        return None if any(v is None for v in values) else max(values)
+
+    return Quote(
+        most([q.prompt_price for q in known]),
+        most([q.completion_price for q in known]),
+        most([q.max_completion_tokens for q in known]),
+        most([q.context_length for q in known]),
+    )
+
+
 @dataclass(eq=False)
 class Hold:
     """One request's reservation against the budgets: its worst case, held until its real usage is known."""
@@ -209,6 +229,15 @@ class Meter:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
+    def _quote_for(self, model: str, body: Mapping[str, Any]) -> Quote | None:
+        """The quote a request is reserved at: ``model``'s, or with OpenRouter's fallbacks (``models=[...]``), which
+        may answer instead, the dearest of theirs (``None`` when one of them is not priced)."""
+        if self.quote is None:
+            return None
+        fallbacks = body.get("models")
+        slugs = [model, *(m for m in fallbacks if isinstance(m, str) and m != model)] if fallbacks else [model]
+        return dearest([self.quote(slug) for slug in slugs])
+
     def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         """Dollars at the catalog's prices (an estimate, for servers that report no cost)."""
         quote = self.quote(model) if self.quote is not None else None
@@ -219,7 +248,7 @@ class Meter:
         (called before every request). ``None`` when the chat has no budget."""
         if self.max_cost is None and self.max_total_tokens is None:
             return None
-        tokens, cost = worst_case(body, self.quote(model) if self.quote is not None else None)
+        tokens, cost = worst_case(body, self._quote_for(model, body))
         hold = Hold(model, cost or 0.0, tokens or estimate_prompt_tokens(body))
         with self._lock:
             if self.max_cost is not None:

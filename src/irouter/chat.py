@@ -222,7 +222,9 @@ class _Conversation(ModelClient):
         body: dict[str, Any] = {
             k: self.defaults[k] for k in ("max_tokens", "max_completion_tokens", "n") if k in self.defaults
         }
-        for model in self._models:
+        fallbacks = self.defaults.get("models")  # OpenRouter's fallbacks may answer instead: priced too
+        extra = [m for m in fallbacks if isinstance(m, str)] if isinstance(fallbacks, (list, tuple)) else []
+        for model in dict.fromkeys([*self._models, *extra]):
             bounded = meter.max_cost is None and worst_case(body, None)[0] is not None
             quote = None if bounded else self._quote(model, fetch=True)  # no catalog needed: none fetched
             tokens, cost = worst_case(body, quote)
