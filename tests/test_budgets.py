@@ -266,6 +266,8 @@ def test_fallback_models_are_reserved_at_the_dearest_price() -> None:
         assert chat("hi", models=[MODELS[0], MODELS[1]]) == "You said: hi"  # a fallback as cheap fits
         with pytest.raises(ValueError, match="cannot be a cap for lab/unpriced"):
             Chat(MODELS[0], max_cost=0.01, max_tokens=100, models=["lab/unpriced"], **connect)
+        with pytest.raises(ValueError, match=r"cannot be a cap for this request .* one of \['lab/model-0', 'lab/unp"):
+            chat("hi", models=["lab/unpriced"])  # given to one call: refused then, before sending
         assert len(double.chat_requests) == 2
 
 

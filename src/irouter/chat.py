@@ -61,6 +61,7 @@ class _Conversation(ModelClient):
         pickled chat in a worker process or on another machine)."""
         self._meter = Meter(max_cost, max_total_tokens, self._quote)
         self._allow_unpriced = allow_unpriced
+        self._meter.strict = not allow_unpriced
         self._check_budgets()
         self.system = system
         self._new_locks()
