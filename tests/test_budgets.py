@@ -188,6 +188,89 @@ def test_without_max_tokens_the_models_longest_answer_is_reserved(priced: OpenRo
     assert 1000 * PRICES[1] < info.value.needed < 1000 * PRICES[1] + 100 * PRICES[0]
 
 
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_budget_stays_a_cap_where_no_catalog_is_at_hand(priced: OpenRouterDouble, how: str) -> None:
+    """A chat shipped to a worker (a pickle, on another machine or with another cache) finds no catalog there:
+    it still reserves each request's worst case at the prices it was made with, and refuses what does not fit."""
+    import copy
+    import pickle
+
+    from irouter.catalog import clear_cache
+
+    chat = Chat(MODELS[0], SYSTEM, base_url=priced.base_url, api_key=priced.api_key, max_cost=0.0005)
+    shipped = pickle.dumps(chat) if how == "pickle" else None
+    copied = copy.deepcopy(chat)
+    clear_cache(disk=True)  # the worker's empty cache
+    worker = pickle.loads(shipped) if shipped is not None else copied
+    worker.api_key = priced.api_key
+    with pytest.raises(irouter.BudgetExceeded) as refused:
+        worker("hi")  # no max_tokens: the model's 1000 completion tokens cost up to $0.002
+    assert refused.value.needed > 1000 * PRICES[1]
+    assert priced.chat_requests == []
+    assert worker("hi", max_tokens=50) == "You said: hi"  # what fits is sent
+    assert len(priced.chat_requests) == 1
+
+
+@pytest.mark.parametrize("limit", [float("nan"), float("inf"), -1.0])
+def test_a_budget_must_be_a_finite_number(priced: OpenRouterDouble, limit: float) -> None:
+    """NaN made every request "over budget" with "$0 spent of nan"; infinity could be saved but not loaded. No
+    limit is None."""
+    connect = {"base_url": priced.base_url, "api_key": priced.api_key}
+    for name in ("max_cost", "max_total_tokens"):
+        with pytest.raises(ValueError, match=f"{name} must be a non-negative number"):
+            Chat(MODELS[0], **{name: limit}, **connect)
+    chat = Chat(MODELS[0], max_cost=1.0, **connect)
+    with pytest.raises(ValueError, match="max_cost must be a non-negative number"):
+        chat.max_cost = limit
+    assert chat.max_cost == 1.0
+    assert priced.chat_requests == []
+
+
+def test_the_budgets_catalog_fetch_goes_through_the_chats_client_and_retries(priced: OpenRouterDouble) -> None:
+    """The catalog a budget is priced by is fetched like the capability check's: through ``http_client=`` (a
+    proxy...), with the chat's ``max_retries``; a catalog that cannot be fetched is said to be so, not said to
+    list no price."""
+    import httpx2
+
+    connect = {"base_url": priced.base_url, "api_key": priced.api_key}
+    priced.queue_get("/models", *[Error(503, "busy")] * 3)
+    with httpx2.Client(headers={"X-Via": "proxy"}) as client:
+        chat = Chat(MODELS[0], max_cost=1.0, max_retries=3, http_client=client, **connect)
+    fetches = [r for r in priced.requests if r.path.endswith("/models")]
+    assert [r.headers.get("x-via") for r in fetches] == ["proxy"] * 4  # 3 failures, then the catalog
+    assert chat.max_cost == 1.0
+
+    from irouter.catalog import clear_cache
+
+    clear_cache(disk=True)
+    priced.queue_get("/models", Error(503, "busy"))
+    with pytest.raises(ValueError, match="could not be fetched") as refused:
+        Chat(MODELS[0], max_cost=1.0, max_retries=0, **connect)
+    assert "allow_unpriced=True" in str(refused.value)
+    assert len([r for r in priced.requests if r.path.endswith("/models")]) == 5
+    assert priced.chat_requests == []
+
+
+def test_fallback_models_are_reserved_at_the_dearest_price() -> None:
+    """With OpenRouter's fallbacks (``models=[...]``) a dearer model may answer: the reservation is its worst
+    case, so the cap holds whichever model answers; a fallback without a price makes the budget refused."""
+    dear = model_record("lab/dear", "Dear", 8000, ["text"], "0.0001", "0.0002", ["max_tokens"])
+    with OpenRouterDouble(models=[*catalog(), dear], prices=PRICES) as double:
+        connect = {"base_url": double.base_url, "api_key": double.api_key}
+        chat = Chat(MODELS[0], max_cost=0.01, max_tokens=100, **connect)
+        assert chat("hi") == "You said: hi"  # its own worst case fits: about $0.0002
+        with pytest.raises(irouter.BudgetExceeded) as refused:
+            chat("hi", models=[MODELS[0], "lab/dear"])
+        assert refused.value.needed > 100 * 0.0002  # the dear model's completion tokens
+        assert len(double.chat_requests) == 1
+        assert chat("hi", models=[MODELS[0], MODELS[1]]) == "You said: hi"  # a fallback as cheap fits
+        with pytest.raises(ValueError, match="cannot be a cap for lab/unpriced"):
+            Chat(MODELS[0], max_cost=0.01, max_tokens=100, models=["lab/unpriced"], **connect)
+        with pytest.raises(ValueError, match=r"cannot be a cap for this request .* one of \['lab/model-0', 'lab/unp"):
+            chat("hi", models=["lab/unpriced"])  # given to one call: refused then, before sending
+        assert len(double.chat_requests) == 2
+
+
 def test_a_budget_on_an_unpriced_model_is_refused(priced: OpenRouterDouble) -> None:
     connect = {"base_url": priced.base_url, "api_key": priced.api_key}
     with pytest.raises(ValueError, match="allow_unpriced=True") as info:

@@ -332,6 +332,67 @@ def test_ctrl_c_during_a_batch_stops_its_tool_loops(router: OpenRouterDouble, co
     assert len(router.chat_requests) <= 4  # two prompts in flight, at most two requests each by then (of 32)
 
 
+def test_ctrl_c_in_a_tool_of_a_batch_stops_the_batch_at_once(router: OpenRouterDouble, connect: dict) -> None:
+    """A tool of the second prompt raises KeyboardInterrupt while the first prompt's answer is still coming: the
+    batch raises it then (not once the first prompt is done), and no prompt waiting for a slot is sent."""
+
+    def stop() -> str:
+        """Stop."""
+        raise KeyboardInterrupt
+
+    def respond(body: dict[str, Any]) -> Text:
+        if body["messages"][-1]["content"] == "prompt 0":
+            return Text("slow", delay=5)
+        return Text(tool_calls=[ToolCall("stop", {})], delay=0.2)
+
+    router.default = respond
+    threads = irouter_threads()
+    with pytest.raises(KeyboardInterrupt):
+        Call("m/m", tools=[stop], **connect).batch([f"prompt {n}" for n in range(20)], concurrency=2)
+    returned = time.time()  # the double's clock
+    assert sorted(body["messages"][-1]["content"] for body in router.chat_requests) == ["prompt 0", "prompt 1"]
+    assert (
+        returned < min(r.time for r in router.requests) + 4
+    )  # it did not wait for the slow first prompt's answer (5 s)
+    settle(threads)
+    assert len(router.chat_requests) == 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ctrl_c_in_one_tool_of_a_step_does_not_wait_for_the_others(
+    router: OpenRouterDouble, connect: dict, stream: bool
+) -> None:
+    """Two calls in one step run at once; one raises KeyboardInterrupt while the other still works (a tool cannot
+    be stopped from outside): the call raises at once and sends nothing more, the slow tool finishes unseen."""
+    release, ended = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        """Slow."""
+        release.wait(10)
+        ended.set()
+        return "done"
+
+    def stop() -> str:
+        """Stop."""
+        raise KeyboardInterrupt
+
+    router.queue(Text(tool_calls=[ToolCall("slow", {}), ToolCall("stop", {})]), "never")
+    chat = Chat("m/m", **connect)
+
+    def ask() -> None:
+        reply = chat("go", tools=[slow, stop], stream=stream)
+        if stream:
+            list(reply)
+
+    with pytest.raises(KeyboardInterrupt):
+        ask()
+    assert not ended.is_set()  # raised while the slow tool was still running
+    release.set()
+    assert len(router.chat_requests) == 1
+    assert [m["role"] for m in chat.history] == ["system"]  # the turn was kept nowhere
+    assert chat.history == chat.history[:1]
+
+
 def test_ctrl_c_in_a_tool_of_a_multi_model_stream_is_keyboard_interrupt(
     router: OpenRouterDouble, connect: dict
 ) -> None:

@@ -263,6 +263,57 @@ def test_max_cost(router: OpenRouterDouble, env: dict[str, str]) -> None:
     assert len(router.chat_requests) == 1
 
 
+def test_max_cost_on_an_unpriced_model_needs_allow_unpriced(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    """A model the catalog lists no price for takes --max-cost only with --allow-unpriced (as Chat's
+    allow_unpriced=True); the reported cost then counts against the cap."""
+    ask = ("hi", "-m", "x/unpriced", "--no-check", "--no-stats", "--max-cost", "0.5")
+    one_error_line(run(env, *ask), 2, contains="--allow-unpriced")
+    assert router.chat_requests == []
+    out = run(env, *ask, "--allow-unpriced")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "You said: hi\n", "")
+    assert [body["model"] for body in router.chat_requests] == ["x/unpriced"]
+    assert not {"max_cost", "allow_unpriced"} & set(router.chat_requests[0])
+    one_error_line(run(env, *ask, "--allow-unpriced", "--max-cost", "0"), 4, contains="Budget reached")
+    assert len(router.chat_requests) == 1
+
+
+def test_chat_allow_unpriced_carries_over_to_model(router: OpenRouterDouble, session: Any) -> None:
+    chat = session("--max-cost", "0.5", "--allow-unpriced", "--no-check")
+    assert chat.send("/model x/unpriced") == "(now: x/unpriced)"
+    chat.ask("hello", "You said: hello")
+    assert [body["model"] for body in router.chat_requests] == ["x/unpriced"]
+    chat.child.sendline("/exit")
+    assert chat.close() == 0
+
+
+def test_options_that_flags_set_are_refused_through_o(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    """-o max_cost=1 (or system=, base_url=...) would give the chat a second value for what a flag sets: one line
+    naming the flag, not Python's "got multiple values for keyword argument"."""
+    for option, flag in [
+        ("max_cost=1", "--max-cost"),
+        ("system=terse", "--system"),
+        ("base_url=http://x", "--base-url"),
+        ("api_key=k", "--api-key-env"),
+        ("allow_unpriced=true", "--allow-unpriced"),
+    ]:
+        line = one_error_line(run(env, "hi", "-o", option), 2, contains=flag)
+        assert "multiple values" not in line
+    assert router.requests == []
+
+
+def test_a_request_whose_worst_case_does_not_fit_says_so(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    """Refused before anything was spent: the line says what the request could cost and how to make it fit,
+    not "$0.000000 spent of --max-cost"."""
+    line = one_error_line(run(env, "hi", "--max-cost", "0.001"), 4, contains="could cost up to $0.009")
+    assert "-o max_tokens=N" in line
+    assert router.chat_requests == []
+    out = run(env, "hi", "--max-cost", "0.001", "-o", "max_tokens=100", "--no-stats")
+    assert (out.returncode, out.stdout) == (0, "You said: hi\n")
+    for bad in ("nan", "inf"):
+        one_error_line(run(env, "hi", "--max-cost", bad), 2, contains="max_cost must be a non-negative number")
+    assert len(router.chat_requests) == 1
+
+
 def test_base_url_flag(env: dict[str, str]) -> None:
     """--base-url names another server: it answers, and it never gets the OpenRouter key or attribution."""
     with OpenRouterDouble(api_key=None, require_auth=False) as other:
@@ -834,6 +885,50 @@ def test_chat_load_of_a_bad_file_prints_one_line_and_goes_on(
     ]
 
 
+def test_chat_load_of_a_chat_waiting_for_tool_results_goes_on(
+    router: OpenRouterDouble, session: Any, tmp_path: Path
+) -> None:
+    """A chat saved by a program while its model waited for the results of schema tools: the CLI cannot give
+    them, so it says so in one line (and how to go on) instead of ending the session with a traceback."""
+    from irouter import Chat
+    from irouter.testing import ToolCall
+
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    router.queue(Text(tool_calls=[ToolCall("lookup", {}, id="c1")]))
+    program = Chat(DEFAULT, base_url=router.base_url, api_key=router.api_key)
+    program("look it up", tools=[lookup])
+    saved = program.save(tmp_path / "waiting.json")
+    chat = session()
+    shown = chat.send(f"/load {saved}")
+    assert shown.splitlines() == [
+        f"(loaded: {DEFAULT}, 1 turns)",
+        "irouter: note: the conversation waits for the results of tool calls (lookup (id c1)), which irouter chat "
+        "cannot give; /reset starts it over (or answer them in Python with chat.answer_tool_calls)",
+    ]
+    assert chat.send("hello").startswith("irouter: error: the conversation waits for the results of tool calls")
+    assert len(router.chat_requests) == 1  # nothing was sent
+    chat.send("/reset")
+    chat.ask("hello", "You said: hello")
+    chat.child.sendline("/exit")
+    assert chat.close() == 0
+
+
+def test_chat_load_keeps_the_command_lines_budget(router: OpenRouterDouble, session: Any, tmp_path: Path) -> None:
+    """`irouter chat --max-cost X` caps the session: a chat loaded from a file saved without a budget (or with a
+    bigger one) is capped too, and what the file says was spent counts."""
+    from irouter import Chat
+
+    free = Chat(DEFAULT, base_url=router.base_url, api_key=router.api_key)
+    free("earlier")
+    saved = free.save(tmp_path / "free.json")
+    chat = session("--max-cost", "0.00001")
+    assert chat.send(f"/load {saved}") == f"(loaded: {DEFAULT}, 1 turns)"
+    assert chat.send("hello").startswith("irouter: error: Budget reached")
+    assert len(router.chat_requests) == 1  # only the program's own request
+    chat.child.sendline("/exit")
+    assert chat.close() == 0
+
+
 def test_chat_ctrl_c_stops_the_answer_and_keeps_the_history(router: OpenRouterDouble, session: Any) -> None:
     chat = session()
     chat.ask("first", "You said: first")
@@ -864,7 +959,7 @@ def test_chat_max_cost(router: OpenRouterDouble, session: Any) -> None:
     other = "meta-llama/llama-3.3-70b-instruct"
     assert chat.send(f"/model {other}") == f"(now: {other})"
     assert chat.send("again").startswith("irouter: error: Budget reached")  # switching models spends no less
-    assert chat.send("/model x/unpriced").startswith("irouter: error: max_cost= cannot be a cap for x/unpriced")
+    assert chat.send("/model x/unpriced").startswith("irouter: error: --max-cost cannot be a cap for x/unpriced")
     assert len(router.chat_requests) == 1
 
 

@@ -15,7 +15,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from irouter import AsyncCall, AsyncChat, Call, Chat
-from irouter._options import BY_NAME, CALL, CHAT, CONFLICTS, NEW_CALL, NEW_CHAT, OPTIONS, OWN, PLACES, check, split
+from irouter._options import (
+    ANSWER,
+    BY_NAME,
+    CALL,
+    CHAT,
+    CONFLICTS,
+    NEW_CALL,
+    NEW_CHAT,
+    OPTIONS,
+    OWN,
+    PLACES,
+    check,
+    split,
+)
 from irouter._streams import AsyncStream, Stream
 from irouter.testing import OpenRouterDouble
 
@@ -55,6 +68,19 @@ def samples(router: OpenRouterDouble, flavour: str = "sync") -> dict[str, Any]:
     }
 
 
+WAITING = [
+    {"role": "user", "content": "Weather?"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"id": "w", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
+        ],
+    },
+]
+"""A history whose last call waits for its result (answered at the `ANSWER` place without another request)."""
+
+
 def finish(value: Any) -> Any:
     """Consume a stream (so its request is made); anything else as it is."""
     if isinstance(value, Stream):
@@ -80,6 +106,10 @@ def run_at(place: str, flavour: str, router: OpenRouterDouble, options: dict[str
             return finish(Chat(M, **connect)("hi", **options))
         if place == CALL:
             return finish(Call(M, **connect)("hi", **options))
+        if place == ANSWER:
+            chat = Chat(M, **connect)
+            chat.set_history(WAITING)
+            return chat.answer_tool_calls({"w": "sunny"}, **options)
         result = Call(M, **connect).batch(["hi"], **options)
         if isinstance(result[0], Exception):
             raise result[0]
@@ -94,6 +124,10 @@ def run_at(place: str, flavour: str, router: OpenRouterDouble, options: dict[str
             return await afinish(AsyncChat(M, **connect)("hi", **options))
         if place == CALL:
             return await afinish(AsyncCall(M, **connect)("hi", **options))
+        if place == ANSWER:
+            achat = AsyncChat(M, **connect)
+            achat.set_history(WAITING)
+            return await achat.answer_tool_calls({"w": "sunny"}, **options)
         result = await AsyncCall(M, **connect).batch(["hi"], **options)
         if isinstance(result[0], Exception):
             raise result[0]

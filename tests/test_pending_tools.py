@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -160,6 +162,149 @@ def test_keyword_arguments_override_the_turn_options(router: OpenRouterDouble, c
     chat.answer_tool_calls({"p": "sunny"}, temperature=0)
     body = router.chat_requests[-1]
     assert (body["temperature"], body["max_tokens"], body["tools"]) == (0, 50, [WEATHER])
+
+
+def interrupt() -> str:
+    """Stands for Ctrl-C pressed while a tool runs."""
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_an_interrupted_or_failed_answer_leaves_the_turn_options_as_they_were(
+    router: OpenRouterDouble, connect: dict[str, str], flavour: str
+) -> None:
+    """Keyword arguments given to an answer_tool_calls that was interrupted (or failed) were never part of the
+    turn: the next answer goes on with the turn's own options, as its history does."""
+    from irouter.testing import Error
+
+    router.queue(
+        Text(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="p")]),
+        Text(tool_calls=[ToolCall("interrupt", {}, id="i")]),
+        Error(400, "bad request"),
+        "Sunny.",
+    )
+    chat = (AsyncChat if flavour == "async" else Chat)("m/m", **connect)
+
+    async def answer(**kwargs: Any) -> Any:
+        reply = chat.answer_tool_calls({"p": "sunny"}, **kwargs)
+        return await reply if flavour == "async" else reply
+
+    def run(coroutine: Any) -> Any:
+        return asyncio.run(coroutine)
+
+    async def ask() -> Any:
+        reply = chat("Weather?", tools=[WEATHER], temperature=0.5)
+        return await reply if flavour == "async" else reply
+
+    run(ask())
+    with pytest.raises(KeyboardInterrupt):
+        run(answer(tools=[WEATHER, interrupt], temperature=1.5))
+    with pytest.raises(irouter.BadRequestError):
+        run(answer(temperature=1.0, max_tokens=7))
+    assert [c.id for c in chat.pending_tool_calls] == ["p"]
+    assert run(answer()) == "Sunny."
+    body = router.chat_requests[-1]
+    assert (body["temperature"], body["tools"], "max_tokens" in body) == (0.5, [WEATHER], False)
+    assert [m["tool_call_id"] for m in tool_messages(body)] == ["p"]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_answer_tool_calls_refuses_stream(router: OpenRouterDouble, connect: dict[str, str], flavour: str) -> None:
+    """answer_tool_calls returns the whole answer: stream=True is refused before sending, not silently ignored."""
+    router.queue(Text(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="p")]), "Sunny.")
+    chat = (AsyncChat if flavour == "async" else Chat)("m/m", **connect)
+
+    async def main() -> None:
+        first = chat("Weather?", tools=[WEATHER])
+        if flavour == "async":
+            await first
+        with pytest.raises(TypeError, match=r"stream= is not an option of chat\.answer_tool_calls"):
+            chat.answer_tool_calls({"p": "sunny"}, stream=True)
+        assert len(router.chat_requests) == 1
+        answer = chat.answer_tool_calls({"p": "sunny"})
+        assert (await answer if flavour == "async" else answer) == "Sunny."
+
+    asyncio.run(main())
+
+
+def wait_for_requests(router: OpenRouterDouble, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(router.chat_requests) < count:
+        assert time.monotonic() < deadline, "the request never came"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("flavour", ["threads", "tasks"])
+def test_a_message_sent_meanwhile_does_not_bury_calls_left_pending(
+    router: OpenRouterDouble, connect: dict[str, str], flavour: str
+) -> None:
+    """Two turns at once on one chat (threads, or tasks): the first leaves calls pending while the second waits
+    for its turn. The second must then be refused like any message after pending calls, not sent after them
+    (a history with unanswered calls, which OpenAI-format servers refuse, and calls no longer listed)."""
+    router.queue(Text(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="p")], delay=0.5), "late")
+    if flavour == "threads":
+        chat: Any = Chat("m/m", **connect)
+        first = threading.Thread(target=chat, args=("Weather?",), kwargs={"tools": [WEATHER]})
+        first.start()
+        wait_for_requests(router, 1)  # the first turn holds the chat
+        with pytest.raises(RuntimeError, match="answer_tool_calls"):
+            chat("Something else")
+        first.join()
+    else:
+        chat = AsyncChat("m/m", **connect)
+
+        async def main() -> None:
+            first = asyncio.ensure_future(chat("Weather?", tools=[WEATHER]))
+            while not router.chat_requests:  # the first turn holds the chat
+                await asyncio.sleep(0.01)
+            with pytest.raises(RuntimeError, match="answer_tool_calls"):
+                await chat("Something else")
+            await first
+
+        asyncio.run(main())
+    assert len(router.chat_requests) == 1
+    assert [c.id for c in chat.pending_tool_calls] == ["p"]
+    assert chat.history[-1]["tool_calls"][0]["id"] == "p"
+
+
+def test_calls_answered_twice_at_once_are_sent_once(router: OpenRouterDouble, connect: dict[str, str]) -> None:
+    router.queue(Text(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="p")]), Text("Sunny.", delay=0.5))
+    chat = Chat("m/m", **connect)
+    chat("Weather?", tools=[WEATHER])
+    first = threading.Thread(target=chat.answer_tool_calls, args=({"p": "sunny"},))
+    first.start()
+    wait_for_requests(router, 2)
+    with pytest.raises(RuntimeError, match="answered meanwhile"):
+        chat.answer_tool_calls({"p": "rainy"})
+    first.join()
+    assert len(router.chat_requests) == 2
+    assert [m["content"] for m in tool_messages(router.chat_requests[-1])] == ["sunny"]
+    assert [m["role"] for m in chat.history[-3:]] == ["assistant", "tool", "assistant"]
+
+
+def test_a_history_with_calls_left_unanswered_before_a_message_is_refused(
+    router: OpenRouterDouble, connect: dict[str, str]
+) -> None:
+    """Calls may wait for results only at the end of a history: set_history and a loaded chat refuse calls buried
+    under a later message (every request would carry them, and OpenAI-format servers refuse that)."""
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    asked = [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    buried = [*asked, {"role": "user", "content": "And now?"}]
+    chat = Chat("m/m", **connect)
+    with pytest.raises(ValueError, match=r"history\[2\] comes after tool calls of history\[1\] that have no result"):
+        chat.set_history(buried)
+    assert chat.history == chat.history[:1]
+    data = Chat("m/m", **connect).to_dict()
+    data["history"]["m/m"] = buried
+    with pytest.raises(ValueError, match=r"Saved chat: .*comes after tool calls"):
+        Chat.from_dict(data, **connect)
+
+    chat.set_history(asked)  # waiting at the end: fine
+    assert [c.id for c in chat.pending_tool_calls] == ["c1"]
+    answered = [*asked, {"role": "tool", "tool_call_id": "c1", "content": "rain"}, {"role": "user", "content": "ok"}]
+    chat.set_history(answered)
+    assert chat.pending_tool_calls == []
+    assert router.requests == []
 
 
 class Forecast(BaseModel):

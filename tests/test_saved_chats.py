@@ -398,6 +398,50 @@ def test_an_async_chat_pickles_after_running_in_an_event_loop(keyed: OpenRouterD
     assert len(again.history) == 5
 
 
+def test_budgets_and_system_given_to_load_override_the_saved_ones(
+    router: OpenRouterDouble, connect: dict[str, str], tmp_path: Path
+) -> None:
+    """Raising the budget of a saved chat that ran out, on loading it (as other options are overridden)."""
+    chat = Chat(M, max_cost=0.0001, max_tokens=10, **connect)
+    chat("hi")
+    chat.max_cost = chat.cost  # spent: the next request is refused
+    path = chat.save(tmp_path / "chat.json")
+    with pytest.raises(irouter.BudgetExceeded):
+        Chat.load(path, **connect)("again")
+    assert len(router.chat_requests) == 1
+    loaded = Chat.load(path, max_cost=1.0, max_total_tokens=10**6, system="Be brief.", **connect)
+    assert (loaded.max_cost, loaded.max_total_tokens, loaded.system) == (1.0, 10**6, "Be brief.")
+    assert loaded("again") == "You said: again"
+    assert Chat.from_dict(chat.to_dict(), max_cost=None, **connect).max_cost is None
+    with pytest.raises(ValueError, match="allow_unpriced=True"):
+        Chat.load(path, **{**connect, "base_url": connect["base_url"] + "/other"}, check_capabilities=False)
+    unpriced = Chat.load(path, allow_unpriced=True, **{**connect, "base_url": connect["base_url"] + "/other"})
+    assert unpriced.max_cost == chat.max_cost
+
+
+def test_options_of_one_call_do_not_stop_a_chat_from_pickling(keyed: OpenRouterDouble) -> None:
+    """A lambda hook or a local tool given to one call is not the chat's: once that turn is over the chat pickles.
+    While a turn waits for tool results its options travel with it, so the unpickled chat goes on with them."""
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+    def local_tool() -> str:
+        """A tool defined inside a function: not picklable."""
+        return "local"
+
+    chat = Chat(M, base_url=keyed.base_url, api_key=KEY)
+    keyed.queue(Text(tool_calls=[ToolCall("local_tool", {}, id="l")]), "done")
+    assert chat("hi", tools=[local_tool], before_tool=lambda call: None) == "done"
+    again = pickle.loads(pickle.dumps(chat))
+    assert again.history == chat.history
+
+    keyed.queue(Text(tool_calls=[ToolCall("lookup", {}, id="w")]), "found")
+    chat("look", tools=[lookup], temperature=0.3)
+    again = pickle.loads(pickle.dumps(chat))
+    again.api_key = KEY
+    assert again.answer_tool_calls({"w": "it"}) == "found"
+    assert (keyed.chat_requests[-1]["tools"], keyed.chat_requests[-1]["temperature"]) == ([lookup], 0.3)
+
+
 def test_registered_endpoints_find_their_key_again(keyed: OpenRouterDouble, monkeypatch: pytest.MonkeyPatch) -> None:
     from irouter import register_endpoint
     from irouter.endpoints import unregister_endpoint

@@ -10,9 +10,15 @@ any model; requests already in flight are abandoned (their cost, once the server
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+T = TypeVar("T")
 
 
 class Cancelled(Exception):
@@ -50,6 +56,17 @@ class CancelSignal(threading.Event):
                 self._wakers.append(wake)
                 return
         wake()
+
+
+def results_in_order(futures: Sequence[Future[T]]) -> list[T]:
+    """The futures' results in their order; but the first to fail (a tool raising ``KeyboardInterrupt``: the
+    work handed to a pool catches ``Exception`` itself) raises at once, without waiting for the ones before it."""
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
+    finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in finished:
+        future.result()
+    return [future.result() for future in futures]
 
 
 _RUNNING: ContextVar[tuple[object, ...]] = ContextVar("irouter_running_turns", default=())

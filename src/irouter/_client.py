@@ -87,6 +87,8 @@ class Plan:
     """Capability checks: ``None`` (auto: with OpenRouter's catalog, or any catalog already at hand), on, off."""
     cancel: CancelSignal = field(default_factory=CancelSignal)
     """The call's one cancel signal, shared by every model's driver (a `Plan` is made per call)."""
+    turn_options: dict[str, Any] | None = None
+    """`Chat.answer_tool_calls`: the keyword arguments the turn goes on with, kept once it has gone on."""
 
     def tools(self) -> ToolRunner:
         return ToolRunner(self.toolbox, self.before_tool, self.after_tool, self.cancel)

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any, NoReturn
 
 from . import _retry as retry
-from ._cancel import CancelSignal
+from ._cancel import CancelSignal, results_in_order
 from ._engine import Engine, RunTools, Send, TurnResult
 from ._ledger import Hold, Meter, entry_for
 from ._retry import RetryPolicy
@@ -52,8 +52,7 @@ class ToolRunner:
 
             pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="irouter-tool")
             try:
-                futures = [pool.submit(contextvars.copy_context().run, one, c) for c in calls]
-                results = [f.result() for f in futures]
+                results = results_in_order([pool.submit(contextvars.copy_context().run, one, c) for c in calls])
             finally:  # after Ctrl-C, do not wait for the step's other tools to finish
                 pool.shutdown(wait=False, cancel_futures=True)
         return [tool_message(r) for r in results]

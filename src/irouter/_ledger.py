@@ -162,6 +162,34 @@ def worst_case(body: Mapping[str, Any], quote: Quote | None) -> tuple[int | None
     return prompt + completion, quote.cost(prompt, completion) if quote is not None else None
 
 
+def answering(model: str, body: Mapping[str, Any]) -> list[str]:
+    """The models that may answer a request to ``model``: it, and OpenRouter's fallbacks (``models=[...]``)."""
+    fallbacks = body.get("models")
+    if not isinstance(fallbacks, (list, tuple)):
+        return [model]
+    return list(dict.fromkeys([model, *(m for m in fallbacks if isinstance(m, str))]))
+
+
+def dearest(quotes: list[Quote | None]) -> Quote | None:
+    """One quote no cheaper and no shorter than any of ``quotes`` (the models that may answer one request);
+    ``None`` if any is unknown."""
+    known = [q for q in quotes if q is not None]
+    if len(known) < len(quotes) or not known:
+        return None
+    if len(known) == 1:
+        return known[0]
+
+    def most(values: list[Any]) -> Any:
+        return None if any(v is None for v in values) else max(values)
+
+    return Quote(
+        most([q.prompt_price for q in known]),
+        most([q.completion_price for q in known]),
+        most([q.max_completion_tokens for q in known]),
+        most([q.context_length for q in known]),
+    )
+
+
 @dataclass(eq=False)
 class Hold:
     """One request's reservation against the budgets: its worst case, held until its real usage is known."""
@@ -195,6 +223,9 @@ class Meter:
         self.max_cost = check_limit("max_cost", max_cost)
         self.max_total_tokens = check_limit("max_total_tokens", max_total_tokens)
         self.quote = quote
+        self.strict = False
+        """Refuse a request whose worst case cannot be known (a chat without ``allow_unpriced``: its models were
+        checked when it was made, so only a per-call fallback without a price, or ``max_tokens=None``, gets here)."""
         self.entries: list[LedgerEntry] = []
         self.holds: list[Hold] = []
         self._lock = threading.Lock()
@@ -209,6 +240,13 @@ class Meter:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
+    def _quote_for(self, model: str, body: Mapping[str, Any]) -> Quote | None:
+        """The quote a request is reserved at: ``model``'s, or with OpenRouter's fallbacks (``models=[...]``), which
+        may answer instead, the dearest of theirs (``None`` when one of them is not priced)."""
+        if self.quote is None:
+            return None
+        return dearest([self.quote(slug) for slug in answering(model, body)])
+
     def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         """Dollars at the catalog's prices (an estimate, for servers that report no cost)."""
         quote = self.quote(model) if self.quote is not None else None
@@ -219,7 +257,16 @@ class Meter:
         (called before every request). ``None`` when the chat has no budget."""
         if self.max_cost is None and self.max_total_tokens is None:
             return None
-        tokens, cost = worst_case(body, self.quote(model) if self.quote is not None else None)
+        tokens, cost = worst_case(body, self._quote_for(model, body))
+        for name, known in (("max_cost", cost), ("max_total_tokens", tokens)):
+            if self.strict and getattr(self, name) is not None and known is None:
+                slugs = answering(model, body)
+                raise ValueError(
+                    f"{name}= cannot be a cap for this request to {model}: the worst case of "
+                    f"{f'one of {slugs}' if len(slugs) > 1 else 'its answer'} is not known (no catalog "
+                    "price, or no max_tokens and no catalog limit), so the request was not sent. Drop the unpriced "
+                    "fallback or set max_tokens=..., or make the chat with allow_unpriced=True."
+                )
         hold = Hold(model, cost or 0.0, tokens or estimate_prompt_tokens(body))
         with self._lock:
             if self.max_cost is not None:
@@ -309,6 +356,6 @@ def _limit(kind: str, value: float) -> str:
 def check_limit(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
         raise ValueError(f"{name} must be a non-negative number (or None for no limit), got {value!r}")
     return value

@@ -25,8 +25,10 @@ CALL = "call(...)"
 """One request of a `Call`/`AsyncCall`."""
 BATCH = "call.batch(...)"
 """`Call.batch`/`AsyncCall.batch`."""
+ANSWER = "chat.answer_tool_calls(...)"
+"""`Chat.answer_tool_calls`/`AsyncChat.answer_tool_calls`: the rest of a turn, returned whole (no stream)."""
 
-PLACES = (NEW_CHAT, NEW_CALL, CHAT, CALL, BATCH)
+PLACES = (NEW_CHAT, NEW_CALL, CHAT, CALL, BATCH, ANSWER)
 EVERYWHERE = frozenset(PLACES)
 NEW = frozenset({NEW_CHAT, NEW_CALL})
 """Constructors only."""

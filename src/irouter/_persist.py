@@ -21,6 +21,8 @@ def check_history(history: Any, where: str = "history") -> list[dict[str, Any]]:
     if not isinstance(history, (list, tuple)):
         raise TypeError(f"{where} must be a list of message dicts, got {type(history).__name__}")
     checked = []
+    waiting: tuple[int, list[Any]] | None = None
+    """The last assistant message's tool calls that no tool message has answered yet (its index, their ids)."""
     for i, message in enumerate(history):
         at = f"{where}[{i}]"
         if not isinstance(message, Mapping):
@@ -30,6 +32,14 @@ def check_history(history: Any, where: str = "history") -> list[dict[str, Any]]:
         role = message.get("role")
         if role not in ROLES:
             raise ValueError(f"{at} has role {role!r}; roles are {', '.join(ROLES)}")
+        if role == "tool" and waiting is not None:
+            waiting[1][:] = [c for c in waiting[1] if c != message.get("tool_call_id")]
+        elif waiting is not None and waiting[1]:
+            raise ValueError(
+                f"{at} comes after tool calls of {where}[{waiting[0]}] that have no result ({waiting[1]}): servers "
+                "refuse such a history. Give each call a tool message with its tool_call_id, or drop the calls; "
+                "calls may wait for results only at the end (see answer_tool_calls)"
+            )
         content = message.get("content")
         if role == "assistant":
             if content is None and not message.get("tool_calls"):
@@ -46,6 +56,8 @@ def check_history(history: Any, where: str = "history") -> list[dict[str, Any]]:
                     raise TypeError(f"{at}['content'][{j}] must be a content part like {{'type': 'text', ...}}")
         if "tool_calls" in message and role == "assistant":
             _check_tool_calls(message["tool_calls"], f"{at}['tool_calls']")
+        if role == "assistant":
+            waiting = (i, [c.get("id") for c in message.get("tool_calls") or []])
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             raise ValueError(f"{at} is a tool message without a 'tool_call_id'")
         try:

@@ -319,12 +319,17 @@ class Call(_OneOff, Generic[Answer]):
                 return self._run(model, messages[:-1], messages[-1], plan).value
             except Exception as exc:
                 return exc
+            except BaseException:  # a tool raised KeyboardInterrupt: stop every prompt now, not in input order
+                plan.cancel.set()
+                raise
 
         from concurrent.futures import ThreadPoolExecutor
 
+        from ._cancel import results_in_order
+
         pool = ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items))), thread_name_prefix="irouter")
         try:
-            flat = list(pool.map(one, items))
+            flat = results_in_order([pool.submit(one, item) for item in items])
         except BaseException:  # Ctrl-C: no prompt waiting its turn starts, no running one sends another request
             plan.cancel.set()
             pool.shutdown(wait=False, cancel_futures=True)

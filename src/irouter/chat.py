@@ -23,6 +23,7 @@ from ._engine import FINAL_PROMPT, TurnResult, afan_out, fan_out
 from ._ledger import LedgerEntry, Meter, Quote, check_limit, worst_case
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, check_saved, dumps, jsonable_options, merge_saved_options, write_atomic
+from ._retry import DEFAULT_MAX_RETRIES
 from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
@@ -55,8 +56,12 @@ class _Conversation(ModelClient):
         if not isinstance(allow_unpriced, bool):
             raise TypeError(f"allow_unpriced must be True or False, got {allow_unpriced!r}")
         super().__init__(model, api_key, base_url, defaults, http_client)
+        self._quotes: dict[str, Quote] = {}
+        """The catalog's word on each model, as last seen: a budget stays a cap where no catalog is at hand (a
+        pickled chat in a worker process or on another machine)."""
         self._meter = Meter(max_cost, max_total_tokens, self._quote)
         self._allow_unpriced = allow_unpriced
+        self._meter.strict = not allow_unpriced
         self._check_budgets()
         self.system = system
         self._new_locks()
@@ -78,6 +83,9 @@ class _Conversation(ModelClient):
         state = super()._state()
         for name in ("_locks", "_turn_locks", "_async_locks"):
             state.pop(name, None)
+        # a turn's own options matter only while its calls wait for answers: the others (a lambda hook, a local
+        # tool given to one call) must not stop the chat from pickling
+        state["_turn_options"] = {m: o for m, o in self._turn_options.items() if m in self._models and self._pending(m)}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -122,9 +130,26 @@ class _Conversation(ModelClient):
                 "or start over with chat.reset_history()."
             )
 
+    def _check_starts(self, starts: dict[str, Any]) -> None:
+        """Checked again once the call holds its models' turn locks (a turn running in another thread or task may
+        have left calls pending, or answered them, after the first check): a new message only where no call waits,
+        answers only to the calls that still wait. Raises before any request."""
+        if any(isinstance(start, dict) for start in starts.values()):
+            self._refuse_while_pending()
+            return
+        for model, answers in starts.items():
+            waiting = [str(c.get("id")) for c in pending_calls(self._history[model])]
+            if waiting != [a["tool_call_id"] for a in answers]:
+                where = f" of {model}" if len(self._models) > 1 else ""
+                raise RuntimeError(
+                    f"The tool calls{where} were answered meanwhile (by another thread or task); pending now: "
+                    f"{waiting}. See chat.pending_tool_calls."
+                )
+
     def _answers(self, results: Any, kwargs: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Plan]]:
         """`answer_tool_calls`'s arguments checked: the tool messages per model, and the plan each model's turn
-        goes on with (its last turn's options, updated by ``kwargs``). Raises before any request."""
+        goes on with (its last turn's options, updated by ``kwargs``; they stay updated once the turn goes on, see
+        `_commit`). Raises before any request."""
         if not isinstance(results, Mapping):
             raise TypeError(f"results must be a dict of {{call_id: result}}, got {type(results).__name__}")
         if len(self._models) == 1:
@@ -153,9 +178,10 @@ class _Conversation(ModelClient):
                     + (f"; not answered: {missing}" if missing else "")
                 )
             answers[model] = [answer_message(i, given[i]) for i in ids]
-        plans = {m: self._plan({**self._turn_options.get(m, {}), **kwargs}, opts.CHAT) for m in answers}
-        for model in answers:
-            self._turn_options[model] = {**self._turn_options.get(model, {}), **kwargs}
+        options = {m: {**self._turn_options.get(m, {}), **kwargs} for m in answers}
+        plans = {m: self._plan(options[m], opts.ANSWER) for m in answers}
+        for model, plan in plans.items():
+            plan.turn_options = options[model]
         return answers, plans
 
     def _answered(self, values: dict[str, Any]) -> Any:
@@ -166,20 +192,27 @@ class _Conversation(ModelClient):
 
     def _quote(self, model: str, fetch: bool = False) -> Quote | None:
         """The catalog's prices and completion limit for ``model`` (its endpoint's catalog at hand, however old;
-        fetched only when ``fetch``); ``None`` for models of other endpoints or missing from the catalog."""
+        fetched only when ``fetch``; else what this chat last saw of it); ``None`` for models of other endpoints
+        or missing from the catalog."""
         if self._routes.get(model) is not None:
             return None
         records = cached_records(self.base_url, max_age=float("inf"))
         if records is None and fetch:
-            try:
-                records = list_models(self.base_url)
+            try:  # like the capability check's fetch: this object's retries, through the user's (sync) client
+                retries = self.defaults.get("max_retries")
+                records = list_models(
+                    self.base_url,
+                    max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
+                    http_client=None if self._asynchronous else self._http_client,
+                )
             except APIError:
                 records = None
         info = find(records, model) if records else None
         if info is None:
-            return None
+            return self._quotes.get(model)
         prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
-        return Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+        quote = self._quotes[model] = Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+        return quote
 
     def _check_budgets(self) -> None:
         """A budget is a cap only if each request's worst case can be known before it is sent: refuse one on a
@@ -190,7 +223,9 @@ class _Conversation(ModelClient):
         body: dict[str, Any] = {
             k: self.defaults[k] for k in ("max_tokens", "max_completion_tokens", "n") if k in self.defaults
         }
-        for model in self._models:
+        fallbacks = self.defaults.get("models")  # OpenRouter's fallbacks may answer instead: priced too
+        extra = [m for m in fallbacks if isinstance(m, str)] if isinstance(fallbacks, (list, tuple)) else []
+        for model in dict.fromkeys([*self._models, *extra]):
             bounded = meter.max_cost is None and worst_case(body, None)[0] is not None
             quote = None if bounded else self._quote(model, fetch=True)  # no catalog needed: none fetched
             tokens, cost = worst_case(body, quote)
@@ -198,7 +233,9 @@ class _Conversation(ModelClient):
             for name, known in (("max_cost", cost), ("max_total_tokens", tokens)):
                 if getattr(meter, name) is None or known is not None:
                     continue
-                if name == "max_cost" and unpriced:
+                if name == "max_cost" and unpriced and cached_records(self.base_url, max_age=float("inf")) is None:
+                    missing, fix = "could not be fetched", "Try again later, or pass"
+                elif name == "max_cost" and unpriced:
                     missing, fix = "lists no price for it", "Pass"
                 else:
                     missing, fix = (
@@ -212,16 +249,20 @@ class _Conversation(ModelClient):
                     "the cap)."
                 )
 
-    def _commit(self, results: dict[str, TurnResult], cancel: CancelSignal) -> dict[str, Any]:
+    def _commit(self, results: dict[str, TurnResult], plans: dict[str, Plan], cancel: CancelSignal) -> dict[str, Any]:
         """The call's finished turns join their histories, together and only if the call was not cancelled
         meanwhile (Ctrl-C, a closed stream): an interrupted call keeps nothing, for any model. Returns the values.
-        The caller holds every model's turn lock."""
+        The caller holds every model's turn lock. A model going on from answered tool calls keeps the options its
+        turn went on with (``plans[model].turn_options``), for the next `answer_tool_calls`."""
         with ExitStack() as held:
             for model in results:
                 held.enter_context(self._locks[model])
             cancel.check()
             for model, result in results.items():
                 self._history[model].extend(result.messages)
+                options = plans[model].turn_options
+                if options is not None:
+                    self._turn_options[model] = options
         return {m: r.value for m, r in results.items()}
 
     @property
@@ -381,8 +422,9 @@ class _Conversation(ModelClient):
         **options: Any,
     ) -> Any:
         """A chat back from `to_dict` data, ready to go on. ``api_key`` (or ``OPENROUTER_API_KEY``) is needed as
-        for a new chat; ``base_url`` and ``options`` override what was saved, except ``extra_headers``, which
-        add to the saved ones (give the secret headers the file left out again this way).
+        for a new chat; ``base_url`` and ``options`` (also ``system``, ``max_cost``, ``max_total_tokens`` and
+        ``allow_unpriced``) override what was saved, except ``extra_headers``, which add to the saved ones (give
+        the secret headers the file left out again this way).
 
         Every field is checked first: anything of the wrong shape or type raises ``ValueError`` naming the field
         (``Saved chat: ledger[0]['cost'] must be a number or null, got '0.5'``)."""
@@ -397,6 +439,10 @@ class _Conversation(ModelClient):
             "allow_unpriced": saved["allow_unpriced"],
             "http_client": http_client,
         }
+        options = dict(options)
+        for name in ("system", "max_cost", "max_total_tokens", "allow_unpriced"):
+            if name in options:  # given on loading: overrides what was saved, like any option
+                settings[name] = options.pop(name)
         try:
             chat = cls(models, **settings, **merge_saved_options(saved["options"], options))
         except (TypeError, ValueError) as exc:
@@ -700,12 +746,13 @@ class Chat(_Conversation, Generic[Answer]):
         with running(self), ExitStack() as held:
             for model in models:
                 held.enter_context(self._turn_locks[model])
+            self._check_starts(starts)
             try:
                 results = fan_out(models, one, cancel, ended)
             except MultiModelError as exc:  # the others' answers are kept
-                exc.answers = self._commit(exc.answers, cancel)
+                exc.answers = self._commit(exc.answers, plans, cancel)
                 raise
-            return self._commit(results, cancel)
+            return self._commit(results, plans, cancel)
 
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Send the results of the `pending_tool_calls` and go on with the turn; returns what the turn returns
@@ -932,12 +979,13 @@ class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
             async with AsyncExitStack() as held:
                 for model in models:
                     await held.enter_async_context(self._turn_lock(model))
+                self._check_starts(starts)
                 try:
                     results = await afan_out(models, one, cancel, ended)
                 except MultiModelError as exc:
-                    exc.answers = self._commit(exc.answers, cancel)
+                    exc.answers = self._commit(exc.answers, plans, cancel)
                     raise
-                return self._commit(results, cancel)
+                return self._commit(results, plans, cancel)
 
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Like `Chat.answer_tool_calls`, awaitable: ``await chat.answer_tool_calls({call_id: result})``."""

@@ -77,6 +77,12 @@ def describe(exc: BaseException) -> str:
             "--no-check to send anyway."
         )
     if isinstance(exc, errors.BudgetExceeded) and exc.kind == "cost":
+        if exc.needed and exc.spent < exc.limit:  # refused by its worst case, not by what was spent
+            return (
+                f"Budget reached: the request to {exc.model} could cost up to ${exc.needed:.6f}, more than is left "
+                f"of --max-cost {exc.limit:g} (${exc.spent:.6f} spent), so it was not sent. Lower its worst case "
+                "with -o max_tokens=N, or raise --max-cost."
+            )
         return (
             f"Budget reached: ${exc.spent:.6f} spent of --max-cost {exc.limit:g}, so the request to {exc.model} was "
             "not sent."
@@ -87,6 +93,15 @@ def describe(exc: BaseException) -> str:
             "--base-url URL --api-key-env NAME."
         )
     text = str(exc)
+    if isinstance(exc, ValueError) and "allow_unpriced=True" in text:  # Chat's budget check, in flags
+        for python, flag in (
+            ("max_cost=", "--max-cost"),
+            ("max_total_tokens=", "max_total_tokens"),
+            ("Set max_tokens=... as a default, or pass", "Add -o max_tokens=N, or"),
+            ("Pass allow_unpriced=True", "Add --allow-unpriced"),
+            ("allow_unpriced=True", "--allow-unpriced"),
+        ):
+            text = text.replace(python, flag)
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -154,6 +169,11 @@ def common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OpenRouter)")
     parser.add_argument("--api-key-env", metavar="NAME", help="the environment variable holding the key for --base-url")
     parser.add_argument("--max-cost", type=float, help="stop before spending more than this many dollars")
+    parser.add_argument(
+        "--allow-unpriced",
+        action="store_true",
+        help="accept --max-cost for a model whose catalog lists no price (only reported costs count)",
+    )
     parser.add_argument("--no-check", action="store_true", help="send even if the model catalog says no")
     parser.add_argument("--no-stats", action="store_true", help="no tokens/cost line after each answer")
 
@@ -172,10 +192,23 @@ def api_key(args: argparse.Namespace) -> str | None:
     return key
 
 
+FLAGS = {
+    "system": "-s/--system",
+    "base_url": "--base-url",
+    "api_key": "--api-key-env NAME",
+    "max_cost": "--max-cost",
+    "allow_unpriced": "--allow-unpriced",
+}
+"""Chat arguments the command sets from its flags: ``-o`` may not give them too."""
+
+
 def make_chat(args: argparse.Namespace) -> Chat[Any]:
     models = default_models(args.model, args.base_url)
     system = args.system if args.system is not None else config().get("system", "You are a helpful assistant.")
     options = parse_options(args.option)
+    for name, flag in FLAGS.items():
+        if name in options:
+            raise ValueError(f"-o {name}=...: use {flag} instead")
     if args.no_check:
         options["check_capabilities"] = False
     return Chat(
@@ -184,6 +217,7 @@ def make_chat(args: argparse.Namespace) -> Chat[Any]:
         api_key=api_key(args),
         base_url=args.base_url,
         max_cost=args.max_cost,
+        allow_unpriced=args.allow_unpriced,
         **options,
     )
 
@@ -486,12 +520,16 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
             continue
         if line.startswith("/"):
             try:
-                chat, done = command(chat, line, printer, key)
+                chat, done = command(chat, line, printer, key, budget(args))
             except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
                 fail(exc)
                 continue
             if done:
                 return OK
+            continue
+        waiting = _waiting(chat)
+        if waiting:  # the library would refuse the message, in Python's words
+            print(f"irouter: error: {waiting}", file=sys.stderr)
             continue
         try:
             printer.stream(chat, line)
@@ -501,9 +539,18 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
             fail(exc, chat.models)
 
 
-def command(chat: Chat[Any], line: str, printer: Printer, key: str | None = None) -> tuple[Chat[Any], bool]:
+def budget(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``--max-cost`` and ``--allow-unpriced`` set, for a chat loaded during the session to keep."""
+    given = {"max_cost": args.max_cost} if args.max_cost is not None else {}
+    return {**given, "allow_unpriced": True} if args.allow_unpriced else given
+
+
+def command(
+    chat: Chat[Any], line: str, printer: Printer, key: str | None = None, limits: dict[str, Any] | None = None
+) -> tuple[Chat[Any], bool]:
     """Run one ``/command``; returns the (possibly new) chat and whether to quit. ``key`` is ``--api-key-env``'s
-    key, which a loaded or changed chat keeps using."""
+    key, which a loaded or changed chat keeps using; ``limits`` (`budget`) the command line's budget, which a
+    loaded chat keeps too (it counts what the file says was spent)."""
     name, _, rest = line.partition(" ")
     rest = rest.strip()
     if name in ("/exit", "/quit"):
@@ -516,9 +563,12 @@ def command(chat: Chat[Any], line: str, printer: Printer, key: str | None = None
     elif name == "/save":
         print(f"(saved to {chat.save(rest or 'chat.json')})", file=sys.stderr)
     elif name == "/load":
-        loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key)
+        loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key, **(limits or {}))
         chat = loaded
         print(f"(loaded: {', '.join(chat.models)}, {chat.turns} turns)", file=sys.stderr)
+        waiting = _waiting(chat)
+        if waiting:
+            print(f"irouter: note: {waiting}", file=sys.stderr)
     elif name == "/cost":
         printer_stats = Printer(out=printer.out, err=printer.err, stats=True)
         printer_stats._stats(chat, None)
@@ -536,6 +586,24 @@ def command(chat: Chat[Any], line: str, printer: Printer, key: str | None = None
     else:
         raise ValueError(f"unknown command {name}; /help lists them")
     return chat, False
+
+
+def _waiting(chat: Chat[Any]) -> str | None:
+    """What a chat whose model waits for tool results (saved that way by a program) says in the CLI, which cannot
+    give them; ``None`` when nothing waits."""
+    pending = chat.pending_tool_calls
+    per_model = pending if isinstance(pending, dict) else {chat.models[0]: pending}
+    waiting = {m: calls for m, calls in per_model.items() if calls}
+    if not waiting:
+        return None
+    shown = "; ".join(
+        (f"{m}: " if len(chat.models) > 1 else "") + ", ".join(f"{c.name} (id {c.id})" for c in calls)
+        for m, calls in waiting.items()
+    )
+    return (
+        f"the conversation waits for the results of tool calls ({shown}), which irouter chat cannot give; "
+        "/reset starts it over (or answer them in Python with chat.answer_tool_calls)"
+    )
 
 
 def _with_models(chat: Chat[Any], models: list[str], key: str | None = None) -> Chat[Any]:
