@@ -23,7 +23,7 @@ class Clock:
 
 
 def rows(n: int, model: str = "a/a") -> list[GridRow]:
-    return [GridRow(str(i), model, f"key{i}", '{"m":%d}' % i) for i in range(n)]
+    return [GridRow(str(i), model, f"key{i}", f'{{"m":{i}}}') for i in range(n)]
 
 
 def test_new_file_has_the_schema_version_and_wal(tmp_path: Path) -> None:
@@ -79,7 +79,8 @@ def test_claim_finish_and_retry_failed(tmp_path: Path) -> None:
     assert store.release() == 2  # key1 (had failed: back to failed) and key2 (back to pending)
     assert store.states(["key1", "key2"]) == {"key1": "failed", "key2": "pending"}
     observed = store.observed("a/a")
-    assert observed is not None and observed.cells == 1 and observed.mean_completion == 5
+    assert observed is not None
+    assert (observed.cells, observed.mean_completion) == (1, 5)
 
 
 def test_another_connection_claims_only_after_the_lease_runs_out(tmp_path: Path) -> None:
@@ -146,7 +147,7 @@ def test_claims_from_several_connections_never_overlap(tmp_path_factory: pytest.
         elif op == "claim":
             expected = []
             for key in keys:
-                state, owner, lease, _ = model[key]
+                state, _owner, lease, _ = model[key]
                 free = state == "pending" or (state == "failed" and retry_failed)
                 if free or (state == "running" and lease < clock.now):
                     model[key][:3] = ["running", who, clock.now + 30]
