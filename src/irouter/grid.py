@@ -68,7 +68,12 @@ class CellError:
     @classmethod
     def of(cls, exc: BaseException) -> CellError:
         status = getattr(exc, "status", None)
-        return cls(type(exc).__name__, status if isinstance(status, int) else None, str(exc))
+        message = getattr(exc, "message", None)  # the server's own message for API errors
+        return cls(
+            type(exc).__name__,
+            status if isinstance(status, int) else None,
+            message if isinstance(message, str) and message else str(exc),
+        )
 
 
 @dataclass(frozen=True)
@@ -722,11 +727,12 @@ def _accounted(entries: list[LedgerEntry]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------- rate limits
 class _Bucket:
-    """A token bucket refilled continuously: ``per_minute`` units a minute, at most a minute's worth at once."""
+    """A token bucket refilled continuously: ``per_minute`` units a minute, at most a second's worth at once
+    (smoother than the server's minute windows, so a grid never bursts a minute's quota)."""
 
     def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
-        self.level = float(per_minute)
+        self.capacity = max(1.0, per_minute / 60.0)
+        self.level = self.capacity
         self.rate = per_minute / 60.0
         self.stamp = time.monotonic()
 
