@@ -22,14 +22,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _store as st
 from ._cancel import Cancelled, CancelSignal
 from ._drivers import Recorder
+from ._engine import TurnResult
 from ._ledger import LedgerEntry, Meter, Quote, estimate_prompt_tokens, worst_case
 from ._store import GridRow, Store, canonical
 from ._wire import build_body
@@ -38,6 +39,8 @@ from .errors import BudgetExceeded, RateLimitError
 if TYPE_CHECKING:
     from ._client import Plan
     from .call import _OneOff
+
+T = TypeVar("T")
 
 __all__ = ["AsyncGrid", "Cell", "CellError", "Forecast", "Grid", "GridResults", "ModelForecast", "cell_key"]
 
@@ -873,6 +876,7 @@ class _Run:
         self.progress, self.parse = progress, parse
         self.limiter = _Limiter(grid.concurrency, grid.rpm, grid.tpm)
         self.plan = replace(plan, on_retry=self.limiter.observe)
+        self.turn = turn_runner(grid._call, grid.concurrency)
         self.meter = _GridMeter(grid.max_cost, grid._quote)
         self._settled = asyncio.Event()
         self.meter.changed = self._settled.set
@@ -904,6 +908,7 @@ class _Run:
                 yield item
             dispatcher.result()  # raise what stopped it, if anything
         finally:
+            self.plan.cancel.set()  # nothing more is sent, also by turns running in worker threads
             renewer.cancel()
             for task in [dispatcher, *self.tasks]:
                 task.cancel()
@@ -1016,9 +1021,7 @@ class _Run:
         value: Any = None
         error: CellError | None = None
         try:
-            result = await self.grid._call._arun(
-                row.model, messages[:-1], messages[-1], self.plan, Recorder(meter, row.model)
-            )
+            result = await self.turn(row.model, messages, self.plan, Recorder(meter, row.model))
             text, value = result.reply.content, result.value
         except Cancelled:
             raise
@@ -1039,6 +1042,117 @@ class _Run:
         if self.progress is not None:
             self.progress.add(cell)
         await self.out.put(cell)
+
+
+# --------------------------------------------------------------------------------------------- the engine's parts
+TurnRunner = Callable[[str, list[dict[str, Any]], "Plan", "Recorder | None"], Awaitable[TurnResult]]
+
+
+def turn_runner(call: _OneOff, concurrency: int) -> TurnRunner:
+    """How the engine runs one cell's turn: the async turn driver (`_arun`) on the event loop; for a `Call` given
+    a sync ``http_client=`` (which an event loop cannot use), the sync driver (`_run`) in worker threads, one per
+    cell in flight. Either way the same turn machinery as a call."""
+    if call._awaits or call._http_client is None:
+
+        async def arun(model: str, messages: list[dict[str, Any]], plan: Plan, recorder: Recorder | None) -> Any:
+            return await call._arun(model, messages[:-1], messages[-1], plan, recorder)
+
+        return arun
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="irouter-grid")
+
+    async def run(model: str, messages: list[dict[str, Any]], plan: Plan, recorder: Recorder | None) -> Any:
+        work = contextvars.copy_context().run
+        future = asyncio.get_running_loop().run_in_executor(
+            pool, work, call._run, model, messages[:-1], messages[-1], plan, recorder
+        )
+        return await future
+
+    return run
+
+
+async def abatch(
+    call: _OneOff, items: list[tuple[list[dict[str, Any]], str]], plan: Plan, concurrency: int
+) -> list[Any]:
+    """`Call.batch`'s engine: every (messages, model) item's turn value, or the exception it raised, in order;
+    at most ``concurrency`` in flight, fewer after rate limits (as in a grid). No store."""
+    limiter = _Limiter(concurrency, {}, {})
+    plan = replace(plan, on_retry=limiter.observe)
+    turn = turn_runner(call, concurrency)
+    results: list[Any] = [None] * len(items)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(index: int, messages: list[dict[str, Any]], model: str) -> None:
+        ok = False
+        try:
+            results[index] = (await turn(model, messages, plan, None)).value
+            ok = True
+        except Cancelled:
+            raise
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            limiter.release(ok)
+
+    try:
+        for index, (messages, model) in enumerate(items):
+            await limiter.acquire(model, 0)
+            task = asyncio.ensure_future(one(index, messages, model))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        while tasks:
+            await asyncio.wait(set(tasks))
+    except BaseException:
+        plan.cancel.set()
+        for task in tasks:
+            task.cancel()
+        raise
+    return results
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelSignal) -> T:
+    """Run ``make()`` to its end on a new event loop in a background thread, waiting here. Ctrl-C (or any
+    interruption) while waiting sets ``cancel``, cancels the coroutine and propagates at once."""
+    import concurrent.futures
+    import threading
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    thread = threading.Thread(target=_serve, args=(loop, ready), name="irouter-loop", daemon=True)
+    thread.start()
+    ready.wait()
+    future = asyncio.run_coroutine_threadsafe(make(), loop)
+    try:
+        return future.result()
+    except concurrent.futures.CancelledError:
+        raise Cancelled from None
+    except BaseException:
+        cancel.set()
+        future.cancel()
+        raise
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+
+
+def _serve(loop: asyncio.AbstractEventLoop, ready: Any) -> None:
+    """A background event loop's thread: runs until stopped, then closes the loop's pools and the loop."""
+    asyncio.set_event_loop(loop)
+    loop.call_soon(ready.set)
+    try:
+        loop.run_forever()
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        from ._transport import arelease_pools
+
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(arelease_pools())
+    finally:
+        loop.close()
 
 
 # --------------------------------------------------------------------------------------------- results
