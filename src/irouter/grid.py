@@ -540,46 +540,24 @@ class Grid:
         Raises `BudgetExceeded` before sending anything when the forecast expects more than ``max_cost``
         (unless ``force=True``)."""
         import queue
-        import threading
 
         cancel = CancelSignal()
         out: queue.Queue[Any] = queue.Queue(maxsize=max(256, 4 * self.concurrency))
-        loop = asyncio.new_event_loop()
-        tasks: list[asyncio.Task[None]] = []
         end = object()
 
         async def pump() -> None:
-            cells = self._acells(cancel)  # an async generator
-            try:
-                async for cell in cells:
-                    while True:
-                        try:
-                            out.put_nowait(cell)
-                            break
-                        except queue.Full:
-                            await asyncio.sleep(0.01)  # the caller is slower: wait (memory stays flat)
-            finally:
-                await cells.aclose()
+            async for cell in self._acells(cancel):
+                while True:
+                    try:
+                        out.put_nowait(cell)
+                        break
+                    except queue.Full:
+                        await asyncio.sleep(0.01)  # the caller is slower: wait (memory stays flat)
 
-        def work() -> None:
-            asyncio.set_event_loop(loop)
-            task = loop.create_task(pump())
-            tasks.append(task)
-            result: Any = end
-            try:
-                loop.run_until_complete(task)
-            except BaseException as exc:  # handed to the caller's thread
-                result = exc
-            finally:
-                with contextlib.suppress(Exception):
-                    from ._transport import arelease_pools
+        def finished(error: BaseException | None) -> None:
+            out.put(end if error is None else error)
 
-                    loop.run_until_complete(arelease_pools())
-                loop.close()
-            out.put(result)
-
-        thread = threading.Thread(target=work, name="irouter-grid", daemon=True)
-        thread.start()
+        background = Background(pump, finished)
         try:
             while True:
                 item = out.get()
@@ -591,13 +569,12 @@ class Grid:
                     raise item
                 yield item
         finally:
-            if thread.is_alive():
+            if not background.done.is_set():  # the caller stopped early (break, Ctrl-C): stop the run
                 cancel.set()
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
-                while thread.is_alive():
+                background.stop()
+                while not background.done.wait(0.05):
                     with contextlib.suppress(queue.Empty):
-                        out.get(timeout=0.05)
+                        out.get_nowait()  # keep the loop from waiting on a full queue
 
     async def _acells(self, cancel: CancelSignal) -> AsyncGenerator[Cell, None]:
         """The engine: register, check the forecast, yield the done cells, then run the rest."""
@@ -885,6 +862,8 @@ class _Run:
         self.tasks: set[asyncio.Task[None]] = set()
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(64, 2 * grid.concurrency))
         self.page = min(st.CHUNK, max(32, grid.concurrency))
+        self.failure: BaseException | None = None
+        self.dispatcher: asyncio.Future[None] | None = None
 
     async def cells(self) -> AsyncIterator[Cell]:
         end = object()
@@ -899,6 +878,7 @@ class _Run:
                 await self.out.put(end)
 
         dispatcher = asyncio.ensure_future(dispatch())
+        self.dispatcher = dispatcher
         renewer = asyncio.ensure_future(self._renew())
         try:
             while True:
@@ -906,6 +886,8 @@ class _Run:
                 if item is end:
                     break
                 yield item
+            if self.failure is not None:  # a cell's task broke (a tool raised KeyboardInterrupt, a bug): stop
+                raise self.failure
             dispatcher.result()  # raise what stopped it, if anything
         finally:
             self.plan.cancel.set()  # nothing more is sent, also by turns running in worker threads
@@ -953,7 +935,17 @@ class _Run:
         await self.limiter.acquire(row.model, tokens)
         task = asyncio.ensure_future(self._cell(row, request["messages"], body))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A cell's task ended. Cells end as values; anything else it raised stops the whole run."""
+        self.tasks.discard(task)
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None and self.failure is None:
+            self.failure = failure.original if isinstance(failure, _Carried) else failure
+            self.plan.cancel.set()
+            if self.dispatcher is not None:
+                self.dispatcher.cancel()
 
     async def _finish_waiting(self) -> None:
         """Cells other processes held: wait for them, read their results; claim them if their owner let go."""
@@ -1027,6 +1019,10 @@ class _Run:
             raise
         except Exception as exc:
             error = CellError.of(exc)
+        except BaseException as exc:  # KeyboardInterrupt from a tool: carried out of the task, stops the run
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise _Carried(exc) from None
         return Cell(
             prompt_id=json.loads(row.prompt_id),
             model=row.model,
@@ -1045,6 +1041,15 @@ class _Run:
 
 
 # --------------------------------------------------------------------------------------------- the engine's parts
+class _Carried(Exception):
+    """A ``KeyboardInterrupt``/``SystemExit`` raised inside a cell's task, carried out as an ordinary exception (an
+    event loop would otherwise stop at once, leaving the run's claims and tasks behind); re-raised as it was."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
 TurnRunner = Callable[[str, list[dict[str, Any]], "Plan", "Recorder | None"], Awaitable[TurnResult]]
 
 
@@ -1084,6 +1089,9 @@ async def abatch(
     results: list[Any] = [None] * len(items)
     tasks: set[asyncio.Task[None]] = set()
 
+    stop: list[BaseException] = []
+    main = asyncio.current_task()
+
     async def one(index: int, messages: list[dict[str, Any]], model: str) -> None:
         ok = False
         try:
@@ -1093,6 +1101,13 @@ async def abatch(
             raise
         except Exception as exc:
             results[index] = exc
+        except BaseException as exc:  # a tool raised KeyboardInterrupt: the whole batch stops now
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            stop.append(exc)
+            plan.cancel.set()
+            if main is not None:
+                main.cancel()
         finally:
             limiter.release(ok)
 
@@ -1104,10 +1119,12 @@ async def abatch(
             task.add_done_callback(tasks.discard)
         while tasks:
             await asyncio.wait(set(tasks))
-    except BaseException:
+    except BaseException as exc:
         plan.cancel.set()
-        for task in tasks:
+        for task in list(tasks):
             task.cancel()
+        if stop and isinstance(exc, asyncio.CancelledError):
+            raise stop[0] from None
         raise
     return results
 
@@ -1115,44 +1132,82 @@ async def abatch(
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelSignal) -> T:
     """Run ``make()`` to its end on a new event loop in a background thread, waiting here. Ctrl-C (or any
     interruption) while waiting sets ``cancel``, cancels the coroutine and propagates at once."""
-    import concurrent.futures
-    import threading
-
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    thread = threading.Thread(target=_serve, args=(loop, ready), name="irouter-loop", daemon=True)
-    thread.start()
-    ready.wait()
-    future = asyncio.run_coroutine_threadsafe(make(), loop)
+    background = Background(make)
     try:
-        return future.result()
-    except concurrent.futures.CancelledError:
-        raise Cancelled from None
+        background.done.wait()
     except BaseException:
         cancel.set()
-        future.cancel()
+        background.stop()
         raise
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
+    if background.error is not None:
+        if isinstance(background.error, asyncio.CancelledError):
+            raise Cancelled
+        raise background.error
+    return background.result  # type: ignore[no-any-return]
 
 
-def _serve(loop: asyncio.AbstractEventLoop, ready: Any) -> None:
-    """A background event loop's thread: runs until stopped, then closes the loop's pools and the loop."""
-    asyncio.set_event_loop(loop)
-    loop.call_soon(ready.set)
-    try:
-        loop.run_forever()
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        from ._transport import arelease_pools
+class Background:
+    """A coroutine run to its end on a new event loop of its own, in a daemon thread (what the sync API drives the
+    async engine with). ``done`` is set when it has ended and the loop is closed; then ``result`` or ``error``.
 
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(arelease_pools())
-    finally:
-        loop.close()
+    A ``KeyboardInterrupt`` raised in any of the loop's tasks (a tool's) stops the loop at once: the main task is
+    then cancelled and run to its end, so its cleanup (claims released) still happens, and ``error`` is that
+    interruption. ``on_done(error)`` is called in the loop's thread at the very end."""
+
+    def __init__(
+        self,
+        make: Callable[[], Coroutine[Any, Any, Any]],
+        on_done: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._make, self._on_done = make, on_done
+        self._task: asyncio.Task[Any] | None = None
+        self._stopping = False
+        threading.Thread(target=self._work, name="irouter-loop", daemon=True).start()
+
+    def stop(self) -> None:
+        """Cancel the coroutine (from any thread); `done` is set once it has cleaned up."""
+        self._stopping = True
+        with contextlib.suppress(RuntimeError):  # the loop already closed
+            self.loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def _work(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            self._task = task = loop.create_task(self._make())
+            if self._stopping:
+                task.cancel()
+            try:
+                self.result = loop.run_until_complete(task)
+            except BaseException as exc:
+                self.error = exc
+                if not task.done():  # the loop stopped under it: let it clean up
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        loop.run_until_complete(task)
+            rest = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for other in rest:
+                other.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+                from ._transport import arelease_pools
+
+                loop.run_until_complete(arelease_pools())
+        finally:
+            loop.close()
+            if self._on_done is not None:
+                self._on_done(self.error)
+            self.done.set()
 
 
 # --------------------------------------------------------------------------------------------- results
