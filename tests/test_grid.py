@@ -397,3 +397,17 @@ def test_batch_backs_off_on_rate_limits_and_keeps_its_shape(double: OpenRouterDo
     results = make(double, [A]).batch(["x", "y"], concurrency=2)
     assert sorted(results) == ["You said: x", "You said: y"]
     assert len(double.chat_requests) == 3
+
+
+def test_progress_is_a_live_line_on_stderr_when_asked_and_quiet_otherwise(
+    double: OpenRouterDouble, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double.queue(Error(400, "no"), model=B)
+    list(make(double).grid(["a", "b"], store=tmp_path / "1.sqlite", progress=True, concurrency=1).run())
+    err = capsys.readouterr().err
+    assert "\r" in err
+    assert "grid: 4/4 done, 1 failed" in err
+    assert "cells/s" in err
+    assert err.endswith("\n")
+    list(make(double).grid(["a", "b"], store=tmp_path / "2.sqlite").run())  # stderr is not a terminal here
+    assert capsys.readouterr().err == ""

@@ -914,7 +914,8 @@ class _Run:
 
     async def _take(self, rows: list[st.CellRow]) -> None:
         wanted = [r.key for r in rows if self._sendable(r) and r.key not in self.inflight]
-        claimed = set(self.store.claim(list(dict.fromkeys(wanted)), self.grid.retry_failed)) if wanted else set()
+        keys = list(dict.fromkeys(wanted))
+        claimed = set(self.store.claim(keys, self.grid.retry_failed, self.started)) if keys else set()
         for row in rows:
             if row.key in self.inflight:
                 self.inflight[row.key].append(row)  # a duplicate of a cell in flight: answered with it
@@ -952,21 +953,16 @@ class _Run:
         while self.waiting:
             rows, self.waiting = self.waiting, []
             for row in rows:
-                state, owner, _ = self.store.cell(row.key)
-                if state == st.DONE or (state == st.FAILED and not (self.grid.retry_failed and owner is None)):
-                    if row.key in self.inflight:
-                        self.inflight[row.key].append(row)
-                    else:
-                        fresh = self.store.page(self.grid_id, row.seq - 1, 1)[0]
-                        await self._emit(_cell_from(fresh, self.parse, self.store.owner))
-                    continue
-                if row.key in self.inflight:
+                if row.key in self.inflight:  # a duplicate of a cell this run sends
                     self.inflight[row.key].append(row)
-                elif self.store.claim([row.key], self.grid.retry_failed):
+                elif self.store.claim([row.key], self.grid.retry_failed, self.started):  # its owner let go
                     self.inflight[row.key] = [row]
                     await self._start(row)
+                elif self.store.cell(row.key)[0] in (st.DONE, st.FAILED):
+                    fresh = self.store.page(self.grid_id, row.seq - 1, 1)[0]
+                    await self._emit(_cell_from(fresh, self.parse, self.store.owner))
                 else:
-                    self.waiting.append(row)
+                    self.waiting.append(row)  # still in flight elsewhere
             if self.waiting:
                 self.store.reap()
                 await asyncio.sleep(0.5)
