@@ -423,3 +423,16 @@ def test_max_cost_on_a_model_without_prices_asks_for_force(router: OpenRouterDou
     assert router.chat_requests == []
     cells = list(call.grid(["a"], store=tmp_path / "g.sqlite", max_cost=1.0, force=True).run())
     assert [c.ok for c in cells] == [True]
+
+
+def test_a_call_with_a_sync_http_client_runs_its_grid_through_that_client(
+    double: OpenRouterDouble, tmp_path: Path
+) -> None:
+    import httpx2
+
+    seen: list[str] = []
+    with httpx2.Client(event_hooks={"request": [lambda request: seen.append(str(request.url))]}) as client:
+        call = make(double, http_client=client)
+        cells = list(call.grid(["x", "y"], store=tmp_path / "g.sqlite").run())
+    assert [c.ok for c in cells] == [True] * 4
+    assert len(seen) == len(double.chat_requests) == 4
