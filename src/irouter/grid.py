@@ -919,6 +919,7 @@ class _Run:
             if row.key in self.inflight:
                 self.inflight[row.key].append(row)  # a duplicate of a cell in flight: answered with it
             elif row.key in claimed:
+                claimed.discard(row.key)  # a later duplicate finds it in flight, or finished
                 self.inflight[row.key] = [row]
                 await self._start(row)
             elif self._sendable(row) or _after(row, self.started):
