@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import IrouterError
+
 SCHEMA_VERSION = 1
 LEASE_SECONDS = 30.0
 """How long a claim holds without renewal (renewed every `RENEW_SECONDS` while in flight)."""
@@ -77,7 +79,7 @@ CREATE TABLE IF NOT EXISTS grid_cells (
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
 
-class StoreError(RuntimeError):
+class StoreError(IrouterError, RuntimeError):
     """The store file cannot be used: written by a newer irouter, or not an irouter store."""
 
 
