@@ -479,3 +479,12 @@ def test_a_streamed_grid_reports_time_to_first_token(tmp_path: Path, flavour: st
         # the key does not depend on streaming: the same cells are done for a grid that does not stream
         list(make(router).grid(["x"], store=store).run())
         assert len(router.chat_requests) == 2
+
+
+def test_cells_past_the_cap_fail_with_the_grids_own_words(tmp_path: Path) -> None:
+    with OpenRouterDouble(models=catalog(), prices=PRICES) as router:
+        grid = make(router, [A]).grid(["a", "b"], store=tmp_path / "g.sqlite", max_cost=1e-6, force=True)
+        cells = list(grid.run())
+        assert [c.error.type for c in cells if c.error] == ["BudgetExceeded", "BudgetExceeded"]
+        assert "this grid has spent $0.000000 of max_cost=$1e-06" in cells[0].error.message
+        assert router.chat_requests == []
