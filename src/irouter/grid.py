@@ -858,12 +858,15 @@ class _Progress:
             self._show(self.line(), True)
 
     def close(self) -> None:
+        """The final line (kept: on a terminal the line ends)."""
         self._show(self.line(), True)
-        self._show("", False)
+        if self._show is _stderr_show:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def _stderr_show(text: str, update: bool) -> None:
-    sys.stderr.write(f"\r{text}\x1b[K" if text else "\n")
+    sys.stderr.write(f"\r{text}\x1b[K")
     sys.stderr.flush()
 
 
