@@ -21,6 +21,7 @@ from irouter._options import (
     CALL,
     CHAT,
     CONFLICTS,
+    GRID,
     NEW_CALL,
     NEW_CHAT,
     OPTIONS,
@@ -94,6 +95,14 @@ async def afinish(value: Any) -> Any:
     return await value
 
 
+def grid_answers(cells: list[Any]) -> list[Any]:
+    """A grid's texts; a failed cell fails the test."""
+    for cell in cells:
+        if not cell.ok:
+            raise AssertionError(f"a grid cell failed: {cell.error}")
+    return [cell.text for cell in cells]
+
+
 def run_at(place: str, flavour: str, router: OpenRouterDouble, options: dict[str, Any]) -> Any:
     """Give ``options`` at ``place`` (sync or async classes) and make one request there."""
     connect = {"base_url": router.base_url, "api_key": router.api_key}
@@ -110,6 +119,8 @@ def run_at(place: str, flavour: str, router: OpenRouterDouble, options: dict[str
             chat = Chat(M, **connect)
             chat.set_history(WAITING)
             return chat.answer_tool_calls({"w": "sunny"}, **options)
+        if place == GRID:
+            return grid_answers(list(Call(M, **connect).grid(["hi"], progress=False, **options).run()))
         result = Call(M, **connect).batch(["hi"], **options)
         if isinstance(result[0], Exception):
             raise result[0]
@@ -128,6 +139,9 @@ def run_at(place: str, flavour: str, router: OpenRouterDouble, options: dict[str
             achat = AsyncChat(M, **connect)
             achat.set_history(WAITING)
             return await achat.answer_tool_calls({"w": "sunny"}, **options)
+        if place == GRID:
+            grid = AsyncCall(M, **connect).grid(["hi"], progress=False, **options)
+            return grid_answers([cell async for cell in grid.run()])
         result = await AsyncCall(M, **connect).batch(["hi"], **options)
         if isinstance(result[0], Exception):
             raise result[0]

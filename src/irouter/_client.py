@@ -15,12 +15,12 @@ from ._capabilities import check_spaces, needs
 from ._compat import ORDER_HINT
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options
-from ._ledger import Meter
+from ._ledger import Meter, Quote
 from ._streams import Emit
 from ._structured import output_type, parser_for, response_format_for
 from ._transport import Endpoint, arelease_pools, is_openrouter, release_pools, resolve_base_url
 from ._wire import Reply, parse_completion
-from .catalog import RECHECK_AFTER, cached_catalog, list_models
+from .catalog import RECHECK_AFTER, cached_catalog, cached_records, find, list_models
 from .endpoints import Route, json_object_format, route
 from .errors import APIError, UnknownModelError
 from .tools import AfterTool, BeforeTool, Toolbox
@@ -89,13 +89,15 @@ class Plan:
     """The call's one cancel signal, shared by every model's driver (a `Plan` is made per call)."""
     turn_options: dict[str, Any] | None = None
     """`Chat.answer_tool_calls`: the keyword arguments the turn goes on with, kept once it has gone on."""
+    on_retry: Callable[[Exception, float], None] | None = None
+    """Told of every retry (the failure and the wait): a grid slows down on rate limits."""
 
     def tools(self) -> ToolRunner:
         return ToolRunner(self.toolbox, self.before_tool, self.after_tool, self.cancel)
 
     def policy(self) -> retry.RetryPolicy:
         """How this call's requests are retried."""
-        return retry.RetryPolicy(self.max_retries, self.max_retry_wait)
+        return retry.RetryPolicy(self.max_retries, self.max_retry_wait, self.on_retry)
 
     def spec(self, model: str) -> TurnSpec:
         output = parser_for(self.output_type, model) if self.output_type is not None else None
@@ -193,6 +195,9 @@ class ModelClient:
         self._routes = {m: self._with_client(route(m, None)) for m in self._models}
         main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
         self._endpoint: Any = Endpoint(base_url, api_key, client=self._http_client) if main else None
+        self._quotes: dict[str, Quote] = {}
+        """The catalog's word on each model, as last seen: a budget stays a cap where no catalog is at hand (a
+        pickled chat in a worker process or on another machine)."""
         self._openrouter = bool(
             self._endpoint is not None and self._endpoint.attribution and all(r is None for r in self._routes.values())
         )
@@ -359,6 +364,30 @@ class ModelClient:
 
             await asyncio.to_thread(self._check_capabilities, content, plan)
 
+    def _quote(self, model: str, fetch: bool = False) -> Quote | None:
+        """The catalog's prices and completion limit for ``model`` (its endpoint's catalog at hand, however old;
+        fetched only when ``fetch``; else what this object last saw of it); ``None`` for models of other endpoints
+        or missing from the catalog."""
+        if self._routes.get(model) is not None:
+            return None
+        records = cached_records(self.base_url, max_age=float("inf"))
+        if records is None and fetch:
+            try:  # like the capability check's fetch: this object's retries, through the user's (sync) client
+                retries = self.defaults.get("max_retries")
+                records = list_models(
+                    self.base_url,
+                    max_retries=retry.DEFAULT_MAX_RETRIES if retries is None else retries,
+                    http_client=None if self._asynchronous else self._http_client,
+                )
+            except APIError:
+                records = None
+        info = find(records, model) if records else None
+        if info is None:
+            return self._quotes.get(model)
+        prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
+        quote = self._quotes[model] = Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+        return quote
+
     # ------------------------------------------------------------------------------------------ one model's turn
     def _engine(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> Engine:
         spec = plan.spec(model)
@@ -419,14 +448,19 @@ class ModelClient:
 
         return send
 
-    def _run(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> TurnResult:
-        """One model's whole turn (requests and tool steps), synchronously."""
-        send = self._post(self._recorder(model), plan)
+    def _run(
+        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, recorder: Recorder | None = None
+    ) -> TurnResult:
+        """One model's whole turn (requests and tool steps), synchronously. ``recorder``: as for `_arun`."""
+        send = self._post(recorder or self._recorder(model), plan)
         return run_sync(self._engine(model, history, user, plan), send, plan.tools())
 
-    async def _arun(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> TurnResult:
-        """`_run`, awaited."""
-        send = self._apost(self._recorder(model), plan)
+    async def _arun(
+        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, recorder: Recorder | None = None
+    ) -> TurnResult:
+        """`_run`, awaited. ``recorder``: where the turn's accounts go (a grid cell's own; by default the
+        object's, see `_recorder`)."""
+        send = self._apost(recorder or self._recorder(model), plan)
         return await run_async(self._engine(model, history, user, plan), send, plan.tools())
 
     def _run_streamed(
@@ -436,8 +470,10 @@ class ModelClient:
         user: dict[str, Any],
         plan: Plan,
         emit: Emit,
+        recorder: Recorder | None = None,
     ) -> TurnResult:
-        """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives."""
+        """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives. ``recorder``: as for
+        `_arun`."""
         cancel = plan.cancel
 
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
@@ -454,7 +490,8 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_sync(engine, open_stream, plan.tools(), self._recorder(model), box, plan.policy(), cancel.wait)
+        recorder = recorder or self._recorder(model)
+        pieces = stream_sync(engine, open_stream, plan.tools(), recorder, box, plan.policy(), cancel.wait)
         try:
             for piece in pieces:
                 emit(piece)
@@ -465,7 +502,13 @@ class ModelClient:
         return box.result
 
     async def _arun_streamed(
-        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, emit: Emit
+        self,
+        model: str,
+        history: list[dict[str, Any]],
+        user: Start,
+        plan: Plan,
+        emit: Emit,
+        recorder: Recorder | None = None,
     ) -> TurnResult:
         """`_run_streamed`, awaited."""
         import asyncio
@@ -478,7 +521,8 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box, plan.policy())
+        recorder = recorder or self._recorder(model)
+        pieces = stream_async(engine, open_stream, plan.tools(), recorder, box, plan.policy())
         try:
             first = True
             async for piece in pieces:

@@ -28,7 +28,10 @@ BATCH = "call.batch(...)"
 ANSWER = "chat.answer_tool_calls(...)"
 """`Chat.answer_tool_calls`/`AsyncChat.answer_tool_calls`: the rest of a turn, returned whole (no stream)."""
 
-PLACES = (NEW_CHAT, NEW_CALL, CHAT, CALL, BATCH, ANSWER)
+GRID = "call.grid(...)"
+"""`Call.grid`/`AsyncCall.grid` (its own arguments, such as ``max_cost=``, are not options)."""
+
+PLACES = (NEW_CHAT, NEW_CALL, CHAT, CALL, BATCH, ANSWER, GRID)
 EVERYWHERE = frozenset(PLACES)
 NEW = frozenset({NEW_CHAT, NEW_CALL})
 """Constructors only."""
@@ -79,9 +82,14 @@ OPTIONS: tuple[Option, ...] = (
     _own("before_tool"),
     _own("after_tool"),
     _own("check_capabilities"),
-    _own("stream", {CHAT, CALL}, "pass stream=True to a call"),
+    _own("stream", {CHAT, CALL, GRID}, "pass stream=True to a call (or to a grid, for time to first token)"),
     _own("raw", {CALL}, "pass raw=True to a call of a Call: Call(...)(message, raw=True)"),
-    _own("max_cost", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_cost=...) or chat.max_cost = ..."),
+    _own(
+        "max_cost",
+        {NEW_CHAT, GRID},
+        "budgets belong to a Chat (Chat(..., max_cost=...) or chat.max_cost = ...) or a grid "
+        "(call.grid(..., max_cost=...))",
+    ),
     _own("max_total_tokens", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_total_tokens=...)"),
     _own("allow_unpriced", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_cost=..., allow_unpriced=True)"),
     _own("system", NEW, "the system prompt is given to the constructor (or set as .system)"),

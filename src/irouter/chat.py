@@ -20,15 +20,14 @@ from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
 from ._engine import FINAL_PROMPT, TurnResult, afan_out, fan_out
-from ._ledger import LedgerEntry, Meter, Quote, check_limit, worst_case
+from ._ledger import LedgerEntry, Meter, check_limit, worst_case
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, check_saved, dumps, jsonable_options, merge_saved_options, write_atomic
-from ._retry import DEFAULT_MAX_RETRIES
 from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
-from .catalog import cached_records, find, list_models
-from .errors import APIError, MultiModelError
+from .catalog import cached_records
+from .errors import MultiModelError
 from .tools import ToolCall, answer_message, describe_call, pending_calls
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -56,9 +55,6 @@ class _Conversation(ModelClient):
         if not isinstance(allow_unpriced, bool):
             raise TypeError(f"allow_unpriced must be True or False, got {allow_unpriced!r}")
         super().__init__(model, api_key, base_url, defaults, http_client)
-        self._quotes: dict[str, Quote] = {}
-        """The catalog's word on each model, as last seen: a budget stays a cap where no catalog is at hand (a
-        pickled chat in a worker process or on another machine)."""
         self._meter = Meter(max_cost, max_total_tokens, self._quote)
         self._allow_unpriced = allow_unpriced
         self._meter.strict = not allow_unpriced
@@ -189,30 +185,6 @@ class _Conversation(ModelClient):
 
     def _recorder(self, model: str) -> Recorder:
         return Recorder(self._meter, model)
-
-    def _quote(self, model: str, fetch: bool = False) -> Quote | None:
-        """The catalog's prices and completion limit for ``model`` (its endpoint's catalog at hand, however old;
-        fetched only when ``fetch``; else what this chat last saw of it); ``None`` for models of other endpoints
-        or missing from the catalog."""
-        if self._routes.get(model) is not None:
-            return None
-        records = cached_records(self.base_url, max_age=float("inf"))
-        if records is None and fetch:
-            try:  # like the capability check's fetch: this object's retries, through the user's (sync) client
-                retries = self.defaults.get("max_retries")
-                records = list_models(
-                    self.base_url,
-                    max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
-                    http_client=None if self._asynchronous else self._http_client,
-                )
-            except APIError:
-                records = None
-        info = find(records, model) if records else None
-        if info is None:
-            return self._quotes.get(model)
-        prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
-        quote = self._quotes[model] = Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
-        return quote
 
     def _check_budgets(self) -> None:
         """A budget is a cap only if each request's worst case can be known before it is sent: refuse one on a
