@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import pickle
+import threading
 from typing import Any
 
 import httpx2
@@ -110,7 +111,9 @@ def test_async_objects_send_through_the_users_async_client(router: OpenRouterDou
 
     asyncio.run(main())
     assert len(transport.seen) == 4
-    assert [b["messages"][-1]["content"] for b in through(router, "my-async-transport")] == ["hi", "streamed", "a", "b"]
+    sent = [b["messages"][-1]["content"] for b in through(router, "my-async-transport")]
+    assert sent[:2] == ["hi", "streamed"]
+    assert sorted(sent[2:]) == ["a", "b"]  # the batch's two requests are in flight together: either may come first
 
 
 def test_the_wrong_kind_of_client_is_refused_before_any_request(router: OpenRouterDouble, connect: dict) -> None:
@@ -165,6 +168,35 @@ def test_close_and_with_release_the_pooled_connections(router: OpenRouterDouble,
     inside = router.requests[-1].client
     Call(M, **connect)("after the block")
     assert router.requests[-1].client != inside
+
+
+def test_close_releases_connections_while_another_request_is_in_flight(router: OpenRouterDouble, connect: dict) -> None:
+    """Regression: ``close()`` did nothing while any request was in flight anywhere (one abandoned after Ctrl-C
+    kept every pooled connection open). Now the idle ones close at once and the busy one when its request ends."""
+    gate, inside = threading.Event(), threading.Event()
+
+    def respond(body: dict[str, Any]) -> Text:
+        if body["messages"][-1]["content"] == "slow":
+            inside.set()
+            gate.wait(10)
+        return Text("ok")
+
+    router.default = respond
+    outcome: list[str] = []
+    slow = threading.Thread(target=lambda: outcome.append(Call(M, **connect)("slow")), daemon=True)
+    slow.start()
+    assert inside.wait(10)
+    chat = Chat(M, **connect)
+    chat("one")
+    chat("two")
+    first = router.requests[-1].client
+    assert router.requests[-2].client == first
+    chat.close()
+    chat("three")
+    assert router.requests[-1].client != first
+    gate.set()
+    slow.join(10)
+    assert outcome == ["ok"]  # the request in flight was not cut off
 
 
 def test_async_with_releases_the_loops_connections(router: OpenRouterDouble, connect: dict) -> None:

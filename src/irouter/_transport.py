@@ -107,6 +107,9 @@ def leased_client() -> Iterator[httpx2.Client]:
     finally:
         with _client_lock:
             busy[index] -= 1
+            last = busy[index] == 0 and (_sync_clients is None or _sync_clients[0] is not clients)
+        if last:  # released by `release_pools` while this request was in flight: closed now that it is done
+            clients[index].close()
 
 
 @contextlib.asynccontextmanager
@@ -130,34 +133,33 @@ async def leased_async_client() -> AsyncIterator[httpx2.AsyncClient]:
         yield clients[index]
     finally:
         busy[index] -= 1
+        if busy[index] == 0 and _async_clients.get(loop) is not pools:  # released meanwhile (`arelease_pools`)
+            await clients[index].aclose()
 
 
 def release_pools() -> None:
-    """Close the idle connections of the shared sync pools (new ones open on the next request), unless a request
-    is in flight; drop the async pools of event loops that have closed."""
+    """Close the connections of the shared sync pools (new ones open on the next request); a connection busy with
+    a request in flight (one abandoned after Ctrl-C, say) is closed when that request ends. Drop the async pools of
+    event loops that have closed."""
     global _sync_clients
     with _client_lock:
-        if _sync_clients is not None and any(_sync_clients[1]):
-            return
-        closing, _sync_clients = _sync_clients, None
-    for client in closing[0] if closing else []:
+        old, _sync_clients = _sync_clients, None
+        idle = [client for client, n in zip(*old, strict=True) if n == 0] if old is not None else []
+    for client in idle:
         client.close()
     forget_closed_loops(_async_clients)
 
 
 async def arelease_pools() -> None:
-    """`release_pools`, and the running loop's async pools too (closed on that loop), unless a request is in
-    flight there."""
+    """`release_pools`, and the running loop's async pools too (closed on that loop; one busy with a request in
+    flight is closed when that request ends)."""
     import asyncio
 
     release_pools()
-    loop = asyncio.get_running_loop()
-    pools = _async_clients.get(loop)
-    if pools is None or any(pools[1]):
-        return
-    del _async_clients[loop]
-    for client in pools[0]:
-        await client.aclose()
+    pools = _async_clients.pop(asyncio.get_running_loop(), None)
+    for client, n in zip(*pools, strict=True) if pools is not None else []:
+        if n == 0:
+            await client.aclose()
 
 
 def forget_closed_loops(per_loop: dict[Any, Any]) -> None:
