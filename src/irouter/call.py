@@ -582,7 +582,11 @@ class AsyncCall(AsyncClosing, _OneOff, Generic[Answer]):
                 except Exception as exc:
                     return exc
 
-        flat = await asyncio.gather(*(one(messages, model) for messages, model in items))
+        try:
+            flat = await asyncio.gather(*(one(messages, model) for messages, model in items))
+        except BaseException:
+            plan.cancel.set()  # cancelled: the requests left in flight are abandoned, and none is tried again
+            raise
         return _regroup(flat, self._models, self._shape)
 
 
