@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import irouter
 from irouter import AsyncCall, AsyncChat, Call, Chat
-from irouter.testing import OpenRouterDouble, Text, ToolCall
+from irouter.testing import Error, OpenRouterDouble, Text, ToolCall
 
 PRIOR = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "before"}]
 
@@ -568,3 +568,204 @@ def test_async_hooks_are_refused_by_sync_chats(router: OpenRouterDouble, connect
     with pytest.raises(TypeError, match="before_tool returned an awaitable"):
         chat("hi", tools=[get_time], before_tool=lambda call: hook(call))
     assert len(chat.history) == 1
+
+
+# --------------------------------------------------------------------------------------------- async: money in flight
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["cancel", "interrupt"])
+def test_an_async_request_in_flight_at_a_cancel_is_counted_when_it_ends(
+    router: OpenRouterDouble, connect: dict, how: str
+) -> None:
+    """As in a sync chat, a request in flight when the task is cancelled (or a tool of another model raises
+    ``KeyboardInterrupt``) is abandoned, not cancelled: control comes back at once, and when the request ends on
+    the still running event loop its usage and cost are recorded; nothing else is sent and no history changes."""
+    held, gate = threading.Event(), threading.Event()
+
+    def respond(body: dict[str, Any]) -> Text:
+        if body["model"] == "b/b":
+            held.set()
+            gate.wait(20)
+            return Text("slow")
+        return Text(tool_calls=[ToolCall("stop", {})])
+
+    async def stop() -> str:
+        """Stop."""
+        while not held.is_set():
+            await asyncio.sleep(0.005)
+        if how == "interrupt":
+            raise KeyboardInterrupt
+        await asyncio.sleep(20)  # the task is cancelled from outside meanwhile
+        return "ok"
+
+    router.default = respond
+    chat = AsyncChat(["a/a", "b/b"], **connect)
+    chat.set_history({"a/a": PRIOR, "b/b": PRIOR})
+    before = json.dumps(chat.history)
+    loop = asyncio.new_event_loop()
+    try:
+        call = loop.create_task(chat("go", tools=[stop]))
+
+        async def cancel_when_held() -> None:
+            while not held.is_set():
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)  # a/a is inside its tool
+            call.cancel()
+
+        canceller = loop.create_task(cancel_when_held()) if how == "cancel" else None
+        # KeyboardInterrupt leaves the loop from the task that raised it (asyncio re-raises it), then from the
+        # call's task; the loop itself goes on, as in a notebook after Ctrl-C.
+        ended = []
+        for _ in range(3):
+            try:
+                loop.run_until_complete(call)
+            except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+                ended.append(type(exc).__name__)
+            if call.done():
+                break
+        assert ended[-1] == ("KeyboardInterrupt" if how == "interrupt" else "CancelledError")
+        assert canceller is None or canceller.done()
+        assert [e.model for e in chat.ledger] == ["a/a"]  # b/b is still in flight
+        sent = len(router.requests)
+        assert sent == 2
+
+        async def after() -> None:
+            gate.set()  # the held request ends now, on the loop that goes on
+            deadline = time.monotonic() + 10
+            while len(chat.ledger) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+
+        loop.run_until_complete(after())
+    finally:
+        gate.set()
+        loop.run_until_complete(chat.aclose())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    assert [e.model for e in chat.ledger] == ["a/a", "b/b"]  # the abandoned request's money is counted
+    assert chat.usage["b/b"]["total_tokens"] == chat.ledger[1].total_tokens > 0
+    assert chat.cost["b/b"] == chat.ledger[1].cost is not None
+    assert json.dumps(chat.history) == before  # kept for no model
+    assert len(router.requests) == sent  # nothing new was sent
+
+
+@pytest.mark.timeout(60)
+def test_an_abandoned_async_request_that_fails_is_not_retried(
+    router: OpenRouterDouble, connect: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request left in flight by a cancel fails with a retryable error: no retry goes out (the call was
+    cancelled), nothing is recorded, and its reservation is released."""
+    held, gate = threading.Event(), threading.Event()
+
+    def respond(body: dict[str, Any]) -> Error | Text:
+        if len(router.requests) > 1:
+            return Text("a second request")
+        held.set()
+        gate.wait(20)
+        return Error(503)
+
+    router.default = respond
+    chat = AsyncChat("b/b", max_retries=2, max_tokens=1000, max_total_tokens=1500, **connect)
+
+    async def main() -> None:
+        call = asyncio.ensure_future(chat("go"))
+        while not held.is_set():
+            await asyncio.sleep(0.005)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        gate.set()
+        while len(asyncio.all_tasks()) > 1:  # the abandoned request ends in the background
+            await asyncio.sleep(0.01)
+        assert len(router.requests) == 1
+        assert chat.ledger == []
+        router.default = lambda body: Text("next")
+        assert await chat("again") == "next"  # its reservation (1000 of 1500 tokens) was released
+        await chat.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        gate.set()
+    assert [r.json["messages"][-1]["content"] for r in router.requests] == ["go", "again"]
+    assert [r.message for r in caplog.records if r.name == "asyncio"] == []  # its error is nobody's business
+
+
+@pytest.mark.timeout(60)
+def test_an_abandoned_async_request_is_dropped_quietly_when_the_loop_closes(
+    router: OpenRouterDouble, connect: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``asyncio.run`` ends while the abandoned request is still in flight: the request is cancelled with the
+    loop, nothing is recorded, its reservation is released, and nothing is logged or warned."""
+    held, gate = threading.Event(), threading.Event()
+
+    def respond(body: dict[str, Any]) -> Text:
+        if body["messages"][-1]["content"] == "go":
+            held.set()
+            gate.wait(20)
+        return Text("answer")
+
+    router.default = respond
+    chat = AsyncChat("b/b", max_tokens=1000, max_total_tokens=1500, **connect)
+    before = json.dumps(chat.history)
+
+    async def main() -> None:
+        call = asyncio.ensure_future(chat("go"))
+        while not held.is_set():
+            await asyncio.sleep(0.005)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    try:
+        asyncio.run(main())  # returns at once: the loop's shutdown cancels the request left in flight
+    finally:
+        gate.set()
+    assert chat.ledger == []
+    assert json.dumps(chat.history) == before
+
+    async def again() -> str:
+        try:
+            answer: str = await chat("again")  # the reservation of the dropped request was released
+        finally:
+            await chat.aclose()
+        return answer
+
+    assert asyncio.run(again()) == "answer"
+    assert [r.message for r in caplog.records if r.name == "asyncio"] == []
+
+
+@pytest.mark.timeout(60)
+def test_a_cancelled_async_batch_tries_no_abandoned_request_again(
+    router: OpenRouterDouble, connect: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch task cancelled while its requests are in flight: they end in the background, and one that fails
+    with a retryable error is not tried again."""
+    held, gate = threading.Event(), threading.Event()
+
+    def respond(body: dict[str, Any]) -> Error:
+        held.set()
+        gate.wait(20)
+        return Error(503, retry_after=0.01)
+
+    router.default = respond
+    call = AsyncCall("b/b", max_retries=2, **connect)
+
+    async def main() -> None:
+        batch = asyncio.ensure_future(call.batch(["one"]))
+        while not held.is_set():
+            await asyncio.sleep(0.005)
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        gate.set()
+        while len(asyncio.all_tasks()) > 1:  # the abandoned request ends in the background
+            await asyncio.sleep(0.01)
+        await call.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        gate.set()
+    assert len(router.requests) == 1
+    assert [r.message for r in caplog.records if r.name == "asyncio"] == []

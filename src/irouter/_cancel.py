@@ -13,9 +13,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Coroutine
     from concurrent.futures import Future
 
 T = TypeVar("T")
@@ -67,6 +69,30 @@ def results_in_order(futures: Sequence[Future[T]]) -> list[T]:
     for future in finished:
         future.result()
     return [future.result() for future in futures]
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+"""Abandoned requests still running on an event loop (a task needs a strong reference, or it may be collected)."""
+
+
+async def outlive_cancel(work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work`` as a task of its own, which goes on if the awaiting task is cancelled: an abandoned request
+    runs to its end on the same loop (as an abandoned sync request does in its thread), so what it cost is still
+    recorded. If the loop is closed first (``asyncio.run`` cancels the tasks left), ``work`` is cancelled."""
+    import asyncio
+
+    task = asyncio.ensure_future(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_forget)
+    return await asyncio.shield(task)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    """An abandoned request ended: drop its reference, and take its error (nobody awaits it any more; asyncio
+    would log "Task exception was never retrieved")."""
+    _BACKGROUND.discard(task)
+    if not task.cancelled():
+        task.exception()
 
 
 _RUNNING: ContextVar[tuple[object, ...]] = ContextVar("irouter_running_turns", default=())

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from . import _options as opts
 from . import _retry as retry
-from ._cancel import Cancelled, CancelSignal
+from ._cancel import Cancelled, CancelSignal, outlive_cancel
 from ._capabilities import check as check_capabilities
 from ._capabilities import check_spaces, needs
 from ._compat import ORDER_HINT
@@ -432,19 +432,27 @@ class ModelClient:
             ticket = recorder.start(action.body)
 
             async def attempt() -> Reply:
-                plan.cancel.check()
-                raw = await self._ep(model).apost(
-                    CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
-                )
+                plan.cancel.check()  # every attempt is a new request
+                try:
+                    raw = await self._ep(model).apost(
+                        CHAT_PATH, action.body, model=model, extra_headers=plan.extra_headers, timeout=plan.timeout
+                    )
+                except Exception:
+                    plan.cancel.check()  # abandoned meanwhile: no retry
+                    raise
                 return parse_completion(raw, model=model)
 
-            try:
-                reply = await retry.acall(attempt, plan.policy())
-            except BaseException:
-                recorder.done(None, None, ticket, action.step)  # nothing billed: the reservation goes
-                raise
-            recorder.done(reply, reply.usage, ticket, action.step)
-            return reply
+            async def request() -> Reply:
+                try:
+                    reply = await retry.acall(attempt, plan.policy())
+                except BaseException:
+                    recorder.done(None, None, ticket, action.step)  # nothing billed: the reservation goes
+                    raise
+                recorder.done(reply, reply.usage, ticket, action.step)
+                return reply
+
+            # A cancelled call abandons the request (as a sync one does): it ends in the background and is counted.
+            return await outlive_cancel(request())
 
         return send
 
