@@ -1,0 +1,365 @@
+"""The store: one SQLite file (the standard library's ``sqlite3``) holding cell states and results, keyed by the
+hash of the request. Grids use it to resume and to let several processes share one run; the response cache and
+the conversation log are meant to reuse its schema.
+
+One schema, versioned (``meta.schema_version``)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)
+    cells(key TEXT PRIMARY KEY,         -- sha256 of the canonical request (see grid.cell_key)
+          model TEXT, request TEXT,     -- the canonical request JSON (model, messages, options); never a key
+          state TEXT,                   -- pending | running | done | failed
+          owner TEXT, lease_until REAL, -- who is sending it, and until when the claim holds (Unix time)
+          attempts INTEGER, result TEXT,-- how many times it was claimed; the finished cell's JSON
+          cost REAL, prompt_tokens INTEGER, completion_tokens INTEGER, updated REAL)
+    grid_cells(grid TEXT, seq INTEGER, prompt_id TEXT, model TEXT, key TEXT)
+          -- one row per (prompt, model) of a grid, in input order; duplicates share one cells row
+
+Concurrency: WAL journal, a ``busy_timeout``, and short transactions. A cell is sent only by the process that
+claimed it (`Store.claim`: one ``BEGIN IMMEDIATE`` transaction, so two processes never claim the same cell). A
+claim is a lease: the owner renews it while its requests are in flight (`Store.renew`); if the process dies, the
+lease runs out and another process may claim the cell. A process on the same machine whose owner process is gone
+(``kill -9``) is noticed at once (`Store.reap`). Each finished cell is written in its own transaction
+(`Store.finish`), so a crash loses only the cells in flight. No API key is ever written: requests hold the body
+fields only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+LEASE_SECONDS = 30.0
+"""How long a claim holds without renewal (renewed every `RENEW_SECONDS` while in flight)."""
+RENEW_SECONDS = 10.0
+BUSY_TIMEOUT_MS = 60_000
+"""How long a transaction waits for another process's write lock before failing."""
+CHUNK = 500
+"""Rows per ``executemany`` / ``IN (...)`` query (SQLite limits bound parameters)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS cells (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    owner TEXT,
+    lease_until REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    cost REAL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    updated REAL
+);
+CREATE INDEX IF NOT EXISTS cells_owner ON cells (owner) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS cells_model_state ON cells (model, state);
+CREATE TABLE IF NOT EXISTS grid_cells (
+    grid TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    prompt_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (grid, seq),
+    UNIQUE (grid, prompt_id, model)
+);
+"""
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+
+
+class StoreError(RuntimeError):
+    """The store file cannot be used: written by a newer irouter, or not an irouter store."""
+
+
+@dataclass(frozen=True)
+class GridRow:
+    """One (prompt, model) of a grid as registered: ``prompt_id`` is JSON text, ``request`` canonical JSON."""
+
+    prompt_id: str
+    model: str
+    key: str
+    request: str
+
+
+@dataclass(frozen=True)
+class CellRow:
+    """One registered grid cell read back with its state."""
+
+    seq: int
+    prompt_id: str
+    model: str
+    key: str
+    state: str
+    owner: str | None
+    lease_until: float | None
+    request: str
+    result: str | None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the done cells of one model used: how many, and their mean and smallest completion tokens."""
+
+    cells: int
+    mean_completion: float
+    min_completion: int
+
+
+def new_owner() -> str:
+    """An owner id for one run: ``host:pid:random`` (the host and pid let a dead local owner be noticed)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _alive(owner: str) -> bool:
+    """Whether ``owner``'s process may still be running (``True`` unless it is on this host and gone)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """One SQLite store file, opened by one run (one owner). Not shared between threads: the grid engine uses it
+    from its event loop only.
+
+    Args:
+        path: the file (made, with its folder, if missing).
+        lease: seconds a claim holds without renewal.
+        clock: Unix time (tests pass a fake one to expire leases).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, lease: float = LEASE_SECONDS, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lease = lease
+        self.clock = clock
+        self.owner = new_owner()
+        self._db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")  # with WAL: a crash of the process loses nothing committed
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        self._db.executescript(_SCHEMA)  # IF NOT EXISTS: safe when several processes open a new file at once
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer irouter (store schema {row[0]}, this one reads "
+                f"{SCHEMA_VERSION}): upgrade irouter, or use another store file"
+            )
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, kind: object, *rest: object) -> None:
+            self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+    def _write(self) -> Store._Tx:
+        """A short write transaction (``BEGIN IMMEDIATE``: takes the write lock at once, waiting `busy_timeout`)."""
+        return Store._Tx(self._db)
+
+    # ------------------------------------------------------------------------------------------ registering a grid
+    def register(self, rows: Iterable[GridRow]) -> str:
+        """Record a grid's cells (new cells as pending) in one transaction and return the grid's id: the sha256
+        of its ordered (prompt id, model, key) rows. Registering the same grid again changes nothing.
+
+        Raises ``ValueError`` when two rows share a prompt id and model (prompt ids must be unique)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        staging = f"staging:{self.owner}"
+        now = self.clock()
+        with self._write() as db:
+            seq = 0
+            for chunk in _chunks(iter(rows), CHUNK):
+                db.executemany(
+                    "INSERT OR IGNORE INTO cells (key, model, request, state, updated) VALUES (?, ?, ?, 'pending', ?)",
+                    [(r.key, r.model, r.request, now) for r in chunk],
+                )
+                try:
+                    db.executemany(
+                        "INSERT INTO grid_cells (grid, seq, prompt_id, model, key) VALUES (?, ?, ?, ?, ?)",
+                        [(staging, seq + i, r.prompt_id, r.model, r.key) for i, r in enumerate(chunk)],
+                    )
+                except sqlite3.IntegrityError:  # the transaction is rolled back: nothing registered
+                    raise ValueError(
+                        "Two prompts share an id (with the same model): give each row of prompts a unique 'id'"
+                    ) from None
+                for r in chunk:
+                    digest.update(f"{r.prompt_id}\x00{r.model}\x00{r.key}\x01".encode())
+                seq += len(chunk)
+            grid = digest.hexdigest()
+            exists = db.execute("SELECT 1 FROM grid_cells WHERE grid = ? LIMIT 1", (grid,)).fetchone()
+            if exists:
+                db.execute("DELETE FROM grid_cells WHERE grid = ?", (staging,))
+            else:
+                db.execute("UPDATE grid_cells SET grid = ? WHERE grid = ?", (grid, staging))
+        return grid
+
+    def states(self, keys: Sequence[str]) -> dict[str, str]:
+        """The state of each key the store knows (keys it does not know are left out). Reads only."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(iter(keys), CHUNK):
+            marks = ",".join("?" * len(chunk))
+            for key, state in self._db.execute(f"SELECT key, state FROM cells WHERE key IN ({marks})", chunk):
+                found[key] = state
+        return found
+
+    def observed(self, model: str) -> Observed | None:
+        """Completion tokens of ``model``'s done cells (for the forecast); ``None`` when there are none."""
+        row = self._db.execute(
+            "SELECT COUNT(*), AVG(completion_tokens), MIN(completion_tokens) FROM cells "
+            "WHERE model = ? AND state = 'done' AND completion_tokens IS NOT NULL",
+            (model,),
+        ).fetchone()
+        if not row or not row[0]:
+            return None
+        return Observed(int(row[0]), float(row[1]), int(row[2]))
+
+    # ------------------------------------------------------------------------------------------ reading a grid
+    def page(self, grid: str, after: int, limit: int = CHUNK, states: Sequence[str] | None = None) -> list[CellRow]:
+        """Up to ``limit`` cells of ``grid`` with ``seq > after``, in input order (only in ``states`` if given)."""
+        where = ""
+        params: list[Any] = [grid, after]
+        if states:
+            where = f" AND c.state IN ({','.join('?' * len(states))})"
+            params.extend(states)
+        rows = self._db.execute(
+            "SELECT g.seq, g.prompt_id, g.model, g.key, c.state, c.owner, c.lease_until, c.request, c.result "
+            "FROM grid_cells g JOIN cells c ON c.key = g.key "
+            f"WHERE g.grid = ? AND g.seq > ?{where} ORDER BY g.seq LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [CellRow(*row) for row in rows]
+
+    def rows(self, grid: str, states: Sequence[str] | None = None) -> Iterator[CellRow]:
+        """Every cell of ``grid`` in input order, read a page at a time."""
+        after = -1
+        while True:
+            page = self.page(grid, after, CHUNK, states)
+            yield from page
+            if len(page) < CHUNK:
+                return
+            after = page[-1].seq
+
+    def cell(self, key: str) -> tuple[str, str | None, str | None]:
+        """``(state, owner, result)`` of one cell."""
+        row = self._db.execute("SELECT state, owner, result FROM cells WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return row[0], row[1], row[2]
+
+    def known(self, grid: str) -> bool:
+        return self._db.execute("SELECT 1 FROM grid_cells WHERE grid = ? LIMIT 1", (grid,)).fetchone() is not None
+
+    # ------------------------------------------------------------------------------------------ claims and results
+    def claim(self, keys: Sequence[str], retry_failed: bool = True) -> list[str]:
+        """Claim the cells among ``keys`` that may be sent by this run (pending; failed when ``retry_failed``;
+        running under a lease that has run out), in one transaction. Returns the keys claimed, in order: only this
+        run sends them."""
+        now = self.clock()
+        claimed: list[str] = []
+        with self._write() as db:
+            for key in keys:
+                cursor = db.execute(
+                    "UPDATE cells SET state = 'running', owner = ?, lease_until = ?, attempts = attempts + 1, "
+                    "updated = ? WHERE key = ? AND (state = 'pending' OR (state = 'failed' AND ?) "
+                    "OR (state = 'running' AND lease_until < ?))",
+                    (self.owner, now + self.lease, now, key, retry_failed, now),
+                )
+                if cursor.rowcount:
+                    claimed.append(key)
+        return claimed
+
+    def renew(self) -> int:
+        """Extend the leases of every cell this run holds; returns how many."""
+        now = self.clock()
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE cells SET lease_until = ? WHERE owner = ? AND state = 'running'", (now + self.lease, self.owner)
+            )
+        return cursor.rowcount
+
+    def finish(self, key: str, ok: bool, result: str, cost: float | None, prompt: int, completion: int) -> None:
+        """Write a finished cell (``ok``: done, else failed) in its own transaction."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE cells SET state = ?, result = ?, cost = ?, prompt_tokens = ?, completion_tokens = ?, "
+                "lease_until = NULL, updated = ? WHERE key = ?",
+                (DONE if ok else FAILED, result, cost, prompt, completion, self.clock(), key),
+            )
+
+    def release(self, keys: Sequence[str] | None = None) -> int:
+        """Give back this run's claims (all, or those among ``keys``) unsent: a cell that had failed before goes
+        back to failed, any other to pending. Returns how many."""
+        sql = (
+            "UPDATE cells SET state = CASE WHEN result IS NULL THEN 'pending' ELSE 'failed' END, owner = NULL, "
+            "lease_until = NULL WHERE owner = ? AND state = 'running'"
+        )
+        with self._write() as db:
+            if keys is None:
+                return db.execute(sql, (self.owner,)).rowcount
+            return sum(db.execute(sql + " AND key = ?", (self.owner, key)).rowcount for key in keys)
+
+    def reap(self) -> int:
+        """Release the claims of owners on this machine whose process is gone (``kill -9``), without waiting for
+        their leases to run out. Returns how many cells were released."""
+        owners = [o for (o,) in self._db.execute("SELECT DISTINCT owner FROM cells WHERE state = 'running'")]
+        dead = [o for o in owners if o and o != self.owner and not _alive(o)]
+        released = 0
+        for owner in dead:
+            with self._write() as db:
+                released += db.execute(
+                    "UPDATE cells SET state = CASE WHEN result IS NULL THEN 'pending' ELSE 'failed' END, "
+                    "owner = NULL, lease_until = NULL WHERE owner = ? AND state = 'running'",
+                    (owner,),
+                ).rowcount
+        return released
+
+
+def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    while True:
+        chunk = [item for _, item in zip(range(size), items, strict=False)]
+        if not chunk:
+            return
+        yield chunk
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, non-ASCII kept (what keys are hashed from)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
