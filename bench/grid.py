@@ -83,7 +83,21 @@ def drive(client: str, args: argparse.Namespace) -> dict[str, Any]:
         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "server_cpu_s": None if server0 is None or server1 is None else server1 - server0,
         "python": sys.executable,
+        "versions": versions(),
     }
+
+
+def versions() -> dict[str, str | None]:
+    """The versions of the packages compared, as this interpreter has them."""
+    import importlib.metadata
+
+    found: dict[str, str | None] = {}
+    for dist in ("irouter", "openai", "litellm"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
 
 
 def process_cpu(pid: int) -> float | None:
@@ -232,6 +246,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
+def run_all(quick: bool) -> dict[str, Any]:
+    """Every client at the default size (or ``--quick``'s), as ``bench/run.py --only grid`` runs it."""
+    args = argparse.Namespace(
+        prompts=200 if quick else 10_000,
+        models=10,
+        concurrency=CONCURRENCY,
+        clients=list(CLIENTS),
+        litellm_python=LITELLM_PYTHON,
+    )
+    return run(args)
+
+
 def render(data: dict[str, Any]) -> str:
     """One Markdown table: a row per client."""
     rows = []
@@ -258,6 +284,8 @@ def render(data: dict[str, Any]) -> str:
     )
     headers = ["client", "cells/s", "wall s", "client CPU ms/cell", "peak RSS MB", "double CPU"]
     notes = "".join(f"\n\n{note}" for note in data["notes"])
+    used = {k: v for r in data["results"].values() if r for k, v in r["versions"].items() if v}
+    notes += "\n\nVersions: " + ", ".join(f"{k} {v}" for k, v in sorted(used.items()))
     return f"{title}\n\n{common.table(headers, rows)}{notes}"
 
 
