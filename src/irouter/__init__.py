@@ -6,6 +6,8 @@
 {'openai/gpt-4o-mini': 'OpenAI...', 'meta-llama/llama-3.3-70b-instruct': 'Meta...'}
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._content import PDF, Audio, Image, Video
 from ._ledger import LedgerEntry
 from ._outputs import GeneratedImage
@@ -42,6 +44,21 @@ from .errors import (
 )
 from .tools import Tool, ToolCall, ToolResult, function_schema
 
+if TYPE_CHECKING:
+    from .grid import Cell, CellError, Forecast, Grid, GridResults
+
+_LAZY = {"Cell", "CellError", "Forecast", "Grid", "GridResults"}
+"""Public names of `irouter.grid`, imported on first use (it brings asyncio and sqlite3)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import grid
+
+        return getattr(grid, name)
+    raise AttributeError(f"module 'irouter' has no attribute {name!r}")
+
+
 __version__ = "1.0.0.dev0"
 
 
@@ -70,8 +87,13 @@ __all__ = [
     "BudgetExceeded",
     "Call",
     "CapabilityError",
+    "Cell",
+    "CellError",
     "Chat",
+    "Forecast",
     "GeneratedImage",
+    "Grid",
+    "GridResults",
     "Image",
     "IrouterError",
     "LedgerEntry",

@@ -15,12 +15,12 @@ from ._capabilities import check_spaces, needs
 from ._compat import ORDER_HINT
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options
-from ._ledger import Meter
+from ._ledger import Meter, Quote
 from ._streams import Emit
 from ._structured import output_type, parser_for, response_format_for
 from ._transport import Endpoint, arelease_pools, is_openrouter, release_pools, resolve_base_url
 from ._wire import Reply, parse_completion
-from .catalog import RECHECK_AFTER, cached_catalog, list_models
+from .catalog import RECHECK_AFTER, cached_catalog, cached_records, find, list_models
 from .endpoints import Route, json_object_format, route
 from .errors import APIError, UnknownModelError
 from .tools import AfterTool, BeforeTool, Toolbox
@@ -87,13 +87,15 @@ class Plan:
     """Capability checks: ``None`` (auto: with OpenRouter's catalog, or any catalog already at hand), on, off."""
     cancel: CancelSignal = field(default_factory=CancelSignal)
     """The call's one cancel signal, shared by every model's driver (a `Plan` is made per call)."""
+    on_retry: Callable[[Exception, float], None] | None = None
+    """Told of every retry (the failure and the wait): a grid slows down on rate limits."""
 
     def tools(self) -> ToolRunner:
         return ToolRunner(self.toolbox, self.before_tool, self.after_tool, self.cancel)
 
     def policy(self) -> retry.RetryPolicy:
         """How this call's requests are retried."""
-        return retry.RetryPolicy(self.max_retries, self.max_retry_wait)
+        return retry.RetryPolicy(self.max_retries, self.max_retry_wait, self.on_retry)
 
     def spec(self, model: str) -> TurnSpec:
         output = parser_for(self.output_type, model) if self.output_type is not None else None
@@ -357,6 +359,23 @@ class ModelClient:
 
             await asyncio.to_thread(self._check_capabilities, content, plan)
 
+    def _quote(self, model: str, fetch: bool = False) -> Quote | None:
+        """The catalog's prices and completion limit for ``model`` (its endpoint's catalog at hand, however old;
+        fetched only when ``fetch``); ``None`` for models of other endpoints or missing from the catalog."""
+        if self._routes.get(model) is not None:
+            return None
+        records = cached_records(self.base_url, max_age=float("inf"))
+        if records is None and fetch:
+            try:
+                records = list_models(self.base_url)
+            except APIError:
+                records = None
+        info = find(records, model) if records else None
+        if info is None:
+            return None
+        prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
+        return Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+
     # ------------------------------------------------------------------------------------------ one model's turn
     def _engine(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> Engine:
         spec = plan.spec(model)
@@ -422,9 +441,12 @@ class ModelClient:
         send = self._post(self._recorder(model), plan)
         return run_sync(self._engine(model, history, user, plan), send, plan.tools())
 
-    async def _arun(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> TurnResult:
-        """`_run`, awaited."""
-        send = self._apost(self._recorder(model), plan)
+    async def _arun(
+        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, recorder: Recorder | None = None
+    ) -> TurnResult:
+        """`_run`, awaited. ``recorder``: where the turn's accounts go (a grid cell's own; by default the
+        object's, see `_recorder`)."""
+        send = self._apost(recorder or self._recorder(model), plan)
         return await run_async(self._engine(model, history, user, plan), send, plan.tools())
 
     def _run_streamed(

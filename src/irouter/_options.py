@@ -25,8 +25,10 @@ CALL = "call(...)"
 """One request of a `Call`/`AsyncCall`."""
 BATCH = "call.batch(...)"
 """`Call.batch`/`AsyncCall.batch`."""
+GRID = "call.grid(...)"
+"""`Call.grid`/`AsyncCall.grid` (its own arguments, such as ``max_cost=``, are not options)."""
 
-PLACES = (NEW_CHAT, NEW_CALL, CHAT, CALL, BATCH)
+PLACES = (NEW_CHAT, NEW_CALL, CHAT, CALL, BATCH, GRID)
 EVERYWHERE = frozenset(PLACES)
 NEW = frozenset({NEW_CHAT, NEW_CALL})
 """Constructors only."""

@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .errors import APIConnectionError, APIStatusError, RateLimitError
@@ -65,6 +65,9 @@ class RetryPolicy:
 
     max_retries: int = DEFAULT_MAX_RETRIES
     max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
+    observe: Callable[[Exception, float], None] | None = field(default=None, compare=False)
+    """Told of each retry decided (the failure, the wait in seconds); it decides nothing (a grid's rate limiter
+    listens here)."""
 
     def wait(self, attempt: int, exc: Exception) -> float:
         """Seconds to wait after attempt number ``attempt`` (0 for the first) failed with ``exc``.
@@ -141,6 +144,8 @@ def _note(attempt: int, policy: RetryPolicy, exc: BaseException, wait: float) ->
 def _next_wait(attempt: int, policy: RetryPolicy, exc: Exception) -> float:
     wait = policy.wait(attempt, exc)  # raises when there is no further attempt
     _note(attempt, policy, exc, wait)
+    if policy.observe is not None:
+        policy.observe(exc, wait)
     return wait
 
 

@@ -104,6 +104,8 @@ class CellRow:
     lease_until: float | None
     request: str
     result: str | None
+    updated: float | None = None
+    """Unix time of the cell's last write."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,8 @@ class Store:
             where = f" AND c.state IN ({','.join('?' * len(states))})"
             params.extend(states)
         rows = self._db.execute(
-            "SELECT g.seq, g.prompt_id, g.model, g.key, c.state, c.owner, c.lease_until, c.request, c.result "
+            "SELECT g.seq, g.prompt_id, g.model, g.key, c.state, c.owner, c.lease_until, c.request, c.result, "
+            "c.updated "
             "FROM grid_cells g JOIN cells c ON c.key = g.key "
             f"WHERE g.grid = ? AND g.seq > ?{where} ORDER BY g.seq LIMIT ?",
             (*params, limit),

@@ -14,6 +14,11 @@ from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._types import Answer, Body, Headers, Message, Models, T
 from ._wire import Response, user_message
 
+if TYPE_CHECKING:
+    import os
+
+    from .grid import AsyncGrid, Grid
+
 
 class _OneOff(ModelClient):
     """What `Call` and `AsyncCall` share."""
@@ -40,6 +45,25 @@ class _OneOff(ModelClient):
             return list(message)  # sent as they are (never modified)
         user = user_message(to_content(message))
         return [{"role": "system", "content": self.system}, user] if self.system else [user]
+
+    def _grid(
+        self,
+        prompts: Sequence[Any],
+        store: str | os.PathLike[str] | None,
+        max_cost: float | None,
+        concurrency: int,
+        rpm: int | dict[str, int] | None,
+        tpm: int | dict[str, int] | None,
+        retry_failed: bool,
+        force: bool,
+        progress: bool | None,
+        options: dict[str, Any],
+    ) -> Any:
+        from .grid import new_grid
+
+        args = {"store": store, "max_cost": max_cost, "concurrency": concurrency, "rpm": rpm, "tpm": tpm}
+        args.update(retry_failed=retry_failed, force=force, progress=progress)
+        return new_grid(self, prompts, args, options)
 
     @staticmethod
     def _value(result: TurnResult, raw: bool) -> Any:
@@ -332,6 +356,42 @@ class Call(_OneOff, Generic[Answer]):
         pool.shutdown()
         return _regroup(flat, self._models, self._shape)
 
+    def grid(
+        self,
+        prompts: Sequence[Any],
+        *,
+        store: str | os.PathLike[str] | None = None,
+        max_cost: float | None = None,
+        concurrency: int = 64,
+        rpm: int | dict[str, int] | None = None,
+        tpm: int | dict[str, int] | None = None,
+        retry_failed: bool = True,
+        force: bool = False,
+        progress: bool | None = None,
+        **options: Any,
+    ) -> Grid:
+        """Every prompt to every model, as a `Grid` (see `irouter.grid`): nothing is sent until ``grid.run()``.
+
+        Args:
+            prompts: a list of prompts: strings, content-part lists, message lists, or rows
+                ``{"id": ..., "prompt": ...}`` (ids default to the index; they must be unique).
+            store: a SQLite file that keeps every cell's result: a second run sends only what is not done, and
+                several processes may share it. ``None``: a private temporary file.
+            max_cost: dollars this run may spend: a hard cap (each request's worst case is reserved before it is
+                sent), and ``run()`` refuses up front when the forecast expects more (unless ``force=True``).
+            concurrency: cells in flight at most (halved on rate limits, grown back as cells succeed).
+            rpm, tpm: requests / tokens per minute per model on this side (a number for every model, or
+                ``{slug: number}``).
+            retry_failed: send again the cells that failed in an earlier run (``False``: return them as they were).
+            force: run even when the forecast expects more than ``max_cost`` (the cap still holds).
+            progress: a live line on a terminal's stderr (or a notebook display); ``None``: when there is one.
+            **options: request options as for a call (``temperature``, ``max_tokens``, ``tools``,
+                ``response_format=Model``...), over the ``Call``'s defaults.
+        """
+        return self._grid(  # type: ignore[no-any-return]
+            prompts, store, max_cost, concurrency, rpm, tpm, retry_failed, force, progress, options
+        )
+
 
 class AsyncCall(AsyncClosing, _OneOff, Generic[Answer]):
     """`Call` for asyncio: ``await ask("...")``, ``async for piece in ask("...", stream=True)``, and
@@ -579,6 +639,42 @@ class AsyncCall(AsyncClosing, _OneOff, Generic[Answer]):
 
         flat = await asyncio.gather(*(one(messages, model) for messages, model in items))
         return _regroup(flat, self._models, self._shape)
+
+    def grid(
+        self,
+        prompts: Sequence[Any],
+        *,
+        store: str | os.PathLike[str] | None = None,
+        max_cost: float | None = None,
+        concurrency: int = 64,
+        rpm: int | dict[str, int] | None = None,
+        tpm: int | dict[str, int] | None = None,
+        retry_failed: bool = True,
+        force: bool = False,
+        progress: bool | None = None,
+        **options: Any,
+    ) -> AsyncGrid:
+        """`Call.grid` for asyncio: an `AsyncGrid`, run with ``async for cell in grid.run()``.
+
+        Args:
+            prompts: a list of prompts: strings, content-part lists, message lists, or rows
+                ``{"id": ..., "prompt": ...}`` (ids default to the index; they must be unique).
+            store: a SQLite file that keeps every cell's result: a second run sends only what is not done, and
+                several processes may share it. ``None``: a private temporary file.
+            max_cost: dollars this run may spend: a hard cap (each request's worst case is reserved before it is
+                sent), and ``run()`` refuses up front when the forecast expects more (unless ``force=True``).
+            concurrency: cells in flight at most (halved on rate limits, grown back as cells succeed).
+            rpm, tpm: requests / tokens per minute per model on this side (a number for every model, or
+                ``{slug: number}``).
+            retry_failed: send again the cells that failed in an earlier run (``False``: return them as they were).
+            force: run even when the forecast expects more than ``max_cost`` (the cap still holds).
+            progress: a live line on a terminal's stderr (or a notebook display); ``None``: when there is one.
+            **options: request options as for a call (``temperature``, ``max_tokens``, ``tools``,
+                ``response_format=Model``...), over the ``Call``'s defaults.
+        """
+        return self._grid(  # type: ignore[no-any-return]
+            prompts, store, max_cost, concurrency, rpm, tpm, retry_failed, force, progress, options
+        )
 
 
 def _regroup(flat: list[Any], models: list[str], shape: Any) -> list[Any]:

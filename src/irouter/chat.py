@@ -20,14 +20,13 @@ from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
 from ._engine import FINAL_PROMPT, TurnResult, afan_out, fan_out
-from ._ledger import LedgerEntry, Meter, Quote, check_limit, worst_case
+from ._ledger import LedgerEntry, Meter, check_limit, worst_case
 from ._outputs import citations_in, images_in, last_reasoning
 from ._persist import FORMAT, check_history, check_saved, dumps, jsonable_options, merge_saved_options, write_atomic
 from ._streams import AsyncStream, Emitter, Ended, Stream
 from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
-from .catalog import cached_records, find, list_models
-from .errors import APIError, MultiModelError
+from .errors import MultiModelError
 from .tools import ToolCall, answer_message, describe_call, pending_calls
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -163,23 +162,6 @@ class _Conversation(ModelClient):
 
     def _recorder(self, model: str) -> Recorder:
         return Recorder(self._meter, model)
-
-    def _quote(self, model: str, fetch: bool = False) -> Quote | None:
-        """The catalog's prices and completion limit for ``model`` (its endpoint's catalog at hand, however old;
-        fetched only when ``fetch``); ``None`` for models of other endpoints or missing from the catalog."""
-        if self._routes.get(model) is not None:
-            return None
-        records = cached_records(self.base_url, max_age=float("inf"))
-        if records is None and fetch:
-            try:
-                records = list_models(self.base_url)
-            except APIError:
-                records = None
-        info = find(records, model) if records else None
-        if info is None:
-            return None
-        prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
-        return Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
 
     def _check_budgets(self) -> None:
         """A budget is a cap only if each request's worst case can be known before it is sent: refuse one on a
