@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from irouter.testing import Error, OpenRouterDouble
 
 from . import test_cli
@@ -79,7 +81,7 @@ def test_run_then_rerun_sends_nothing_new(router: OpenRouterDouble, cli_env: dic
         assert cell["error"] is None
         assert cell["from_store"] is False
     billed = sum(g["total_cost"] for g in router.generations.values())
-    assert sum(c["cost"] for c in cells) == billed
+    assert sum(c["cost"] for c in cells) == pytest.approx(billed)
     for model in MODELS:  # the summary on stderr: one row per model
         assert any(line.startswith(model) for line in out.stderr.splitlines()), out.stderr
 
@@ -155,7 +157,8 @@ def test_a_forecast_over_max_cost_is_refused_before_sending(
 ) -> None:
     source = prompts_file(tmp_path)
     out = run(cli_env, "grid", source, *model_flags(), "--max-cost", "0.000000001")
-    one_error_line(out, 4)
+    line = one_error_line(out, 4, contains="more than --max-cost 1e-09: nothing was sent")
+    assert "--force" in line
     assert router.chat_requests == []
     out = run(cli_env, "grid", source, *model_flags(), "--max-cost", "0.000000001", "--force", "--no-stats")
     assert out.returncode == 4, out.stderr  # forced: it runs, and the hard cap refuses every request

@@ -82,6 +82,11 @@ def describe(exc: BaseException) -> str:
             f"{exc.model} does not take {exc.capability}. `irouter models` shows what each model takes; add "
             "--no-check to send anyway."
         )
+    if isinstance(exc, errors.BudgetExceeded) and exc.kind == "forecast":
+        return (
+            f"The forecast expects ${exc.needed:.4f}, more than --max-cost {exc.limit:g}: nothing was sent. "
+            "--dry-run shows the forecast; --force runs until the cap stops it."
+        )
     if isinstance(exc, errors.BudgetExceeded) and exc.kind == "cost":
         return (
             f"Budget reached: ${exc.spent:.6f} spent of --max-cost {exc.limit:g}, so the request to {exc.model} was "
@@ -464,8 +469,8 @@ def grid_command(argv: list[str]) -> int:
     parser.add_argument("--store", help="SQLite file keeping every finished cell: the same command again resumes")
     parser.add_argument("--output", help="write each cell as a JSON line to this file (default: stdout)")
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at most (default 64)")
-    parser.add_argument("--rpm", type=float, help="requests per minute per model, at most")
-    parser.add_argument("--tpm", type=float, help="tokens per minute per model, at most")
+    parser.add_argument("--rpm", type=int, help="requests per minute per model, at most")
+    parser.add_argument("--tpm", type=int, help="tokens per minute per model, at most")
     parser.add_argument("--dry-run", action="store_true", help="print the cost forecast and send nothing")
     parser.add_argument("--force", action="store_true", help="run even if the forecast expects more than --max-cost")
     parser.add_argument("--no-retry", action="store_true", help="keep cells that failed in an earlier run as they are")
@@ -481,7 +486,7 @@ def grid_command(argv: list[str]) -> int:
             print(json.dumps(forecast.to_dict(), indent=1) if args.json else str(forecast))
             return OK
         with _opened(args.output) as out:
-            tally = _Tally()
+            tally = _Tally(grid.models)
             for cell in grid.run():
                 out.write(json.dumps(cell.to_dict(), ensure_ascii=False, default=str) + "\n")
                 out.flush()
@@ -566,12 +571,13 @@ def _opened(path: str | None) -> Any:
 class _Tally:
     """Per model: cells, failures, dollars and latency of a grid run, for the summary and the exit code."""
 
-    def __init__(self) -> None:
-        self.rows: dict[str, list[float]] = {}  # model -> [cells, failed, cost, latency sum, from store]
+    def __init__(self, models: list[str]) -> None:
+        self.rows: dict[str, list[float]] = {m: [0, 0, 0.0, 0.0, 0] for m in models}
+        """Per model, in ``-m`` order: [cells, failed, cost, latency sum, from store]."""
         self.code = OK
 
     def add(self, cell: Any) -> None:
-        row = self.rows.setdefault(cell.model, [0, 0, 0.0, 0.0, 0])
+        row = self.rows[cell.model]
         row[0] += 1
         row[2] += cell.cost or 0.0
         row[3] += cell.latency or 0.0
