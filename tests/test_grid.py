@@ -353,3 +353,61 @@ def test_results_without_a_run_list_nothing_then_everything(double: OpenRouterDo
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["model"] for r in rows} == {A, B}
     assert all(r["error"] is None for r in rows)
+
+
+def test_a_tool_raising_keyboard_interrupt_stops_the_run_and_releases_claims(tmp_path: Path) -> None:
+    def stop() -> str:
+        """Stop."""
+        raise KeyboardInterrupt
+
+    with OpenRouterDouble(models=catalog(), prices=PRICES, latency=0.05) as router:
+        router.default = lambda body: Text(tool_calls=[ToolCall("stop", {})])
+        store = tmp_path / "g.sqlite"
+        grid = make(router, [A]).grid([f"p{i}" for i in range(8)], store=store, tools=[stop], concurrency=2)
+        with pytest.raises(KeyboardInterrupt):
+            list(grid.run())
+        assert len(router.chat_requests) <= 3  # the cells in flight, and no new one after the interruption
+        states = dict(sqlite3.connect(store).execute("SELECT state, COUNT(*) FROM cells GROUP BY state").fetchall())
+        assert states == {"pending": 8}
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_tool_raising_keyboard_interrupt_stops_a_batch(flavour: str) -> None:
+    def stop() -> str:
+        """Stop."""
+        raise KeyboardInterrupt
+
+    with OpenRouterDouble(latency=0.05) as router:
+        router.default = lambda body: Text(tool_calls=[ToolCall("stop", {})])
+        prompts = [f"p{i}" for i in range(8)]
+        connect = {"base_url": router.base_url, "api_key": router.api_key, "tools": [stop]}
+
+        def batch() -> Any:
+            if flavour == "sync":
+                return Call("m/m", **connect).batch(prompts, concurrency=2)
+            return asyncio.run(AsyncCall("m/m", **connect).batch(prompts, concurrency=2))
+
+        with pytest.raises(KeyboardInterrupt):
+            batch()
+        assert len(router.chat_requests) <= 3
+
+
+def test_batch_backs_off_on_rate_limits_and_keeps_its_shape(double: OpenRouterDouble) -> None:
+    double.queue(Error(429, "Rate limit exceeded", retry_after=0.2))
+    results = make(double, [A]).batch(["x", "y"], concurrency=2)
+    assert sorted(results) == ["You said: x", "You said: y"]
+    assert len(double.chat_requests) == 3
+
+
+def test_progress_is_a_live_line_on_stderr_when_asked_and_quiet_otherwise(
+    double: OpenRouterDouble, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double.queue(Error(400, "no"), model=B)
+    list(make(double).grid(["a", "b"], store=tmp_path / "1.sqlite", progress=True, concurrency=1).run())
+    err = capsys.readouterr().err
+    assert "\r" in err
+    assert "grid: 4/4 done, 1 failed" in err
+    assert "cells/s" in err
+    assert err.endswith("\n")
+    list(make(double).grid(["a", "b"], store=tmp_path / "2.sqlite").run())  # stderr is not a terminal here
+    assert capsys.readouterr().err == ""

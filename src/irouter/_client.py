@@ -436,9 +436,11 @@ class ModelClient:
 
         return send
 
-    def _run(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> TurnResult:
-        """One model's whole turn (requests and tool steps), synchronously."""
-        send = self._post(self._recorder(model), plan)
+    def _run(
+        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, recorder: Recorder | None = None
+    ) -> TurnResult:
+        """One model's whole turn (requests and tool steps), synchronously. ``recorder``: as for `_arun`."""
+        send = self._post(recorder or self._recorder(model), plan)
         return run_sync(self._engine(model, history, user, plan), send, plan.tools())
 
     async def _arun(

@@ -291,19 +291,21 @@ class Store:
         return self._db.execute("SELECT 1 FROM grid_cells WHERE grid = ? LIMIT 1", (grid,)).fetchone() is not None
 
     # ------------------------------------------------------------------------------------------ claims and results
-    def claim(self, keys: Sequence[str], retry_failed: bool = True) -> list[str]:
-        """Claim the cells among ``keys`` that may be sent by this run (pending; failed when ``retry_failed``;
-        running under a lease that has run out), in one transaction. Returns the keys claimed, in order: only this
-        run sends them."""
+    def claim(self, keys: Sequence[str], retry_failed: bool = True, failed_before: float | None = None) -> list[str]:
+        """Claim the cells among ``keys`` that may be sent by this run (pending; failed when ``retry_failed``, and
+        only if they failed before ``failed_before`` when given: a cell another process just failed in the same
+        run is not sent again; running under a lease that has run out), in one transaction. Returns the keys
+        claimed, in order: only this run sends them."""
         now = self.clock()
+        before = now if failed_before is None else failed_before
         claimed: list[str] = []
         with self._write() as db:
             for key in keys:
                 cursor = db.execute(
                     "UPDATE cells SET state = 'running', owner = ?, lease_until = ?, attempts = attempts + 1, "
-                    "updated = ? WHERE key = ? AND (state = 'pending' OR (state = 'failed' AND ?) "
+                    "updated = ? WHERE key = ? AND (state = 'pending' OR (state = 'failed' AND ? AND updated <= ?) "
                     "OR (state = 'running' AND lease_until < ?))",
-                    (self.owner, now + self.lease, now, key, retry_failed, now),
+                    (self.owner, now + self.lease, now, key, retry_failed, before, now),
                 )
                 if cursor.rowcount:
                     claimed.append(key)

@@ -329,31 +329,18 @@ class Call(_OneOff, Generic[Answer]):
     ) -> list[dict[str, T | Exception]]: ...
 
     def batch(self, prompts: Sequence[Message], concurrency: int = 8, **kwargs: Any) -> list[Any]:
-        """Send many prompts (each to every model), at most ``concurrency`` requests at a time.
+        """Send many prompts (each to every model), at most ``concurrency`` requests at a time (fewer for a while
+        after a rate limit). Runs on the grid engine (`Call.grid`) without a store.
 
         Returns one entry per prompt, in input order: what the call would return, or the exception it raised (a
         failure never loses the other results). With several models an entry is ``{slug: value or exception}``.
         """
+        from .grid import abatch, run_sync
+
         items = [(self._messages(p), m) for p in _check_batch(prompts, concurrency) for m in self._models]
         plan = self._plan(kwargs, opts.BATCH)
-
-        def one(item: tuple[list[dict[str, Any]], str]) -> Any:
-            messages, model = item
-            try:
-                return self._run(model, messages[:-1], messages[-1], plan).value
-            except Exception as exc:
-                return exc
-
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items))), thread_name_prefix="irouter")
-        try:
-            flat = list(pool.map(one, items))
-        except BaseException:  # Ctrl-C: no prompt waiting its turn starts, no running one sends another request
-            plan.cancel.set()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
+        # the grid engine, without a store, on a background event loop; Ctrl-C: nothing more is sent
+        flat = run_sync(lambda: abatch(self, items, plan, min(concurrency, max(1, len(items)))), plan.cancel)
         return _regroup(flat, self._models, self._shape)
 
     def grid(
@@ -624,21 +611,11 @@ class AsyncCall(AsyncClosing, _OneOff, Generic[Answer]):
     async def batch(self, prompts: Sequence[Message], concurrency: int = 8, **kwargs: Any) -> list[Any]:
         """`Call.batch`, as tasks: at most ``concurrency`` requests in flight; results in input order, failures
         as exception objects in their place."""
-        import asyncio
+        from .grid import abatch
 
         items = [(self._messages(p), m) for p in _check_batch(prompts, concurrency) for m in self._models]
         plan = self._plan(kwargs, opts.BATCH)
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(messages: list[dict[str, Any]], model: str) -> Any:
-            async with gate:
-                try:
-                    return (await self._arun(model, messages[:-1], messages[-1], plan)).value
-                except Exception as exc:
-                    return exc
-
-        flat = await asyncio.gather(*(one(messages, model) for messages, model in items))
-        return _regroup(flat, self._models, self._shape)
+        return _regroup(await abatch(self, items, plan, concurrency), self._models, self._shape)
 
     def grid(
         self,

@@ -22,14 +22,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _store as st
 from ._cancel import Cancelled, CancelSignal
 from ._drivers import Recorder
+from ._engine import TurnResult
 from ._ledger import LedgerEntry, Meter, Quote, estimate_prompt_tokens, worst_case
 from ._store import GridRow, Store, canonical
 from ._wire import build_body
@@ -38,6 +39,8 @@ from .errors import BudgetExceeded, RateLimitError
 if TYPE_CHECKING:
     from ._client import Plan
     from .call import _OneOff
+
+T = TypeVar("T")
 
 __all__ = ["AsyncGrid", "Cell", "CellError", "Forecast", "Grid", "GridResults", "ModelForecast", "cell_key"]
 
@@ -537,46 +540,24 @@ class Grid:
         Raises `BudgetExceeded` before sending anything when the forecast expects more than ``max_cost``
         (unless ``force=True``)."""
         import queue
-        import threading
 
         cancel = CancelSignal()
         out: queue.Queue[Any] = queue.Queue(maxsize=max(256, 4 * self.concurrency))
-        loop = asyncio.new_event_loop()
-        tasks: list[asyncio.Task[None]] = []
         end = object()
 
         async def pump() -> None:
-            cells = self._acells(cancel)  # an async generator
-            try:
-                async for cell in cells:
-                    while True:
-                        try:
-                            out.put_nowait(cell)
-                            break
-                        except queue.Full:
-                            await asyncio.sleep(0.01)  # the caller is slower: wait (memory stays flat)
-            finally:
-                await cells.aclose()
+            async for cell in self._acells(cancel):
+                while True:
+                    try:
+                        out.put_nowait(cell)
+                        break
+                    except queue.Full:
+                        await asyncio.sleep(0.01)  # the caller is slower: wait (memory stays flat)
 
-        def work() -> None:
-            asyncio.set_event_loop(loop)
-            task = loop.create_task(pump())
-            tasks.append(task)
-            result: Any = end
-            try:
-                loop.run_until_complete(task)
-            except BaseException as exc:  # handed to the caller's thread
-                result = exc
-            finally:
-                with contextlib.suppress(Exception):
-                    from ._transport import arelease_pools
+        def finished(error: BaseException | None) -> None:
+            out.put(end if error is None else error)
 
-                    loop.run_until_complete(arelease_pools())
-                loop.close()
-            out.put(result)
-
-        thread = threading.Thread(target=work, name="irouter-grid", daemon=True)
-        thread.start()
+        background = Background(pump, finished)
         try:
             while True:
                 item = out.get()
@@ -588,13 +569,12 @@ class Grid:
                     raise item
                 yield item
         finally:
-            if thread.is_alive():
+            if not background.done.is_set():  # the caller stopped early (break, Ctrl-C): stop the run
                 cancel.set()
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
-                while thread.is_alive():
+                background.stop()
+                while not background.done.wait(0.05):
                     with contextlib.suppress(queue.Empty):
-                        out.get(timeout=0.05)
+                        out.get_nowait()  # keep the loop from waiting on a full queue
 
     async def _acells(self, cancel: CancelSignal) -> AsyncGenerator[Cell, None]:
         """The engine: register, check the forecast, yield the done cells, then run the rest."""
@@ -873,6 +853,7 @@ class _Run:
         self.progress, self.parse = progress, parse
         self.limiter = _Limiter(grid.concurrency, grid.rpm, grid.tpm)
         self.plan = replace(plan, on_retry=self.limiter.observe)
+        self.turn = turn_runner(grid._call, grid.concurrency)
         self.meter = _GridMeter(grid.max_cost, grid._quote)
         self._settled = asyncio.Event()
         self.meter.changed = self._settled.set
@@ -881,6 +862,8 @@ class _Run:
         self.tasks: set[asyncio.Task[None]] = set()
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(64, 2 * grid.concurrency))
         self.page = min(st.CHUNK, max(32, grid.concurrency))
+        self.failure: BaseException | None = None
+        self.dispatcher: asyncio.Future[None] | None = None
 
     async def cells(self) -> AsyncIterator[Cell]:
         end = object()
@@ -895,6 +878,7 @@ class _Run:
                 await self.out.put(end)
 
         dispatcher = asyncio.ensure_future(dispatch())
+        self.dispatcher = dispatcher
         renewer = asyncio.ensure_future(self._renew())
         try:
             while True:
@@ -902,8 +886,11 @@ class _Run:
                 if item is end:
                     break
                 yield item
+            if self.failure is not None:  # a cell's task broke (a tool raised KeyboardInterrupt, a bug): stop
+                raise self.failure
             dispatcher.result()  # raise what stopped it, if anything
         finally:
+            self.plan.cancel.set()  # nothing more is sent, also by turns running in worker threads
             renewer.cancel()
             for task in [dispatcher, *self.tasks]:
                 task.cancel()
@@ -927,7 +914,8 @@ class _Run:
 
     async def _take(self, rows: list[st.CellRow]) -> None:
         wanted = [r.key for r in rows if self._sendable(r) and r.key not in self.inflight]
-        claimed = set(self.store.claim(list(dict.fromkeys(wanted)), self.grid.retry_failed)) if wanted else set()
+        keys = list(dict.fromkeys(wanted))
+        claimed = set(self.store.claim(keys, self.grid.retry_failed, self.started)) if keys else set()
         for row in rows:
             if row.key in self.inflight:
                 self.inflight[row.key].append(row)  # a duplicate of a cell in flight: answered with it
@@ -948,28 +936,33 @@ class _Run:
         await self.limiter.acquire(row.model, tokens)
         task = asyncio.ensure_future(self._cell(row, request["messages"], body))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A cell's task ended. Cells end as values; anything else it raised stops the whole run."""
+        self.tasks.discard(task)
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None and self.failure is None:
+            self.failure = failure.original if isinstance(failure, _Carried) else failure
+            self.plan.cancel.set()
+            if self.dispatcher is not None:
+                self.dispatcher.cancel()
 
     async def _finish_waiting(self) -> None:
         """Cells other processes held: wait for them, read their results; claim them if their owner let go."""
         while self.waiting:
             rows, self.waiting = self.waiting, []
             for row in rows:
-                state, owner, _ = self.store.cell(row.key)
-                if state == st.DONE or (state == st.FAILED and not (self.grid.retry_failed and owner is None)):
-                    if row.key in self.inflight:
-                        self.inflight[row.key].append(row)
-                    else:
-                        fresh = self.store.page(self.grid_id, row.seq - 1, 1)[0]
-                        await self._emit(_cell_from(fresh, self.parse, self.store.owner))
-                    continue
-                if row.key in self.inflight:
+                if row.key in self.inflight:  # a duplicate of a cell this run sends
                     self.inflight[row.key].append(row)
-                elif self.store.claim([row.key], self.grid.retry_failed):
+                elif self.store.claim([row.key], self.grid.retry_failed, self.started):  # its owner let go
                     self.inflight[row.key] = [row]
                     await self._start(row)
+                elif self.store.cell(row.key)[0] in (st.DONE, st.FAILED):
+                    fresh = self.store.page(self.grid_id, row.seq - 1, 1)[0]
+                    await self._emit(_cell_from(fresh, self.parse, self.store.owner))
                 else:
-                    self.waiting.append(row)
+                    self.waiting.append(row)  # still in flight elsewhere
             if self.waiting:
                 self.store.reap()
                 await asyncio.sleep(0.5)
@@ -1016,14 +1009,16 @@ class _Run:
         value: Any = None
         error: CellError | None = None
         try:
-            result = await self.grid._call._arun(
-                row.model, messages[:-1], messages[-1], self.plan, Recorder(meter, row.model)
-            )
+            result = await self.turn(row.model, messages, self.plan, Recorder(meter, row.model))
             text, value = result.reply.content, result.value
         except Cancelled:
             raise
         except Exception as exc:
             error = CellError.of(exc)
+        except BaseException as exc:  # KeyboardInterrupt from a tool: carried out of the task, stops the run
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise _Carried(exc) from None
         return Cell(
             prompt_id=json.loads(row.prompt_id),
             model=row.model,
@@ -1039,6 +1034,176 @@ class _Run:
         if self.progress is not None:
             self.progress.add(cell)
         await self.out.put(cell)
+
+
+# --------------------------------------------------------------------------------------------- the engine's parts
+class _Carried(Exception):
+    """A ``KeyboardInterrupt``/``SystemExit`` raised inside a cell's task, carried out as an ordinary exception (an
+    event loop would otherwise stop at once, leaving the run's claims and tasks behind); re-raised as it was."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+TurnRunner = Callable[[str, list[dict[str, Any]], "Plan", "Recorder | None"], Awaitable[TurnResult]]
+
+
+def turn_runner(call: _OneOff, concurrency: int) -> TurnRunner:
+    """How the engine runs one cell's turn: the async turn driver (`_arun`) on the event loop; for a `Call` given
+    a sync ``http_client=`` (which an event loop cannot use), the sync driver (`_run`) in worker threads, one per
+    cell in flight. Either way the same turn machinery as a call."""
+    if call._awaits or call._http_client is None:
+
+        async def arun(model: str, messages: list[dict[str, Any]], plan: Plan, recorder: Recorder | None) -> Any:
+            return await call._arun(model, messages[:-1], messages[-1], plan, recorder)
+
+        return arun
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="irouter-grid")
+
+    async def run(model: str, messages: list[dict[str, Any]], plan: Plan, recorder: Recorder | None) -> Any:
+        work = contextvars.copy_context().run
+        future = asyncio.get_running_loop().run_in_executor(
+            pool, work, call._run, model, messages[:-1], messages[-1], plan, recorder
+        )
+        return await future
+
+    return run
+
+
+async def abatch(
+    call: _OneOff, items: list[tuple[list[dict[str, Any]], str]], plan: Plan, concurrency: int
+) -> list[Any]:
+    """`Call.batch`'s engine: every (messages, model) item's turn value, or the exception it raised, in order;
+    at most ``concurrency`` in flight, fewer after rate limits (as in a grid). No store."""
+    limiter = _Limiter(concurrency, {}, {})
+    plan = replace(plan, on_retry=limiter.observe)
+    turn = turn_runner(call, concurrency)
+    results: list[Any] = [None] * len(items)
+    tasks: set[asyncio.Task[None]] = set()
+
+    stop: list[BaseException] = []
+    main = asyncio.current_task()
+
+    async def one(index: int, messages: list[dict[str, Any]], model: str) -> None:
+        ok = False
+        try:
+            results[index] = (await turn(model, messages, plan, None)).value
+            ok = True
+        except Cancelled:
+            raise
+        except Exception as exc:
+            results[index] = exc
+        except BaseException as exc:  # a tool raised KeyboardInterrupt: the whole batch stops now
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            stop.append(exc)
+            plan.cancel.set()
+            if main is not None:
+                main.cancel()
+        finally:
+            limiter.release(ok)
+
+    try:
+        for index, (messages, model) in enumerate(items):
+            await limiter.acquire(model, 0)
+            task = asyncio.ensure_future(one(index, messages, model))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        while tasks:
+            await asyncio.wait(set(tasks))
+    except BaseException as exc:
+        plan.cancel.set()
+        for task in list(tasks):
+            task.cancel()
+        if stop and isinstance(exc, asyncio.CancelledError):
+            raise stop[0] from None
+        raise
+    return results
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelSignal) -> T:
+    """Run ``make()`` to its end on a new event loop in a background thread, waiting here. Ctrl-C (or any
+    interruption) while waiting sets ``cancel``, cancels the coroutine and propagates at once."""
+    background = Background(make)
+    try:
+        background.done.wait()
+    except BaseException:
+        cancel.set()
+        background.stop()
+        raise
+    if background.error is not None:
+        if isinstance(background.error, asyncio.CancelledError):
+            raise Cancelled
+        raise background.error
+    return background.result  # type: ignore[no-any-return]
+
+
+class Background:
+    """A coroutine run to its end on a new event loop of its own, in a daemon thread (what the sync API drives the
+    async engine with). ``done`` is set when it has ended and the loop is closed; then ``result`` or ``error``.
+
+    A ``KeyboardInterrupt`` raised in any of the loop's tasks (a tool's) stops the loop at once: the main task is
+    then cancelled and run to its end, so its cleanup (claims released) still happens, and ``error`` is that
+    interruption. ``on_done(error)`` is called in the loop's thread at the very end."""
+
+    def __init__(
+        self,
+        make: Callable[[], Coroutine[Any, Any, Any]],
+        on_done: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._make, self._on_done = make, on_done
+        self._task: asyncio.Task[Any] | None = None
+        self._stopping = False
+        threading.Thread(target=self._work, name="irouter-loop", daemon=True).start()
+
+    def stop(self) -> None:
+        """Cancel the coroutine (from any thread); `done` is set once it has cleaned up."""
+        self._stopping = True
+        with contextlib.suppress(RuntimeError):  # the loop already closed
+            self.loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def _work(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            self._task = task = loop.create_task(self._make())
+            if self._stopping:
+                task.cancel()
+            try:
+                self.result = loop.run_until_complete(task)
+            except BaseException as exc:
+                self.error = exc
+                if not task.done():  # the loop stopped under it: let it clean up
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        loop.run_until_complete(task)
+            rest = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for other in rest:
+                other.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+                from ._transport import arelease_pools
+
+                loop.run_until_complete(arelease_pools())
+        finally:
+            loop.close()
+            if self._on_done is not None:
+                self._on_done(self.error)
+            self.done.set()
 
 
 # --------------------------------------------------------------------------------------------- results
