@@ -197,7 +197,9 @@ def test_ctrl_c_keeps_the_finished_cells(cli_env: dict[str, str], tmp_path: Path
         stdout, stderr = proc.communicate(timeout=30)
         assert proc.returncode == 130, stderr
         assert "Traceback" not in stderr
-        assert stderr.strip().splitlines()[-1].startswith("irouter: stopped")
+        assert stderr.strip().splitlines()[-1] == (
+            f"irouter: stopped; the cells that finished are kept in {store}: run the same command again to go on"
+        )
         first = [b["messages"][-1]["content"] for b in router.chat_requests]
         finished = {json.loads(line)["text"].removeprefix("You said: ") for line in stdout.splitlines()}
         out = run(cli_env, *args, timeout=60)

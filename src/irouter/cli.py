@@ -492,8 +492,12 @@ def grid_command(argv: list[str]) -> int:
                 out.flush()
                 tally.add(cell)
     except KeyboardInterrupt:
-        where = f" in {args.store}: run the same command again to go on" if args.store else ""
-        print(f"\nirouter: stopped; the cells that finished are kept{where}", file=sys.stderr)
+        kept = (
+            f"the cells that finished are kept in {args.store}: run the same command again to go on"
+            if args.store
+            else "give --store FILE to keep finished cells for the next run"
+        )
+        print(f"\nirouter: stopped; {kept}", file=sys.stderr)
         return INTERRUPTED
     except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
         return fail(exc)
