@@ -411,3 +411,28 @@ def test_progress_is_a_live_line_on_stderr_when_asked_and_quiet_otherwise(
     assert err.endswith("\n")
     list(make(double).grid(["a", "b"], store=tmp_path / "2.sqlite").run())  # stderr is not a terminal here
     assert capsys.readouterr().err == ""
+
+
+def test_max_cost_on_a_model_without_prices_asks_for_force(router: OpenRouterDouble, tmp_path: Path) -> None:
+    call = Call("lab/unlisted", base_url=router.base_url, api_key=router.api_key)
+    forecast = call.grid(["a"], store=tmp_path / "g.sqlite").forecast()
+    assert forecast.expected is None
+    assert "?" in str(forecast)
+    with pytest.raises(ValueError, match="force=True"):
+        list(call.grid(["a"], store=tmp_path / "g.sqlite", max_cost=1.0).run())
+    assert router.chat_requests == []
+    cells = list(call.grid(["a"], store=tmp_path / "g.sqlite", max_cost=1.0, force=True).run())
+    assert [c.ok for c in cells] == [True]
+
+
+def test_a_call_with_a_sync_http_client_runs_its_grid_through_that_client(
+    double: OpenRouterDouble, tmp_path: Path
+) -> None:
+    import httpx2
+
+    seen: list[str] = []
+    with httpx2.Client(event_hooks={"request": [lambda request: seen.append(str(request.url))]}) as client:
+        call = make(double, http_client=client)
+        cells = list(call.grid(["x", "y"], store=tmp_path / "g.sqlite").run())
+    assert [c.ok for c in cells] == [True] * 4
+    assert len(seen) == len(double.chat_requests) == 4

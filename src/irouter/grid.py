@@ -407,9 +407,8 @@ class Grid:
                 tally = tallies.setdefault(row.model, _Tally())
                 tally.cells += 1
                 state = states.get(row.key, st.PENDING)
-                if state == st.DONE or (state == st.FAILED and not self.retry_failed) or row.key in seen:
-                    pass
-                else:
+                finished = state == st.DONE or (state == st.FAILED and not self.retry_failed)
+                if not finished and row.key not in seen:  # duplicates are sent once (counted once per chunk)
                     seen.add(row.key)
                     self._add(tally, row, observed[row.model])
                 yield GridRow(canonical(row.prompt_id), row.model, row.key, row.request)
