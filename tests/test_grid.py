@@ -436,3 +436,46 @@ def test_a_call_with_a_sync_http_client_runs_its_grid_through_that_client(
         cells = list(call.grid(["x", "y"], store=tmp_path / "g.sqlite").run())
     assert [c.ok for c in cells] == [True] * 4
     assert len(seen) == len(double.chat_requests) == 4
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    first=st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), max_size=8),
+    second=st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f"]), max_size=8),
+)
+def test_each_distinct_cell_is_sent_once_across_runs(
+    tmp_path_factory: pytest.TempPathFactory, first: list[str], second: list[str]
+) -> None:
+    """Two grids on one store, with repeated prompts: the double sees each distinct (model, prompt) once, and
+    every row of each grid gets its cell."""
+    with OpenRouterDouble(models=catalog(), prices=PRICES) as router:
+        store = tmp_path_factory.mktemp("once") / "g.sqlite"
+        one = list(make(router).grid(first, store=store, concurrency=3).run())
+        two = list(make(router).grid(second, store=store, concurrency=3).run())
+        assert len(one) == 2 * len(first)
+        assert len(two) == 2 * len(second)
+        sent = [(b["model"], b["messages"][-1]["content"]) for b in router.chat_requests]
+        assert sorted(sent) == sorted({(m, p) for p in first + second for m in (A, B)})
+        assert all(c.text == f"You said: {second[c.prompt_id]}" for c in two)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_streamed_grid_reports_time_to_first_token(tmp_path: Path, flavour: str) -> None:
+    with OpenRouterDouble(models=catalog(), prices=PRICES) as router:
+        router.default = lambda body: Text("streamed answer", delay=0.1)
+        store = tmp_path / "g.sqlite"
+        if flavour == "sync":
+            cells = list(make(router).grid(["x"], store=store, stream=True).run())
+        else:
+
+            async def main() -> list[Cell]:
+                return [c async for c in make(router, cls=AsyncCall).grid(["x"], store=store, stream=True).run()]
+
+            cells = asyncio.run(main())
+        assert all(body["stream"] is True for body in router.chat_requests)
+        assert [c.text for c in cells] == ["streamed answer"] * 2
+        assert all(c.ttft is not None and 0.1 <= c.ttft <= c.latency for c in cells)
+        assert all(c.cost is not None for c in cells)
+        # the key does not depend on streaming: the same cells are done for a grid that does not stream
+        list(make(router).grid(["x"], store=store).run())
+        assert len(router.chat_requests) == 2

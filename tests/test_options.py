@@ -15,7 +15,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from irouter import AsyncCall, AsyncChat, Call, Chat
-from irouter._options import BY_NAME, CALL, CHAT, CONFLICTS, NEW_CALL, NEW_CHAT, OPTIONS, OWN, PLACES, check, split
+from irouter._options import (
+    BY_NAME,
+    CALL,
+    CHAT,
+    CONFLICTS,
+    GRID,
+    NEW_CALL,
+    NEW_CHAT,
+    OPTIONS,
+    OWN,
+    PLACES,
+    check,
+    split,
+)
 from irouter._streams import AsyncStream, Stream
 from irouter.testing import OpenRouterDouble
 
@@ -68,6 +81,14 @@ async def afinish(value: Any) -> Any:
     return await value
 
 
+def grid_answers(cells: list[Any]) -> list[Any]:
+    """A grid's texts; a failed cell fails the test."""
+    for cell in cells:
+        if not cell.ok:
+            raise AssertionError(f"a grid cell failed: {cell.error}")
+    return [cell.text for cell in cells]
+
+
 def run_at(place: str, flavour: str, router: OpenRouterDouble, options: dict[str, Any]) -> Any:
     """Give ``options`` at ``place`` (sync or async classes) and make one request there."""
     connect = {"base_url": router.base_url, "api_key": router.api_key}
@@ -80,6 +101,8 @@ def run_at(place: str, flavour: str, router: OpenRouterDouble, options: dict[str
             return finish(Chat(M, **connect)("hi", **options))
         if place == CALL:
             return finish(Call(M, **connect)("hi", **options))
+        if place == GRID:
+            return grid_answers(list(Call(M, **connect).grid(["hi"], progress=False, **options).run()))
         result = Call(M, **connect).batch(["hi"], **options)
         if isinstance(result[0], Exception):
             raise result[0]
@@ -94,6 +117,9 @@ def run_at(place: str, flavour: str, router: OpenRouterDouble, options: dict[str
             return await afinish(AsyncChat(M, **connect)("hi", **options))
         if place == CALL:
             return await afinish(AsyncCall(M, **connect)("hi", **options))
+        if place == GRID:
+            grid = AsyncCall(M, **connect).grid(["hi"], progress=False, **options)
+            return grid_answers([cell async for cell in grid.run()])
         result = await AsyncCall(M, **connect).batch(["hi"], **options)
         if isinstance(result[0], Exception):
             raise result[0]

@@ -171,3 +171,32 @@ def test_claims_from_several_connections_never_overlap(tmp_path_factory: pytest.
         assert stores[0].states(list(model)) == {k: v[0] for k, v in model.items()}
     for store in stores:
         store.close()
+
+
+def test_racing_connections_claim_each_cell_exactly_once(tmp_path: Path) -> None:
+    """Four threads, each with its own connection, claim the same 200 cells in different orders at once."""
+    import random
+    import threading
+
+    path = tmp_path / "s.sqlite"
+    Store(path).register(rows(200))
+    keys = [f"key{i}" for i in range(200)]
+    claimed: list[list[str]] = []
+
+    def claim(seed: int) -> None:
+        store = Store(path)
+        order = keys[:]
+        random.Random(seed).shuffle(order)
+        mine = []
+        for start in range(0, 200, 16):
+            mine.extend(store.claim(order[start : start + 16]))
+        claimed.append(mine)
+        store.close()
+
+    threads = [threading.Thread(target=claim, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [key for mine in claimed for key in mine]
+    assert sorted(every) == sorted(keys)  # all claimed, none twice

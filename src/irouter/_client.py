@@ -458,8 +458,10 @@ class ModelClient:
         user: dict[str, Any],
         plan: Plan,
         emit: Emit,
+        recorder: Recorder | None = None,
     ) -> TurnResult:
-        """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives."""
+        """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives. ``recorder``: as for
+        `_arun`."""
         cancel = plan.cancel
 
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
@@ -476,7 +478,8 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_sync(engine, open_stream, plan.tools(), self._recorder(model), box, plan.policy(), cancel.wait)
+        recorder = recorder or self._recorder(model)
+        pieces = stream_sync(engine, open_stream, plan.tools(), recorder, box, plan.policy(), cancel.wait)
         try:
             for piece in pieces:
                 emit(piece)
@@ -487,7 +490,13 @@ class ModelClient:
         return box.result
 
     async def _arun_streamed(
-        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, emit: Emit
+        self,
+        model: str,
+        history: list[dict[str, Any]],
+        user: Start,
+        plan: Plan,
+        emit: Emit,
+        recorder: Recorder | None = None,
     ) -> TurnResult:
         """`_run_streamed`, awaited."""
         import asyncio
@@ -500,7 +509,8 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        pieces = stream_async(engine, open_stream, plan.tools(), self._recorder(model), box, plan.policy())
+        recorder = recorder or self._recorder(model)
+        pieces = stream_async(engine, open_stream, plan.tools(), recorder, box, plan.policy())
         try:
             first = True
             async for piece in pieces:

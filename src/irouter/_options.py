@@ -79,9 +79,14 @@ OPTIONS: tuple[Option, ...] = (
     _own("before_tool"),
     _own("after_tool"),
     _own("check_capabilities"),
-    _own("stream", {CHAT, CALL}, "pass stream=True to a call"),
+    _own("stream", {CHAT, CALL, GRID}, "pass stream=True to a call (or to a grid, for time to first token)"),
     _own("raw", {CALL}, "pass raw=True to a call of a Call: Call(...)(message, raw=True)"),
-    _own("max_cost", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_cost=...) or chat.max_cost = ..."),
+    _own(
+        "max_cost",
+        {NEW_CHAT, GRID},
+        "budgets belong to a Chat (Chat(..., max_cost=...) or chat.max_cost = ...) or a grid "
+        "(call.grid(..., max_cost=...))",
+    ),
     _own("max_total_tokens", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_total_tokens=...)"),
     _own("allow_unpriced", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_cost=..., allow_unpriced=True)"),
     _own("system", NEW, "the system prompt is given to the constructor (or set as .system)"),

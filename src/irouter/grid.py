@@ -86,9 +86,10 @@ class Cell:
     ``value`` is the parsed ``response_format`` instance when the grid has a typed one, else the text.
     Tokens and dollars are summed over the cell's requests (tool steps included); ``cost`` is what the server
     reported (``None`` if it reported none), ``estimated_cost`` the catalog-price estimate when it did not.
-    ``latency`` is the seconds from the cell's first request to its answer (tool runs included); ``ttft`` is
-    ``None`` (grids do not stream). ``requests`` counts the requests answered. ``from_store`` marks a cell
-    finished by an earlier run (or another process) and read back from the store.
+    ``latency`` is the seconds from the cell's first request to its answer (tool runs included); ``ttft`` the
+    seconds to the first text of its first request when the grid streams (``stream=True``), else ``None``.
+    ``requests`` counts the requests answered. ``from_store`` marks a cell finished by an earlier run (or another
+    process) and read back from the store.
     """
 
     prompt_id: Any
@@ -359,6 +360,8 @@ class Grid:
         self._parsers: dict[str, Callable[[str], Any]] = {}
         self._check_pending = False
         """The catalog check still to do (async grids), in a worker thread when the run starts."""
+        self.stream = False
+        """Read answers as streams (``stream=True`` among the options): cells get their time to first token."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self._prompts)} prompts x {self.models}, store={str(self.path)!r})"
@@ -701,6 +704,7 @@ def _accounted(entries: list[LedgerEntry]) -> dict[str, Any]:
         "served_model": last.served_model if last else None,
         "finish_reason": last.finish_reason if last else None,
         "requests": len(entries),
+        "ttft": entries[0].ttft if entries else None,
     }
 
 
@@ -852,7 +856,7 @@ class _Run:
         self.progress, self.parse = progress, parse
         self.limiter = _Limiter(grid.concurrency, grid.rpm, grid.tpm)
         self.plan = replace(plan, on_retry=self.limiter.observe)
-        self.turn = turn_runner(grid._call, grid.concurrency)
+        self.turn = turn_runner(grid._call, grid.concurrency, grid.stream)
         self.meter = _GridMeter(grid.max_cost, grid._quote)
         self._settled = asyncio.Event()
         self.meter.changed = self._settled.set
@@ -919,6 +923,7 @@ class _Run:
             if row.key in self.inflight:
                 self.inflight[row.key].append(row)  # a duplicate of a cell in flight: answered with it
             elif row.key in claimed:
+                claimed.discard(row.key)  # a later duplicate finds it in flight, or finished
                 self.inflight[row.key] = [row]
                 await self._start(row)
             elif self._sendable(row) or _after(row, self.started):
@@ -1048,13 +1053,20 @@ class _Carried(Exception):
 TurnRunner = Callable[[str, list[dict[str, Any]], "Plan", "Recorder | None"], Awaitable[TurnResult]]
 
 
-def turn_runner(call: _OneOff, concurrency: int) -> TurnRunner:
-    """How the engine runs one cell's turn: the async turn driver (`_arun`) on the event loop; for a `Call` given
-    a sync ``http_client=`` (which an event loop cannot use), the sync driver (`_run`) in worker threads, one per
-    cell in flight. Either way the same turn machinery as a call."""
+def turn_runner(call: _OneOff, concurrency: int, stream: bool = False) -> TurnRunner:
+    """How the engine runs one cell's turn: the async turn driver (`_arun`, or `_arun_streamed` with ``stream``:
+    the answer is read as a stream, which gives the time to first token) on the event loop; for a `Call` given a
+    sync ``http_client=`` (which an event loop cannot use), the sync drivers in worker threads, one per cell in
+    flight. Either way the same turn machinery as a call."""
+
+    def ignore(piece: str) -> None:
+        pass
+
     if call._awaits or call._http_client is None:
 
         async def arun(model: str, messages: list[dict[str, Any]], plan: Plan, recorder: Recorder | None) -> Any:
+            if stream:
+                return await call._arun_streamed(model, messages[:-1], messages[-1], plan, ignore, recorder)
             return await call._arun(model, messages[:-1], messages[-1], plan, recorder)
 
         return arun
@@ -1065,10 +1077,13 @@ def turn_runner(call: _OneOff, concurrency: int) -> TurnRunner:
 
     async def run(model: str, messages: list[dict[str, Any]], plan: Plan, recorder: Recorder | None) -> Any:
         work = contextvars.copy_context().run
-        future = asyncio.get_running_loop().run_in_executor(
-            pool, work, call._run, model, messages[:-1], messages[-1], plan, recorder
-        )
-        return await future
+        history, user = messages[:-1], messages[-1]
+        loop = asyncio.get_running_loop()
+        if stream:
+            return await loop.run_in_executor(
+                pool, work, call._run_streamed, model, history, user, plan, ignore, recorder
+            )
+        return await loop.run_in_executor(pool, work, call._run, model, history, user, plan, recorder)
 
     return run
 
@@ -1289,6 +1304,9 @@ def new_grid(call: _OneOff, prompts: Sequence[Any], grid_args: dict[str, Any], o
     from . import _options as opts
 
     plan = call._plan(options, opts.GRID)
+    stream = options.get("stream", False)
+    if not isinstance(stream, bool):
+        raise TypeError(f"stream must be True or False, got {stream!r}")
     given = {*options, *call.defaults}
     if "max_retry_wait" not in given:
         plan.max_retry_wait = GRID_MAX_RETRY_WAIT
@@ -1299,4 +1317,5 @@ def new_grid(call: _OneOff, prompts: Sequence[Any], grid_args: dict[str, Any], o
     pending = not call._check_capabilities(None, plan, fetch=not call._awaits)
     grid = (AsyncGrid if call._awaits else Grid)(call, prompts, plan, **grid_args)
     grid._check_pending = pending
+    grid.stream = stream
     return grid
