@@ -200,3 +200,10 @@ def test_racing_connections_claim_each_cell_exactly_once(tmp_path: Path) -> None
         thread.join()
     every = [key for mine in claimed for key in mine]
     assert sorted(every) == sorted(keys)  # all claimed, none twice
+
+
+def test_a_file_that_is_not_sqlite_is_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, just some words that are long enough to have a header" * 20)
+    with pytest.raises(StoreError, match="cannot be used as an irouter store"):
+        Store(path)

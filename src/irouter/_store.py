@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import IrouterError
+
 SCHEMA_VERSION = 1
 LEASE_SECONDS = 30.0
 """How long a claim holds without renewal (renewed every `RENEW_SECONDS` while in flight)."""
@@ -77,7 +79,7 @@ CREATE TABLE IF NOT EXISTS grid_cells (
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
 
-class StoreError(RuntimeError):
+class StoreError(IrouterError, RuntimeError):
     """The store file cannot be used: written by a newer irouter, or not an irouter store."""
 
 
@@ -158,10 +160,14 @@ class Store:
         self._db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
-        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")  # with WAL: a crash of the process loses nothing committed
-        self._migrate()
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")  # with WAL: a process crash loses nothing committed
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{self.path} cannot be used as an irouter store (SQLite): {exc}") from None
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"

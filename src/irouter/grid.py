@@ -786,6 +786,18 @@ class _Limiter:
             self.resume_at = max(self.resume_at, now + wait)
 
 
+def _on_loop(fn: Callable[..., None]) -> Callable[..., None]:
+    """``fn`` called on the running event loop, whichever thread calls the result (the sync drivers of a Call
+    with its own http_client run turns in worker threads)."""
+    loop = asyncio.get_running_loop()
+
+    def call(*args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nothing waits any more
+            loop.call_soon_threadsafe(fn, *args)
+
+    return call
+
+
 # --------------------------------------------------------------------------------------------- progress
 class _Progress:
     """One live line on a terminal's stderr (or a notebook display): done, failed, spent, rate, ETA."""
@@ -855,11 +867,11 @@ class _Run:
         self.grid, self.store, self.grid_id, self.started = grid, store, grid_id, started
         self.progress, self.parse = progress, parse
         self.limiter = _Limiter(grid.concurrency, grid.rpm, grid.tpm)
-        self.plan = replace(plan, on_retry=self.limiter.observe)
+        self.plan = replace(plan, on_retry=_on_loop(self.limiter.observe))
         self.turn = turn_runner(grid._call, grid.concurrency, grid.stream)
         self.meter = _GridMeter(grid.max_cost, grid._quote)
         self._settled = asyncio.Event()
-        self.meter.changed = self._settled.set
+        self.meter.changed = _on_loop(self._settled.set)
         self.inflight: dict[str, list[st.CellRow]] = {}
         self.waiting: list[st.CellRow] = []
         self.tasks: set[asyncio.Task[None]] = set()
@@ -1094,7 +1106,7 @@ async def abatch(
     """`Call.batch`'s engine: every (messages, model) item's turn value, or the exception it raised, in order;
     at most ``concurrency`` in flight, fewer after rate limits (as in a grid). No store."""
     limiter = _Limiter(concurrency, {}, {})
-    plan = replace(plan, on_retry=limiter.observe)
+    plan = replace(plan, on_retry=_on_loop(limiter.observe))
     turn = turn_runner(call, concurrency)
     results: list[Any] = [None] * len(items)
     tasks: set[asyncio.Task[None]] = set()
