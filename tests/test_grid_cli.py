@@ -177,6 +177,9 @@ def test_usage_errors_send_nothing(router: OpenRouterDouble, cli_env: dict[str, 
     one_error_line(run(cli_env, "grid", str(empty), "-m", MODELS[0]), 2, contains="no prompts")
     source = prompts_file(tmp_path)
     one_error_line(run(cli_env, "grid", source, "-m", MODELS[0], "--concurrency", "0"), 2, contains="concurrency")
+    (tmp_path / "notes.txt").write_text("not a store")
+    args = ["grid", source, "-m", MODELS[0], "--store", str(tmp_path / "notes.txt")]
+    one_error_line(run(cli_env, *args), 2, contains="notes.txt cannot be used as an irouter store")
     assert router.chat_requests == []
 
 

@@ -478,6 +478,8 @@ def grid_command(argv: list[str]) -> int:
     common(parser)
     args = parser.parse_args(argv)
     load_env()
+    from ._store import StoreError
+
     try:
         prompts = read_prompts(args.prompts)
         grid = make_grid(args, prompts)
@@ -499,6 +501,9 @@ def grid_command(argv: list[str]) -> int:
         )
         print(f"\nirouter: stopped; {kept}", file=sys.stderr)
         return INTERRUPTED
+    except StoreError as exc:  # --store names a file that is not a store: the caller's mistake
+        fail(exc)
+        return USAGE
     except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
         return fail(exc)
     if not args.no_stats:
