@@ -157,7 +157,8 @@ def test_a_forecast_over_max_cost_is_refused_before_sending(
 ) -> None:
     source = prompts_file(tmp_path)
     out = run(cli_env, "grid", source, *model_flags(), "--max-cost", "0.000000001")
-    line = one_error_line(out, 4, contains="more than --max-cost 1e-09: nothing was sent")
+    line = one_error_line(out, 4, contains="the forecast expects $0.00")
+    assert "more than --max-cost 1e-09: nothing was sent" in line
     assert "--force" in line
     assert router.chat_requests == []
     out = run(cli_env, "grid", source, *model_flags(), "--max-cost", "0.000000001", "--force", "--no-stats")

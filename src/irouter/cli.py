@@ -82,11 +82,6 @@ def describe(exc: BaseException) -> str:
             f"{exc.model} does not take {exc.capability}. `irouter models` shows what each model takes; add "
             "--no-check to send anyway."
         )
-    if isinstance(exc, errors.BudgetExceeded) and exc.kind == "forecast":
-        return (
-            f"The forecast expects ${exc.needed:.4f}, more than --max-cost {exc.limit:g}: nothing was sent. "
-            "--dry-run shows the forecast; --force runs until the cap stops it."
-        )
     if isinstance(exc, errors.BudgetExceeded) and exc.kind == "cost":
         return (
             f"Budget reached: ${exc.spent:.6f} spent of --max-cost {exc.limit:g}, so the request to {exc.model} was "
@@ -504,6 +499,13 @@ def grid_command(argv: list[str]) -> int:
     except StoreError as exc:  # --store names a file that is not a store: the caller's mistake
         fail(exc)
         return USAGE
+    except errors.BudgetExceeded as exc:  # run() raises it only up front: the cap itself fails cells, as values
+        print(
+            f"irouter: error: the forecast expects ${exc.needed:.4f}, more than --max-cost {exc.limit:g}: nothing "
+            "was sent. --dry-run shows the forecast; --force runs until the cap stops it.",
+            file=sys.stderr,
+        )
+        return BUDGET
     except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
         return fail(exc)
     if not args.no_stats:
