@@ -479,3 +479,35 @@ def test_a_streamed_grid_reports_time_to_first_token(tmp_path: Path, flavour: st
         # the key does not depend on streaming: the same cells are done for a grid that does not stream
         list(make(router).grid(["x"], store=store).run())
         assert len(router.chat_requests) == 2
+
+
+def test_cells_past_the_cap_fail_with_the_grids_own_words(tmp_path: Path) -> None:
+    with OpenRouterDouble(models=catalog(), prices=PRICES) as router:
+        grid = make(router, [A]).grid(["a", "b"], store=tmp_path / "g.sqlite", max_cost=1e-6, force=True)
+        cells = list(grid.run())
+        assert [c.error.type for c in cells if c.error] == ["BudgetExceeded", "BudgetExceeded"]
+        assert "this grid has spent $0.000000 of max_cost=$1e-06" in cells[0].error.message
+        assert router.chat_requests == []
+
+
+def test_ctrl_c_stops_a_grid_sends_nothing_more_and_releases_its_claims(tmp_path: Path) -> None:
+    import os
+    import signal
+    import threading
+
+    with OpenRouterDouble(models=catalog(), prices=PRICES, latency=0.3) as router:
+        store = tmp_path / "g.sqlite"
+        grid = make(router, [A]).grid([f"p{i}" for i in range(20)], store=store, concurrency=2)
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        seen: list[Cell] = []
+        with pytest.raises(KeyboardInterrupt):
+            seen.extend(grid.run())
+        timer.join()
+        sent = len(router.chat_requests)
+        time.sleep(0.5)
+        assert len(router.chat_requests) == sent  # nothing more after Ctrl-C
+        assert sent <= 6
+        states = dict(sqlite3.connect(store).execute("SELECT state, COUNT(*) FROM cells GROUP BY state").fetchall())
+        assert "running" not in states
+        assert states.get("done", 0) + states["pending"] == 20

@@ -660,6 +660,23 @@ class _GridMeter(Meter):
                 self._used += entry.total_tokens
         self.changed()
 
+    def reserve(self, model: str, body: Mapping[str, Any]) -> Any:
+        """`Meter.reserve`, refusing in a grid's words."""
+        try:
+            return super().reserve(model, body)
+        except BudgetExceeded as exc:
+            need = f"it could use up to ${exc.needed:.6f}, and " if exc.needed else ""
+            raise BudgetExceeded(
+                f"Budget reached: the request to {model} was not sent: {need}this grid has spent ${exc.spent:.6f} of "
+                f"max_cost=${exc.limit:g} (requests in flight hold their worst case until they end). Raise max_cost "
+                "and run again: the store keeps every finished cell, so only the rest is sent.",
+                spent=exc.spent,
+                limit=exc.limit,
+                kind=exc.kind,
+                model=model,
+                needed=exc.needed,
+            ) from None
+
     def spent(self) -> float:
         return self._spent
 
@@ -841,12 +858,15 @@ class _Progress:
             self._show(self.line(), True)
 
     def close(self) -> None:
+        """The final line (kept: on a terminal the line ends)."""
         self._show(self.line(), True)
-        self._show("", False)
+        if self._show is _stderr_show:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def _stderr_show(text: str, update: bool) -> None:
-    sys.stderr.write(f"\r{text}\x1b[K" if text else "\n")
+    sys.stderr.write(f"\r{text}\x1b[K")
     sys.stderr.flush()
 
 
