@@ -4,6 +4,7 @@
     python bench/run.py --quick    # fewer repetitions (about 1 minute)
     python bench/run.py --only fanout,import --no-031 --json results.json
     python bench/run.py --only streaming    # streaming and async (irouter 0.3.1 has neither)
+    python bench/run.py --only grid         # prompts x models at 50 ms (not in the default run: minutes per client)
 
 irouter 0.3.1 runs from its own virtualenv (``.bench-venv-031`` beside ``bench/``, override with
 ``BENCH_031_VENV``), created and filled from PyPI on first use. Progress goes to stderr, the tables to stdout.
@@ -19,11 +20,14 @@ from typing import Any
 
 import common
 import fanout
+import grid
 import import_time
 import overhead
 import streaming
 
-BENCHES = ("fanout", "overhead", "import", "streaming")
+BENCHES = ("fanout", "overhead", "import", "streaming", "grid")
+DEFAULT = ("fanout", "overhead", "import", "streaming")
+"""What runs without ``--only``: the grid takes minutes per client at full size, so it is asked for by name."""
 
 
 def header(info: dict[str, Any], versions: dict[str, str | None], quick: bool, seconds: float) -> str:
@@ -51,7 +55,7 @@ def versions(*datasets: dict[str, Any] | None) -> dict[str, str | None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions everywhere")
-    parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
+    parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma-separated subset of {','.join(BENCHES)}")
     parser.add_argument("--no-031", action="store_true", help=f"skip irouter {common.OLD_VERSION} (no venv needed)")
     parser.add_argument(
         "--seq-max",
@@ -77,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         data["import"] = import_time.run(args.quick, old)
     if "streaming" in only:
         data["streaming"] = streaming.run(args.quick)
+    if "grid" in only:
+        data["grid"] = grid.run_all(args.quick)
     seconds = time.perf_counter() - started
 
     streamed = {"results": streaming.driver_results(data["streaming"])} if "streaming" in data else None
@@ -90,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(import_time.render(data["import"]))
     if "streaming" in data:
         sections.append(streaming.render(data["streaming"]))
+    if "grid" in data:
+        sections.append(grid.render(data["grid"]))
     return common.emit("\n\n".join(sections), data, args.json)
 
 

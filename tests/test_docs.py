@@ -82,6 +82,9 @@ def test_command_examples_run(command: str, router: OpenRouterDouble, tmp_path: 
         "XDG_CONFIG_HOME": str(tmp_path),
         "IROUTER_CONFIG": str(tmp_path / "none.json"),
     }
-    out = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    work = tmp_path / "work"  # files a command writes (a grid's store, answers) land here, not in the repository
+    work.mkdir()
+    (work / "docs").symlink_to(ROOT / "docs")  # the paths the examples use, such as docs/assets/cat.png
+    out = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()

@@ -6,6 +6,7 @@ one line on stderr and an exit code (`EXIT_CODES`). ``import irouter`` never imp
     irouter "prompt" [-m MODEL ...] [-s SYSTEM] [-a FILE_OR_URL ...]    stream an answer (stdin is appended)
     irouter chat [-m MODEL ...]                                         an interactive conversation
     irouter models [--free] [--search TEXT] [--modality M] [--tools] [--json]
+    irouter grid PROMPTS -m MODEL ... [--store FILE] [--output FILE] [--max-cost D] [--dry-run]   prompts x models
 """
 
 from __future__ import annotations
@@ -37,15 +38,20 @@ EXIT_CODES = {
 
 
 def exit_code(exc: BaseException) -> int:
-    if isinstance(exc, (errors.MissingAPIKeyError, errors.AuthenticationError, errors.PermissionDeniedError)):
-        return AUTH
-    if isinstance(exc, (errors.BudgetExceeded, errors.PaymentRequiredError)):
-        return BUDGET
-    if isinstance(exc, errors.APIConnectionError):
-        return NETWORK
     if isinstance(exc, errors.MultiModelError):
         return max((exit_code(e) for e in exc.errors.values()), default=FAILED)
-    if isinstance(exc, (TypeError, ValueError, OSError)) and not isinstance(exc, errors.APIError):
+    return class_code(type(exc))
+
+
+def class_code(kind: type[BaseException]) -> int:
+    """The exit code for an error of class ``kind`` (what `exit_code` says of an instance)."""
+    if issubclass(kind, (errors.MissingAPIKeyError, errors.AuthenticationError, errors.PermissionDeniedError)):
+        return AUTH
+    if issubclass(kind, (errors.BudgetExceeded, errors.PaymentRequiredError)):
+        return BUDGET
+    if issubclass(kind, errors.APIConnectionError):
+        return NETWORK
+    if issubclass(kind, (TypeError, ValueError, OSError)) and not issubclass(kind, errors.APIError):
         return USAGE
     return FAILED
 
@@ -481,6 +487,172 @@ def models_command(argv: list[str]) -> int:
     return OK
 
 
+def grid_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="irouter grid",
+        description="Send every prompt to every model: resumable with --store, a cost forecast first, a hard cap.",
+    )
+    parser.add_argument(
+        "prompts", help='a .jsonl file (rows {"id": ..., "prompt": ...}), a text file (one prompt a line), or -'
+    )
+    parser.add_argument("--store", help="SQLite file keeping every finished cell: the same command again resumes")
+    parser.add_argument("--output", help="write each cell as a JSON line to this file (default: stdout)")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at most (default 64)")
+    parser.add_argument("--rpm", type=int, help="requests per minute per model, at most")
+    parser.add_argument("--tpm", type=int, help="tokens per minute per model, at most")
+    parser.add_argument("--dry-run", action="store_true", help="print the cost forecast and send nothing")
+    parser.add_argument("--force", action="store_true", help="run even if the forecast expects more than --max-cost")
+    parser.add_argument("--no-retry", action="store_true", help="keep cells that failed in an earlier run as they are")
+    parser.add_argument("--json", action="store_true", help="with --dry-run, the forecast as JSON")
+    common(parser)
+    args = parser.parse_args(argv)
+    load_env()
+    from ._store import StoreError
+
+    try:
+        prompts = read_prompts(args.prompts)
+        grid = make_grid(args, prompts)
+        if args.dry_run:
+            forecast = grid.forecast()
+            print(json.dumps(forecast.to_dict(), indent=1) if args.json else str(forecast))
+            return OK
+        with _opened(args.output) as out:
+            tally = _Tally(grid.models)
+            for cell in grid.run():
+                out.write(json.dumps(cell.to_dict(), ensure_ascii=False, default=str) + "\n")
+                out.flush()
+                tally.add(cell)
+    except KeyboardInterrupt:
+        kept = (
+            f"the cells that finished are kept in {args.store}: run the same command again to go on"
+            if args.store
+            else "give --store FILE to keep finished cells for the next run"
+        )
+        print(f"\nirouter: stopped; {kept}", file=sys.stderr)
+        return INTERRUPTED
+    except StoreError as exc:  # --store names a file that is not a store: the caller's mistake
+        fail(exc)
+        return USAGE
+    except errors.BudgetExceeded as exc:  # run() raises it only up front: the cap itself fails cells, as values
+        print(
+            f"irouter: error: the forecast expects ${exc.needed:.4f}, more than --max-cost {exc.limit:g}: nothing "
+            "was sent. --dry-run shows the forecast; --force runs until the cap stops it.",
+            file=sys.stderr,
+        )
+        return BUDGET
+    except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
+        return fail(exc)
+    if not args.no_stats:
+        print(tally.table(), file=sys.stderr)
+    return tally.code
+
+
+def read_prompts(source: str) -> list[Any]:
+    """The prompts of ``irouter grid``: JSON lines (a ``.jsonl``/``.ndjson`` file, or ``-`` whose first line
+    starts with ``{`` or ``"``) -- each a JSON string or ``{"prompt": ..., "id": ...}`` -- else one prompt per
+    non-empty line. Bad input raises ``ValueError`` naming the line."""
+    if source == "-":
+        text = sys.stdin.read()
+        first = text.lstrip()[:1]
+        jsonl = first in ("{", '"')
+    else:
+        text = Path(source).read_text(encoding="utf-8")
+        jsonl = Path(source).suffix.lower() in (".jsonl", ".ndjson")
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise ValueError(f"{source}: no prompts in it")
+    if not jsonl:
+        return [line for _, line in lines]
+    return [_row(source, n, line) for n, line in lines]
+
+
+def _row(source: str, number: int, line: str) -> Any:
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"{source}, line {number}: not JSON ({exc})") from None
+    if isinstance(row, str):
+        return row
+    if not isinstance(row, dict) or "prompt" not in row:
+        raise ValueError(f'{source}, line {number}: a row must be a JSON string or {{"prompt": ..., "id": ...}}')
+    unknown = set(row) - {"prompt", "id"}
+    if unknown:
+        raise ValueError(f"{source}, line {number}: unknown key(s) {', '.join(sorted(unknown))} (rows have prompt, id)")
+    return row if "id" in row else row["prompt"]
+
+
+def make_grid(args: argparse.Namespace, prompts: list[Any]) -> Any:
+    """The library's grid for ``irouter grid``'s flags (every check it makes happens before anything is sent)."""
+    from .call import Call
+
+    models = default_models(args.model, args.base_url)
+    system = args.system if args.system is not None else config().get("system", "")
+    options = parse_options(args.option)
+    if args.no_check:
+        options["check_capabilities"] = False
+    call: Call[Any] = Call(models, system=system, api_key=api_key(args), base_url=args.base_url)
+    return call.grid(
+        prompts,
+        store=args.store,
+        max_cost=args.max_cost,
+        concurrency=args.concurrency,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        retry_failed=not args.no_retry,
+        force=args.force,
+        **options,
+    )
+
+
+@contextlib.contextmanager
+def _opened(path: str | None) -> Any:
+    if path is None:
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8") as out:
+        yield out
+
+
+class _Tally:
+    """Per model: cells, failures, dollars and latency of a grid run, for the summary and the exit code."""
+
+    def __init__(self, models: list[str]) -> None:
+        self.rows: dict[str, list[float]] = {m: [0, 0, 0.0, 0.0, 0] for m in models}
+        """Per model, in ``-m`` order: [cells, failed, cost, latency sum, from store]."""
+        self.code = OK
+
+    def add(self, cell: Any) -> None:
+        row = self.rows[cell.model]
+        row[0] += 1
+        row[2] += cell.cost or 0.0
+        row[3] += cell.latency or 0.0
+        row[4] += bool(cell.from_store)
+        if cell.error is not None:
+            row[1] += 1
+            self.code = max(self.code, cell_code(cell.error))
+
+    def table(self) -> str:
+        lines = [("model", "cells", "failed", "from store", "cost", "mean latency")]
+        for model, (cells, failed, cost, latency, stored) in self.rows.items():
+            mean = f"{latency / cells:.2f} s" if cells else "-"
+            lines.append((model, f"{cells:g}", f"{failed:g}", f"{stored:g}", f"${cost:.6f}", mean))
+        widths = [max(len(line[i]) for line in lines) for i in range(6)]
+        return "\n".join(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+            for line in lines
+        )
+
+
+def cell_code(error: Any) -> int:
+    """The exit code a failed cell stands for (its error's class, by name, else its HTTP status). A cell can not
+    fail for a usage error -- those are raised before anything is sent -- so those count as other errors."""
+    kind = getattr(errors, str(error.type), None)
+    if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+        kind = errors.status_error_class(error.status) if error.status else errors.IrouterError
+    code = class_code(kind)
+    return FAILED if code == USAGE else code
+
+
 def _money(value: float | None) -> str:
     return "?" if value is None else ("free" if value == 0 else f"{value:g}")
 
@@ -649,6 +821,8 @@ def main(argv: list[str] | None = None) -> int:
             return chat_command(argv[1:])
         if argv[:1] == ["models"]:
             return models_command(argv[1:])
+        if argv[:1] == ["grid"]:
+            return grid_command(argv[1:])
         return prompt_command(argv)
     except BrokenPipeError:  # the reader went away (`irouter ... | head`): stop quietly, as other tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
