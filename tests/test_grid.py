@@ -549,7 +549,7 @@ def test_the_in_flight_budget_keeps_the_worst_cases_in_flight_under_it(
     _, per_cell, _ = in_flight_grid(double, tmp_path / "probe")
     grid, _, counter = in_flight_grid(double, tmp_path, in_flight_budget=2.5 * per_cell)
     cells = list(grid.run())
-    assert len(cells) == 8 and all(c.ok for c in cells)
+    assert [c.ok for c in cells] == [True] * 8
     assert 1 <= counter.most <= 2
     assert not [r for r in double.requests if r.path.endswith(("/credits", "/key"))]  # a number: nothing read
 
@@ -560,7 +560,7 @@ def test_auto_reads_the_accounts_credits_and_gates_likewise(double: OpenRouterDo
     double.queue_get("/credits", Raw(json.dumps(balance).encode()))
     grid, _, counter = in_flight_grid(double, tmp_path)  # in_flight_budget="auto" by default
     cells = list(grid.run())
-    assert len(cells) == 8 and all(c.ok for c in cells)
+    assert [c.ok for c in cells] == [True] * 8
     assert 1 <= counter.most <= 2
     assert [r.path for r in double.requests if r.method == "GET" and r.path.endswith("/credits")]
 
@@ -571,25 +571,24 @@ def test_auto_takes_the_keys_limit_remaining_when_lower(double: OpenRouterDouble
     double.queue_get("/key", Raw(json.dumps(key).encode()))  # /credits: the double's 100 dollars
     grid, _, counter = in_flight_grid(double, tmp_path)
     cells = list(grid.run())
-    assert len(cells) == 8 and all(c.ok for c in cells)
+    assert [c.ok for c in cells] == [True] * 8
     assert counter.most == 1
 
 
 def test_a_failing_credits_read_leaves_the_grid_ungated(double: OpenRouterDouble, tmp_path: Path) -> None:
-    _, per_cell, _ = in_flight_grid(double, tmp_path / "probe")
     double.queue_get("/credits", Error(403, "Only management keys can fetch credits"))
     double.queue_get("/key", Error(500, "Internal Server Error"))
     grid, _, counter = in_flight_grid(double, tmp_path)
     cells = list(grid.run())
-    assert len(cells) == 8 and all(c.ok for c in cells)
+    assert [c.ok for c in cells] == [True] * 8
     assert counter.most > 2  # nothing held the cells back
     assert [r for r in double.requests if r.path.endswith("/credits")]
 
 
 def test_a_single_cell_larger_than_the_in_flight_budget_still_goes(double: OpenRouterDouble, tmp_path: Path) -> None:
-    grid, per_cell, counter = in_flight_grid(double, tmp_path, in_flight_budget=0.0)
+    grid, _, counter = in_flight_grid(double, tmp_path, in_flight_budget=0.0)
     cells = list(grid.run())
-    assert len(cells) == 8 and all(c.ok for c in cells)
+    assert [c.ok for c in cells] == [True] * 8
     assert counter.most == 1
 
 
