@@ -597,3 +597,29 @@ def test_a_bad_in_flight_budget_raises_before_anything_is_sent(double: OpenRoute
     with pytest.raises(ValueError, match="in_flight_budget"):
         make(double).grid(["x"], in_flight_budget=bad)
     assert not double.requests
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    budget=st.floats(min_value=0, max_value=10, allow_nan=False),
+    needs=st.lists(st.floats(min_value=0.01, max_value=5, allow_nan=False), min_size=1, max_size=12),
+)
+def test_the_in_flight_holds_stay_under_the_budget_unless_alone(budget: float, needs: list[float]) -> None:
+    from irouter.grid import _InFlight
+
+    async def run() -> None:
+        gate = _InFlight(budget)
+        held: list[float] = []
+
+        async def one(need: float) -> None:
+            token = await gate.acquire(need)
+            held.append(need)
+            assert len(held) == 1 or sum(held) <= budget + 1e-9
+            await asyncio.sleep(0.001)
+            held.remove(need)
+            gate.release(token)
+
+        await asyncio.gather(*(one(n) for n in needs))
+        assert gate.count == 0
+
+    asyncio.run(run())
