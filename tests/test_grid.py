@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 
 import irouter
 from irouter import AsyncCall, Call, Cell, CellError
-from irouter.testing import Error, OpenRouterDouble, Text, ToolCall, model_record
+from irouter.testing import Error, OpenRouterDouble, Raw, Text, ToolCall, model_record
 
 PRICES = (0.000001, 0.000002)
 """Dollars per prompt and completion token, in the catalog and in the double's reported cost: the same."""
@@ -512,3 +513,113 @@ def test_ctrl_c_stops_a_grid_sends_nothing_more_and_releases_its_claims(tmp_path
         states = dict(sqlite3.connect(store).execute("SELECT state, COUNT(*) FROM cells GROUP BY state").fetchall())
         assert "running" not in states
         assert states.get("done", 0) + states["pending"] == 20
+
+
+class Concurrent:
+    """A default responder that counts the requests the double is answering at once (each takes a moment)."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.15)
+        with self.lock:
+            self.now -= 1
+        return "ok"
+
+
+def in_flight_grid(double: OpenRouterDouble, tmp_path: Path, **grid: Any) -> tuple[Any, float, Concurrent]:
+    """8 cells of the same size on one model, concurrency 8; the worst case of one cell in dollars."""
+    counter = Concurrent()
+    double.default = counter
+    prompts = [f"prompt {i}" for i in range(8)]
+    made = make(double, [A], max_tokens=100).grid(
+        prompts, store=tmp_path / "g.sqlite", concurrency=8, progress=False, **grid
+    )
+    return made, made.forecast().high / 8, counter
+
+
+def test_the_in_flight_budget_keeps_the_worst_cases_in_flight_under_it(
+    double: OpenRouterDouble, tmp_path: Path
+) -> None:
+    _, per_cell, _ = in_flight_grid(double, tmp_path / "probe")
+    grid, _, counter = in_flight_grid(double, tmp_path, in_flight_budget=2.5 * per_cell)
+    cells = list(grid.run())
+    assert [c.ok for c in cells] == [True] * 8
+    assert 1 <= counter.most <= 2
+    assert not [r for r in double.requests if r.path.endswith(("/credits", "/key"))]  # a number: nothing read
+
+
+def test_auto_reads_the_accounts_credits_and_gates_likewise(double: OpenRouterDouble, tmp_path: Path) -> None:
+    _, per_cell, _ = in_flight_grid(double, tmp_path / "probe")
+    balance = {"data": {"total_credits": 10.0, "total_usage": 10.0 - 2.5 * per_cell}}
+    double.queue_get("/credits", Raw(json.dumps(balance).encode()))
+    grid, _, counter = in_flight_grid(double, tmp_path)  # in_flight_budget="auto" by default
+    cells = list(grid.run())
+    assert [c.ok for c in cells] == [True] * 8
+    assert 1 <= counter.most <= 2
+    assert [r.path for r in double.requests if r.method == "GET" and r.path.endswith("/credits")]
+
+
+def test_auto_takes_the_keys_limit_remaining_when_lower(double: OpenRouterDouble, tmp_path: Path) -> None:
+    _, per_cell, _ = in_flight_grid(double, tmp_path / "probe")
+    key = {"data": {"label": "k", "limit": 5.0, "limit_remaining": 1.5 * per_cell, "usage": 0.0}}
+    double.queue_get("/key", Raw(json.dumps(key).encode()))  # /credits: the double's 100 dollars
+    grid, _, counter = in_flight_grid(double, tmp_path)
+    cells = list(grid.run())
+    assert [c.ok for c in cells] == [True] * 8
+    assert counter.most == 1
+
+
+def test_a_failing_credits_read_leaves_the_grid_ungated(double: OpenRouterDouble, tmp_path: Path) -> None:
+    double.queue_get("/credits", Error(403, "Only management keys can fetch credits"))
+    double.queue_get("/key", Error(500, "Internal Server Error"))
+    grid, _, counter = in_flight_grid(double, tmp_path)
+    cells = list(grid.run())
+    assert [c.ok for c in cells] == [True] * 8
+    assert counter.most > 2  # nothing held the cells back
+    assert [r for r in double.requests if r.path.endswith("/credits")]
+
+
+def test_a_single_cell_larger_than_the_in_flight_budget_still_goes(double: OpenRouterDouble, tmp_path: Path) -> None:
+    grid, _, counter = in_flight_grid(double, tmp_path, in_flight_budget=0.0)
+    cells = list(grid.run())
+    assert [c.ok for c in cells] == [True] * 8
+    assert counter.most == 1
+
+
+@pytest.mark.parametrize("bad", [-1, "lots", True, float("nan")])
+def test_a_bad_in_flight_budget_raises_before_anything_is_sent(double: OpenRouterDouble, bad: Any) -> None:
+    with pytest.raises(ValueError, match="in_flight_budget"):
+        make(double).grid(["x"], in_flight_budget=bad)
+    assert not double.requests
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    budget=st.floats(min_value=0, max_value=10, allow_nan=False),
+    needs=st.lists(st.floats(min_value=0.01, max_value=5, allow_nan=False), min_size=1, max_size=12),
+)
+def test_the_in_flight_holds_stay_under_the_budget_unless_alone(budget: float, needs: list[float]) -> None:
+    from irouter.grid import _InFlight
+
+    async def run() -> None:
+        gate = _InFlight(budget)
+        held: list[float] = []
+
+        async def one(need: float) -> None:
+            token = await gate.acquire(need)
+            held.append(need)
+            assert len(held) == 1 or sum(held) <= budget + 1e-9
+            await asyncio.sleep(0.001)
+            held.remove(need)
+            gate.release(token)
+
+        await asyncio.gather(*(one(n) for n in needs))
+        assert gate.count == 0
+
+    asyncio.run(run())

@@ -58,11 +58,12 @@ class _OneOff(ModelClient):
         force: bool,
         progress: bool | None,
         options: dict[str, Any],
+        in_flight_budget: float | str | None = "auto",
     ) -> Any:
         from .grid import new_grid
 
         args = {"store": store, "max_cost": max_cost, "concurrency": concurrency, "rpm": rpm, "tpm": tpm}
-        args.update(retry_failed=retry_failed, force=force, progress=progress)
+        args.update(retry_failed=retry_failed, force=force, progress=progress, in_flight_budget=in_flight_budget)
         return new_grid(self, prompts, args, options)
 
     @staticmethod
@@ -355,6 +356,7 @@ class Call(_OneOff, Generic[Answer]):
         retry_failed: bool = True,
         force: bool = False,
         progress: bool | None = None,
+        in_flight_budget: float | str | None = "auto",
         **options: Any,
     ) -> Grid:
         """Every prompt to every model, as a `Grid` (see `irouter.grid`): nothing is sent until ``grid.run()``.
@@ -372,11 +374,14 @@ class Call(_OneOff, Generic[Answer]):
             retry_failed: send again the cells that failed in an earlier run (``False``: return them as they were).
             force: run even when the forecast expects more than ``max_cost`` (the cap still holds).
             progress: a live line on a terminal's stderr (or a notebook display); ``None``: when there is one.
+            in_flight_budget: dollars the requests in flight may reserve at once (each its worst case); a cell
+                waits while more would be (OpenRouter refuses with a 402 past the account's balance). ``"auto"``:
+                the account's remaining credits, read once when the run starts; ``None``: no such wait.
             **options: request options as for a call (``temperature``, ``max_tokens``, ``tools``,
                 ``response_format=Model``...), over the ``Call``'s defaults.
         """
         return self._grid(  # type: ignore[no-any-return]
-            prompts, store, max_cost, concurrency, rpm, tpm, retry_failed, force, progress, options
+            prompts, store, max_cost, concurrency, rpm, tpm, retry_failed, force, progress, options, in_flight_budget
         )
 
 
@@ -629,6 +634,7 @@ class AsyncCall(AsyncClosing, _OneOff, Generic[Answer]):
         retry_failed: bool = True,
         force: bool = False,
         progress: bool | None = None,
+        in_flight_budget: float | str | None = "auto",
         **options: Any,
     ) -> AsyncGrid:
         """`Call.grid` for asyncio: an `AsyncGrid`, run with ``async for cell in grid.run()``.
@@ -646,11 +652,14 @@ class AsyncCall(AsyncClosing, _OneOff, Generic[Answer]):
             retry_failed: send again the cells that failed in an earlier run (``False``: return them as they were).
             force: run even when the forecast expects more than ``max_cost`` (the cap still holds).
             progress: a live line on a terminal's stderr (or a notebook display); ``None``: when there is one.
+            in_flight_budget: dollars the requests in flight may reserve at once (each its worst case); a cell
+                waits while more would be (OpenRouter refuses with a 402 past the account's balance). ``"auto"``:
+                the account's remaining credits, read once when the run starts; ``None``: no such wait.
             **options: request options as for a call (``temperature``, ``max_tokens``, ``tools``,
                 ``response_format=Model``...), over the ``Call``'s defaults.
         """
         return self._grid(  # type: ignore[no-any-return]
-            prompts, store, max_cost, concurrency, rpm, tpm, retry_failed, force, progress, options
+            prompts, store, max_cost, concurrency, rpm, tpm, retry_failed, force, progress, options, in_flight_budget
         )
 
 

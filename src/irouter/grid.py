@@ -319,6 +319,7 @@ class Grid:
         retry_failed: bool,
         force: bool,
         progress: bool | None,
+        in_flight_budget: float | str | None = "auto",
     ) -> None:
         from ._ledger import check_limit
 
@@ -341,6 +342,15 @@ class Grid:
         self._plan = plan
         self.models = list(call.models)
         self.max_cost: float | None = check_limit("max_cost", max_cost)
+        if in_flight_budget != "auto":
+            try:
+                check_limit("in_flight_budget", in_flight_budget)
+            except ValueError:
+                raise ValueError(
+                    f"in_flight_budget must be a non-negative number of dollars, 'auto' (the account's remaining "
+                    f"credits) or None (no limit), got {in_flight_budget!r}"
+                ) from None
+        self.in_flight_budget = in_flight_budget
         self.concurrency = concurrency
         self.rpm = _per_model("rpm", rpm, self.models)
         self.tpm = _per_model("tpm", tpm, self.models)
@@ -595,7 +605,11 @@ class Grid:
                 finished = row.state == st.DONE or not self.retry_failed
                 if finished and row.result is not None and not _after(row, started):
                     yield _cell_from(row, parse)
+            budget = self.in_flight_budget
+            if budget == "auto":
+                budget = await asyncio.to_thread(self._credits_left) if forecast.cells_to_send else None
             run = _Run(self, store, grid_id, replace(self._plan, cancel=cancel), started, progress, parse)
+            run.in_flight = _InFlight(budget if isinstance(budget, (int, float)) else None)
             async for cell in run.cells():
                 yield cell
             if progress is not None:
@@ -604,6 +618,22 @@ class Grid:
             with contextlib.suppress(Exception):
                 store.release()
             store.close()
+
+    def _credits_left(self) -> float | None:
+        """The account's remaining credits: ``GET /credits`` (total less usage), or the key's ``limit_remaining``
+        (``GET /key``) when lower; ``None`` when neither says (another server, a key without the right): no gate."""
+        endpoint = self._call._endpoint
+        if endpoint is None:
+            return None
+        left: list[float] = []
+        with contextlib.suppress(Exception):
+            data = endpoint.get("/credits", timeout=10.0)["data"]
+            left.append(float(data["total_credits"]) - float(data["total_usage"]))
+        with contextlib.suppress(Exception):
+            remaining = endpoint.get("/key", timeout=10.0)["data"]["limit_remaining"]
+            if isinstance(remaining, (int, float)) and not isinstance(remaining, bool):
+                left.append(float(remaining))
+        return max(0.0, min(left)) if left else None
 
     def _register_in_thread(self) -> tuple[str, Forecast]:
         """Registration in a worker thread (it may fetch the catalog and hash many prompts), on its own connection."""
@@ -803,6 +833,37 @@ class _Limiter:
             self.resume_at = max(self.resume_at, now + wait)
 
 
+class _InFlight:
+    """The dollars this run's requests in flight reserve together, kept under ``budget``: OpenRouter reserves
+    the worst case of every running paid request against the account's balance and refuses the next one with a
+    transient 402 (``in_flight_budget_exhausted``, ``Retry-After: 120``) past it. A cell waits while its worst
+    case would not fit, unless nothing else is held (then it goes, and the server decides)."""
+
+    def __init__(self, budget: float | None) -> None:
+        self.budget = budget
+        self.held = 0.0
+        self.count = 0
+        self._wake = asyncio.Event()
+
+    async def acquire(self, need: float | None) -> float | None:
+        """Hold ``need`` dollars (a cell's worst case) once it fits; what to `release` (``None``: nothing held)."""
+        if self.budget is None or not need:
+            return None
+        while self.count and self.held + need > self.budget:
+            self._wake.clear()
+            await self._wake.wait()
+        self.held += need
+        self.count += 1
+        return need
+
+    def release(self, held: float | None) -> None:
+        if held is None:
+            return
+        self.count -= 1
+        self.held = self.held - held if self.count else 0.0
+        self._wake.set()
+
+
 def _on_loop(fn: Callable[..., None]) -> Callable[..., None]:
     """``fn`` called on the running event loop, whichever thread calls the result (the sync drivers of a Call
     with its own http_client run turns in worker threads)."""
@@ -899,6 +960,8 @@ class _Run:
         self.page = min(st.CHUNK, max(32, grid.concurrency))
         self.failure: BaseException | None = None
         self.dispatcher: asyncio.Future[None] | None = None
+        self.in_flight = _InFlight(None)
+        """The grid's in-flight budget (set by the caller once it knows the account's balance)."""
 
     async def cells(self) -> AsyncIterator[Cell]:
         end = object()
@@ -1009,7 +1072,7 @@ class _Run:
         meter = self.meter
         if meter.max_cost is None:
             return
-        need = worst_case(body, self.grid._quote(model))[1]
+        need = self._worst(model, body)
         while need is not None and meter.holds:
             spent = meter.spent()
             if spent + need > meter.max_cost or spent + meter.held() + need <= meter.max_cost:
@@ -1017,13 +1080,20 @@ class _Run:
             self._settled.clear()
             await self._settled.wait()
 
+    def _worst(self, model: str, body: dict[str, Any]) -> float | None:
+        """A cell's worst case in dollars (`worst_case`, what its reservation holds); ``None`` when unknown."""
+        return worst_case(body, self.grid._quote(model))[1]
+
     async def _cell(self, row: st.CellRow, messages: list[dict[str, Any]], body: dict[str, Any]) -> None:
         ok = False
+        held: float | None = None
         try:
             await self._admit(row.model, body)
+            held = await self.in_flight.acquire(self._worst(row.model, body))
             cell = await self._turn(row, messages)
             ok = cell.ok
         finally:
+            self.in_flight.release(held)
             self.limiter.release(ok)
         stored = {k: v for k, v in cell.to_dict().items() if k not in ("prompt_id", "model", "key", "from_store")}
         try:
