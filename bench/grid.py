@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+from driver import process_cpu  # the one reader of another process's CPU time
 
 LATENCY = 0.05
 CONCURRENCY = 64
@@ -98,16 +99,6 @@ def versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             found[dist] = None
     return found
-
-
-def process_cpu(pid: int) -> float | None:
-    """CPU seconds another process has used so far (Linux ``/proc``); ``None`` elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def irouter_grid(texts: list[str], slugs: list[str], args: argparse.Namespace, warm: bool) -> list[Any]:
