@@ -18,6 +18,7 @@ from .call import AsyncCall, Call
 from .catalog import ModelInfo, get_all_models, list_models, models
 from .chat import AsyncChat, Chat
 from .endpoints import register_endpoint
+from .review import Ranked, Review, Verdict
 from .errors import (
     APIConnectionError,
     APIError,
@@ -104,9 +105,11 @@ __all__ = [
     "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "Ranked",
     "RateLimitError",
     "RequestTimeoutError",
     "Response",
+    "Review",
     "ServerError",
     "Stream",
     "StructuredOutputError",
@@ -114,6 +117,7 @@ __all__ = [
     "ToolCall",
     "ToolResult",
     "UnknownModelError",
+    "Verdict",
     "Video",
     "__version__",
     "function_schema",

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from . import _retry as retry
 from ._cancel import CancelSignal, results_in_order
 from ._engine import Engine, RunTools, Send, TurnResult
-from ._ledger import Hold, Meter, entry_for
+from ._ledger import Hold, LedgerEntry, Meter, entry_for
 from ._retry import RetryPolicy
 from ._wire import Reply, StreamAccumulator
 from .errors import APIConnectionError, APIError
@@ -89,6 +89,10 @@ class Recorder:
 
     meter: Meter
     model: str
+    purpose: str | None = None
+    """What the requests are for when they are not turns of the chat (see `LedgerEntry.purpose`)."""
+    kept: list[LedgerEntry] | None = None
+    """Also gets every entry written (a review's own cost and latency)."""
 
     def start(self, body: dict[str, Any]) -> Ticket:
         """Reserve the request's worst case against the budgets (raises `BudgetExceeded`) and note the time."""
@@ -117,7 +121,10 @@ class Recorder:
                 step=step,
                 streamed=streamed,
                 price=self.meter.price,
+                purpose=self.purpose,
             )
+            if self.kept is not None:
+                self.kept.append(entry)
         self.meter.settle(ticket.hold, entry)
 
 

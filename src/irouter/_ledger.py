@@ -46,6 +46,9 @@ class LedgerEntry:
     time: float
     """Unix time the request was sent."""
     is_byok: bool | None = None
+    purpose: str | None = None
+    """What the request was for when it was not a turn of the chat: ``"review"`` (a judge of `Chat.review`) or
+    ``"synthesize"`` (the model of `Chat.synthesize`); ``None`` for a turn's requests."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +69,7 @@ def entry_for(
     step: int,
     streamed: bool,
     price: Callable[[str, int, int], float | None] | None = None,
+    purpose: str | None = None,
 ) -> LedgerEntry:
     """The ledger entry of one finished (or failed but billed) request."""
     usage = usage or {}
@@ -93,6 +97,7 @@ def entry_for(
         streamed=streamed,
         time=wall_started,
         is_byok=usage.get("is_byok") if isinstance(usage.get("is_byok"), bool) else None,
+        purpose=purpose,
     )
 
 

@@ -7,7 +7,7 @@ import copy
 import json
 import os
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
@@ -29,6 +29,9 @@ from ._wire import user_message
 from .catalog import cached_records
 from .errors import MultiModelError
 from .tools import ToolCall, answer_message, describe_call, pending_calls
+
+if TYPE_CHECKING:
+    from .review import Review
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 _C = TypeVar("_C", bound="_Conversation")
@@ -245,21 +248,42 @@ class _Conversation(ModelClient):
     @property
     def usage(self) -> Any:
         """Tokens used so far, summed over every request: ``{'prompt_tokens', 'completion_tokens',
-        'total_tokens'}`` for one model, ``{slug: that}`` for several."""
-        return self._shape({m: self._meter.usage(m) for m in self._models})
+        'total_tokens'}`` for one model, ``{slug: that}`` for several. Requests of `review` and `synthesize` count
+        too (see `cost`)."""
+        lines = {m: self._meter.usage(m) for m in self._lines()}
+        if len(self._models) > 1 or len(lines) == 1:
+            return self._shape(lines)
+        return {key: sum(line[key] for line in lines.values()) for key in lines[self._models[0]]}
 
     @property
     def cost(self) -> Any:
         """Dollars spent so far, as the server reported them (OpenRouter's ``usage.cost``): a number, or
         ``{slug: number}`` for several models. ``None`` for a model whose server reports no cost (see
-        `estimated_cost`). Reset by `reset_usage`."""
-        return self._shape({m: self._meter.cost(m) for m in self._models})
+        `estimated_cost`). Reset by `reset_usage`.
+
+        The requests of `review` (judges) and `synthesize` count under their model's slug: a model that is not one
+        of the chat's gets a line of its own after the chat's models (a one-model chat adds them to its number);
+        `ledger` tells them apart by ``purpose``."""
+        return self._summed({m: self._meter.cost(m) for m in self._lines()})
 
     @property
     def estimated_cost(self) -> Any:
         """`cost`, with the catalog's prices filling in for requests whose server reported no cost (an estimate:
         ``None`` when neither is known)."""
-        return self._shape({m: self._meter.cost(m, estimated=True) for m in self._models})
+        return self._summed({m: self._meter.cost(m, estimated=True) for m in self._lines()})
+
+    def _lines(self) -> list[str]:
+        """The slugs `usage` and `cost` count: the chat's models, then the other models `review` and `synthesize`
+        asked."""
+        extra = [e.model for e in self._meter.entries if e.purpose is not None and e.model not in self._models]
+        return [*self._models, *dict.fromkeys(extra)]
+
+    def _summed(self, lines: dict[str, float | None]) -> Any:
+        """Dollars per line; one model: the lines summed (``None`` when none is known)."""
+        if len(self._models) > 1 or len(lines) == 1:
+            return self._shape(lines)
+        known = [v for v in lines.values() if v is not None]
+        return round(sum(known), 12) if known else None
 
     @property
     def ledger(self) -> list[LedgerEntry]:
@@ -328,6 +352,25 @@ class _Conversation(ModelClient):
         for model in self._models:
             with self._locks[model]:
                 self._history[model] = self._start()
+
+    def adopt(self, model: str | None = None, *, text: str | None = None) -> None:
+        """Go on from one answer: the last answer of ``model`` (a slug of this chat), or ``text`` (say, from
+        `synthesize`), becomes every model's last answer.
+
+        Each model's last turn (from its last user message on: tool steps, reasoning and all) is replaced by one
+        message, ``{"role": "assistant", "content": text}``, where ``text`` is the chosen model's final answer
+        (the text of its turn's last assistant message); the chosen model's own turn is replaced the same way. So
+        every history ends with the same user message and the same answer, and the next turn goes on from there.
+        Earlier turns, usage and the ledger are untouched.
+
+        Atomic, like a turn: everything is checked first, and nothing changes when this raises -- ``ValueError``
+        for a slug not in the chat, no turn yet, a model whose last turn failed, a model still waiting for tool
+        results, or models whose last questions differ; ``TypeError`` for neither or both of ``model`` and ``text``.
+        A sync chat waits for a turn running in another thread; an `AsyncChat` refuses while a turn is under way.
+        """
+        from .review import adopt
+
+        adopt(self, model, text)
 
     def reset_usage(self) -> None:
         """Token counters, cost and the ledger back to zero (history is kept; budgets start over)."""
@@ -726,6 +769,44 @@ class Chat(_Conversation, Generic[Answer]):
                 raise
             return self._commit(results, plans, cancel)
 
+    def review(
+        self,
+        judge: str | Sequence[str],
+        criteria: str | None = None,
+        *,
+        blind: bool = True,
+        swap: bool = True,
+        **options: Any,
+    ) -> Review:
+        """Have ``judge`` (a model slug, or a list of them: a panel, asked at once) score every model's last
+        answer from 0 to 10 with a short reason, and rank the models; returns a `Review`.
+
+        The judge gets the question and the answers labelled A, B, C... (``criteria``: what matters; by default
+        correctness, then helpfulness). ``blind``: no model names, and competitors' slugs masked in the answers.
+        ``swap``: each judge judges twice, the second time with the order reversed, against position bias. Scores
+        are averaged per model over judges and passes; equal means share a rank. A judge's failure is a `Verdict`
+        with an ``error``, not an exception: the other verdicts still count. A judge may be one of the chat's models.
+
+        The judges' requests use the chat's endpoint, key and budgets, are recorded in `ledger` with
+        ``purpose="review"`` (and in `cost`), and never join any history. ``options`` are request options for the
+        judges (``temperature``, ``max_tokens``...; not the chat's defaults). Models whose last turn failed are left
+        out; raises ``ValueError`` before any request when there is no answer to judge. See docs/compare.md.
+        """
+        from .review import review
+
+        return review(self, judge, criteria, blind, swap, options)
+
+    def synthesize(self, model: str, instructions: str | None = None, **options: Any) -> str:
+        """Have ``model`` write one answer from every model's last answer (the "chairman"); returns its text.
+
+        The model gets the question and the answers labelled A, B, C... (no model names), and ``instructions`` (by
+        default: keep what is right, leave out what is wrong, answer the question itself). Nothing joins any
+        history: `adopt` the text (``chat.adopt(text=...)``) to go on from it. The request is recorded like a
+        judge's (``purpose="synthesize"``); errors raise as a turn's do."""
+        from .review import synthesize
+
+        return synthesize(self, model, instructions, options)
+
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Send the results of the `pending_tool_calls` and go on with the turn; returns what the turn returns
         (the reply text, or the ``response_format`` instance).
@@ -958,6 +1039,27 @@ class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
                     exc.answers = self._commit(exc.answers, plans, cancel)
                     raise
                 return self._commit(results, plans, cancel)
+
+    def review(
+        self,
+        judge: str | Sequence[str],
+        criteria: str | None = None,
+        *,
+        blind: bool = True,
+        swap: bool = True,
+        **options: Any,
+    ) -> Coroutine[Any, Any, Review]:
+        """Like `Chat.review`, awaitable: ``review = await chat.review("judge/model")`` (arguments are checked at
+        once; the judges' requests run as tasks)."""
+        from .review import areview
+
+        return areview(self, judge, criteria, blind, swap, options)  # type: ignore[no-any-return]
+
+    def synthesize(self, model: str, instructions: str | None = None, **options: Any) -> Coroutine[Any, Any, str]:
+        """Like `Chat.synthesize`, awaitable: ``text = await chat.synthesize("chair/model")``."""
+        from .review import asynthesize
+
+        return asynthesize(self, model, instructions, options)  # type: ignore[no-any-return]
 
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Like `Chat.answer_tool_calls`, awaitable: ``await chat.answer_tool_calls({call_id: result})``."""
