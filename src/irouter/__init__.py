@@ -18,7 +18,6 @@ from .call import AsyncCall, Call
 from .catalog import ModelInfo, get_all_models, list_models, models
 from .chat import AsyncChat, Chat
 from .endpoints import register_endpoint
-from .review import Ranked, Review, Verdict
 from .errors import (
     APIConnectionError,
     APIError,
@@ -43,6 +42,7 @@ from .errors import (
     StructuredOutputError,
     UnknownModelError,
 )
+from .review import Ranked, Review, Verdict
 from .tools import Tool, ToolCall, ToolResult, function_schema
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ one line on stderr and an exit code (`EXIT_CODES`). ``import irouter`` never imp
     irouter chat [-m MODEL ...]                                         an interactive conversation
     irouter models [--free] [--search TEXT] [--modality M] [--tools] [--json]
     irouter grid PROMPTS -m MODEL ... [--store FILE] [--output FILE] [--max-cost D] [--dry-run]   prompts x models
+    irouter compare "prompt" -m A -m B ... [--judge J ...]    answers side by side, ranked, with cost and latency
 """
 
 from __future__ import annotations
@@ -823,6 +824,10 @@ def main(argv: list[str] | None = None) -> int:
             return models_command(argv[1:])
         if argv[:1] == ["grid"]:
             return grid_command(argv[1:])
+        if argv[:1] == ["compare"]:
+            from ._cli_compare import compare_command
+
+            return compare_command(argv[1:])
         return prompt_command(argv)
     except BrokenPipeError:  # the reader went away (`irouter ... | head`): stop quietly, as other tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
