@@ -114,7 +114,8 @@ def test_blind_judge_prompts_name_no_model(router: OpenRouterDouble) -> None:
         assert body["response_format"]["type"] == "json_schema"
         assert body["response_format"]["json_schema"]["schema"]["required"] == ["A", "B", "C"]
     assert review.answers == ANSWERS  # the answers themselves stay as the models wrote them
-    assert review.blind and review.judges == [J]
+    assert review.blind
+    assert review.judges == [J]
 
 
 def test_named_judge_prompts_show_the_models(router: OpenRouterDouble) -> None:
@@ -144,7 +145,8 @@ def test_no_swap_judges_once(router: OpenRouterDouble) -> None:
     chat = asked(router)
     router.queue(verdict(8, 5, 2), model=J)
     review = chat.review(J, swap=False)
-    assert len(judge_bodies(router)) == 1 and len(review.verdicts) == 1
+    assert len(judge_bodies(router)) == 1
+    assert len(review.verdicts) == 1
     assert review.scores == {A: 8.0, B: 5.0, C: 2.0}
 
 
@@ -231,7 +233,9 @@ def test_when_every_judge_fails_the_ranking_is_empty(router: OpenRouterDouble) -
     chat = asked(router, (A, B))
     router.queue(Error(400, "no"), Error(400, "no"), model=J)
     review = chat.review(J)
-    assert review.ranking == [] and review.best is None and len(review.errors) == 2
+    assert review.ranking == []
+    assert review.best is None
+    assert len(review.errors) == 2
 
 
 def test_a_panel_runs_at_once(router: OpenRouterDouble) -> None:
@@ -247,7 +251,8 @@ def test_a_panel_runs_at_once(router: OpenRouterDouble) -> None:
     router.queue(together, together, model=J)
     router.queue(together, together, model=K)
     review = chat.review([J, K])
-    assert review.errors == [] and review.scores == {A: 5.0, B: 5.0}
+    assert review.errors == []
+    assert review.scores == {A: 5.0, B: 5.0}
 
 
 def test_a_judge_may_be_a_competitor(router: OpenRouterDouble) -> None:
@@ -293,7 +298,8 @@ def test_one_model_chat_cost_includes_its_judge(router: OpenRouterDouble, connec
     spent = chat.cost
     router.queue(verdict(8), model=J)
     review = chat.review(J)  # one answer: one pass (nothing to swap)
-    assert len(review.verdicts) == 1 and review.scores == {A: 8.0}
+    assert len(review.verdicts) == 1
+    assert review.scores == {A: 8.0}
     assert chat.cost == pytest.approx(spent + review.cost)
     assert chat.usage["total_tokens"] == sum(e.total_tokens for e in chat.ledger)
 
@@ -305,7 +311,8 @@ def test_the_budget_applies_to_judges(router: OpenRouterDouble, connect: dict[st
     chat("Capital of France?")
     sent = len(router.chat_requests)
     review = chat.review(J, max_tokens=1000)  # up to 1000 tokens at $15/M: more than is left
-    assert all(isinstance(v.error, BudgetExceeded) for v in review.verdicts) and review.ranking == []
+    assert all(isinstance(v.error, BudgetExceeded) for v in review.verdicts)
+    assert review.ranking == []
     assert len(router.chat_requests) == sent  # nothing was sent
     judged_by(router, J, {A: 6, B: 4})
     assert chat.review(J, max_tokens=10).scores == {A: 6.0, B: 4.0}  # small enough to fit
@@ -322,7 +329,8 @@ def test_judges_do_not_take_the_chats_turn_defaults(router: OpenRouterDouble, co
     router.queue(verdict(5, 5), verdict(5, 5), model=J)
     chat.review(J, temperature=0)
     body = judge_bodies(router)[0]
-    assert body["temperature"] == 0 and "tools" not in body
+    assert body["temperature"] == 0
+    assert "tools" not in body
     assert router.requests[-1].headers["x-title"] == "mine"  # how to reach the server: kept
 
 
@@ -334,7 +342,7 @@ def test_review_checks_before_sending(router: OpenRouterDouble, connect: dict[st
     sent = len(router.chat_requests)
     with pytest.raises(TypeError, match="judge must be"):
         chat.review(3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="tools= is not an option of chat.review"):
+    with pytest.raises(TypeError, match=r"tools= is not an option of chat\.review"):
         chat.review(J, tools=[])
     with pytest.raises(TypeError, match="raw= is not an option"):
         chat.review(J, raw=True)
@@ -365,7 +373,8 @@ def test_a_model_whose_turn_failed_is_left_out(router: OpenRouterDouble) -> None
         chat("Capital of Peru?")
     router.queue(verdict(9), model=J)
     review = chat.review(J)
-    assert review.answers == {A: "Lima."} and review.question == "Capital of Peru?"
+    assert review.answers == {A: "Lima."}
+    assert review.question == "Capital of Peru?"
     assert [r.model for r in review.ranking] == [A]
 
 
@@ -435,7 +444,8 @@ def test_synthesize_sees_every_answer_and_changes_no_history(router: OpenRouterD
     user = body["messages"][-1]["content"]
     for model in (A, B, C):
         assert ANSWERS[model] in user  # every answer, as written
-    assert "One short sentence." in user and body["temperature"] == 0
+    assert "One short sentence." in user
+    assert body["temperature"] == 0
     assert "model=" not in user
     assert chat.history == before
     entry = chat.ledger[-1]
@@ -450,7 +460,7 @@ def test_synthesize_errors_raise(router: OpenRouterDouble) -> None:
     router.queue(Error(400, "nope"), model=K)
     with pytest.raises(irouter.BadRequestError):
         chat.synthesize(K)
-    with pytest.raises(TypeError, match="stream= is not an option of chat.synthesize"):
+    with pytest.raises(TypeError, match=r"stream= is not an option of chat\.synthesize"):
         chat.synthesize(K, stream=True)
 
 
