@@ -275,7 +275,7 @@ class _Conversation(ModelClient):
     def _lines(self) -> list[str]:
         """The slugs `usage` and `cost` count: the chat's models, then the other models `review` and `synthesize`
         asked."""
-        extra = [e.model for e in self._meter.entries if e.purpose is not None and e.model not in self._models]
+        extra = [e.model for e in list(self._meter.entries) if e.purpose is not None and e.model not in self._models]
         return [*self._models, *dict.fromkeys(extra)]
 
     def _summed(self, lines: dict[str, float | None]) -> Any:

@@ -11,7 +11,8 @@
 
 **How verdicts combine.** Every judge's every pass that succeeded is one `Verdict` with a score per model. A model's
 `Ranked.score` is the mean of its scores over all those verdicts (judges and passes weigh the same); models are
-ranked by that mean, best first, and equal means share a rank (1, 1, 3). A verdict that failed (an HTTP error, a
+ranked by that mean, best first, and equal means share a rank (1, 1, 3). (A single answer is judged once: there is
+no order to swap.) A verdict that failed (an HTTP error, a
 reply that is not the JSON asked for, a score outside 0..10, the budget) is kept in `Review.verdicts` with its
 ``error`` and counts for nothing; the others still rank the models. When no verdict succeeded, ``ranking`` is empty.
 
@@ -376,7 +377,7 @@ def combine(models: Sequence[str], verdicts: Sequence[Verdict]) -> list[Ranked]:
 # --------------------------------------------------------------------------------------------- running judges
 
 
-def side_client(chat: _Conversation, slugs: list[str]) -> Any:
+def side_client(chat: _Conversation, slugs: list[str], options: Mapping[str, Any]) -> Any:
     """A copy of ``chat`` whose models are ``slugs`` (judges, a chairman), to send their requests with the chat's
     machinery: its endpoint and key, the client settings of its defaults (`CARRIED`), and its very accounts (the
     copy's meter is the chat's own, so budgets and the ledger are shared). Its histories are never used. Raises
@@ -394,6 +395,8 @@ def side_client(chat: _Conversation, slugs: list[str]) -> Any:
     if twin._endpoint is None and any(r is None for r in twin._routes.values()):
         twin._endpoint = Endpoint(None, None, client=chat._http_client)
     twin.defaults = {k: v for k, v in chat.defaults.items() if k in CARRIED}
+    bounds = {k: options[k] for k in ("max_tokens", "max_completion_tokens", "n") if k in options}
+    twin.defaults.update(bounds)  # the budget check bounds the requests by them (the plan merges them anyway)
     twin._check_budgets()
     return twin
 
@@ -444,7 +447,7 @@ class Panel:
             raise TypeError(f"criteria must be a non-empty string (or None for the default), got {criteria!r}")
         check_options(options, "chat.review(...)")
         turn = last_turn(snapshot(chat))
-        client = side_client(chat, judges)
+        client = side_client(chat, judges, options)
         plan = client._plan({**options, "response_format": verdict_type(labels(len(turn.answers)))}, opts.CHAT)
         swap_too = swap and len(turn.answers) > 1
         jobs = {}
@@ -578,7 +581,7 @@ class Synthesis:
             raise TypeError(f"instructions must be a non-empty string (or None), got {instructions!r}")
         check_options(options, "chat.synthesize(...)")
         turn = last_turn(snapshot(chat))
-        client = side_client(chat, [model])
+        client = side_client(chat, [model], options)
         plan = client._plan(options, opts.CHAT)
         messages = synthesis_messages(turn.question, list(turn.answers.items()), instructions or DEFAULT_INSTRUCTIONS)
         return cls(chat, model, client, plan, messages)
