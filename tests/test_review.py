@@ -23,7 +23,7 @@ A, B, C = "openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct", "google/gem
 J, K = "anthropic/claude-sonnet-4.5", "moonshotai/kimi-k2:free"
 """Competitors, and judges (all in the double's catalog)."""
 ANSWERS = {
-    A: "Paris. (I am gpt-4o-mini, by OpenAI.)",
+    A: "Paris. (I am GPT 4o mini, by OpenAI.)",
     B: "It is Paris; meta-llama/llama-3.3-70b-instruct here.",
     C: "Paris, says Gemini-2.0-flash-exp.",
 }
@@ -110,12 +110,32 @@ def test_blind_judge_prompts_name_no_model(router: OpenRouterDouble) -> None:
         for model in (A, B, C):
             for name in names(model):
                 assert name.lower() not in sent, (name, sent)
+        assert "gpt 4o mini" not in sent  # spelt with spaces
         assert MASK in sent
         assert body["response_format"]["type"] == "json_schema"
         assert body["response_format"]["json_schema"]["schema"]["required"] == ["A", "B", "C"]
     assert review.answers == ANSWERS  # the answers themselves stay as the models wrote them
     assert review.blind
     assert review.judges == [J]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text("abcdefgh", min_size=1, max_size=6),
+            st.sampled_from([n for m in (A, B, C) for n in names(m)]).flatmap(
+                lambda n: st.sampled_from([n, n.upper(), n.title(), n.replace("-", " ")])
+            ),
+        ),
+        max_size=12,
+    )
+)
+def test_masking_leaves_no_competitor_name(words: list[str]) -> None:
+    masked = mask(" ".join(words) + ".", [A, B, C]).lower()
+    for model in (A, B, C):
+        for name in names(model):
+            assert name.lower() not in masked
+            assert name.lower().replace("-", " ") not in masked
 
 
 def test_named_judge_prompts_show_the_models(router: OpenRouterDouble) -> None:

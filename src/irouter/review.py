@@ -296,11 +296,13 @@ def names(model: str) -> list[str]:
 
 
 def mask(text: str, models: Sequence[str]) -> str:
-    """``text`` with every name of ``models`` (`names`, any case, as a whole word) replaced by `MASK`."""
+    """``text`` with every name of ``models`` (`names`, any case, as a whole word, its ``-``, ``_`` or spaces
+    written either way: ``GPT 4o mini`` for ``gpt-4o-mini``) replaced by `MASK`."""
     found = sorted({n for m in models for n in names(m)}, key=len, reverse=True)
     if not found:
         return text
-    pattern = r"(?<![\w.-])(?:" + "|".join(re.escape(n) for n in found) + r")(?![\w-])"
+    spelt = [r"[-_\s]?".join(re.escape(part) for part in re.split(r"[-_\s]+", n)) for n in found]
+    pattern = r"(?<![\w.-])(?:" + "|".join(spelt) + r")(?![\w-])"
     return re.sub(pattern, MASK, text, flags=re.IGNORECASE)
 
 

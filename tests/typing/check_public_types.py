@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
-from irouter import AsyncCall, AsyncChat, AsyncStream, Call, Chat, GeneratedImage, Response, Stream
+from irouter import AsyncCall, AsyncChat, AsyncStream, Call, Chat, GeneratedImage, Ranked, Response, Review, Stream
 
 if sys.version_info >= (3, 11):
     from typing import assert_type
@@ -70,6 +70,13 @@ def check_chat_several_models(flag: bool) -> None:
         assert_type(piece, str)
     assert_type(chat("hi", stream=flag), dict[str, str] | Stream[tuple[str, str]])
     assert_type(Chat(("a/a", "b/b")), Chat[dict[str, str]])
+    review = chat.review("judge/model", "Be strict.", blind=flag, swap=flag, temperature=0)
+    assert_type(review, Review)
+    assert_type(review.ranking, list[Ranked])
+    assert_type(chat.review(["a/judge", "b/judge"]).best, str | None)
+    assert_type(chat.synthesize("chair/model", "One paragraph."), str)
+    assert_type(chat.adopt(MODELS[0]), None)
+    assert_type(chat.adopt(text="agreed"), None)
 
 
 def check_chat_of_unknown_shape(model: str | list[str]) -> None:
@@ -95,6 +102,10 @@ async def check_async_chat(flag: bool) -> None:
     async for slug, text in several("hi", stream=True):
         assert_type((slug, text), tuple[str, str])
     assert_type(chat("hi", stream=flag), Coroutine[Any, Any, str] | AsyncStream[str])
+    judged = assert_type(several.review("judge/model"), Coroutine[Any, Any, Review])
+    assert_type(await judged, Review)
+    assert_type(await several.synthesize("chair/model"), str)
+    assert_type(several.adopt(text="agreed"), None)
 
 
 def check_call(flag: bool) -> None:
