@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 from irouter.testing import Error, OpenRouterDouble, Text
@@ -115,3 +119,24 @@ def test_usage_errors(router: OpenRouterDouble, cli_env: dict[str, str]) -> None
     assert out.returncode == 2
     assert "give a prompt" in out.stderr
     assert router.chat_requests == []
+
+
+def test_ctrl_c_stops_the_judges(router: OpenRouterDouble, cli_env: dict[str, str]) -> None:
+    """SIGINT while a panel judges (one judge slow, one waiting to retry): exit 130 with one line, without waiting
+    for them."""
+    router.queue(Text("{}", delay=60), Text("{}", delay=60), model=J)
+    router.queue(*[Error(503, "busy", retry_after=2)] * 6, model=K)
+    command = [sys.executable, "-m", "irouter", "compare", "Capital?", "-m", A, "-m", B, "--judge", J, "--judge", K]
+    proc = subprocess.Popen(command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def judged(judge: str) -> int:
+        return sum(1 for b in router.chat_requests if b["model"] == judge)
+
+    deadline = time.monotonic() + 30
+    while (judged(J) < 2 or judged(K) < 2) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)  # well before the judge's 60 s answer
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == "irouter: stopped"
