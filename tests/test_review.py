@@ -630,3 +630,19 @@ def test_adopt_leaves_histories_well_formed_and_equal_from_the_adopted_point(
         assert history[last_user + 1 :] == [{"role": "assistant", "content": "agreed" if by_text else final}]
         ends.add(json.dumps(history[last_user:]))
     assert len(ends) == 1  # equal from the last user message on
+
+
+def test_labels_go_on_after_z() -> None:
+    assert labels(3) == ["A", "B", "C"]
+    assert labels(28)[24:] == ["Y", "Z", "AA", "AB"]
+    assert len(set(labels(800))) == 800
+
+
+def test_a_saved_chat_keeps_its_judges_costs(router: OpenRouterDouble, tmp_path: Any) -> None:
+    chat = asked(router, (A, B))
+    judged_by(router, J, {A: 6, B: 4})
+    chat.review(J)
+    loaded: Chat[Any] = Chat.load(chat.save(tmp_path / "chat.json"), api_key=router.api_key)
+    assert [e.purpose for e in loaded.ledger] == [e.purpose for e in chat.ledger] == [None, None, "review", "review"]
+    assert loaded.cost == chat.cost
+    assert list(loaded.cost) == [A, B, J]
