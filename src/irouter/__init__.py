@@ -9,6 +9,7 @@
 from typing import TYPE_CHECKING, Any
 
 from ._content import PDF, Audio, Image, Video
+from ._embeddings import Embeddings, aembed, embed
 from ._ledger import LedgerEntry
 from ._outputs import GeneratedImage
 from ._persist import history_to_markdown
@@ -90,6 +91,7 @@ __all__ = [
     "Cell",
     "CellError",
     "Chat",
+    "Embeddings",
     "Forecast",
     "GeneratedImage",
     "Grid",
@@ -116,6 +118,8 @@ __all__ = [
     "UnknownModelError",
     "Video",
     "__version__",
+    "aembed",
+    "embed",
     "function_schema",
     "get_all_models",
     "history_to_markdown",
