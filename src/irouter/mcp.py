@@ -214,9 +214,8 @@ class MCPServer:
 
     def __irouter_tools__(self) -> list[Tool]:
         """The server's tools as chat tools (starting it if needed): read by `irouter.tools.Toolbox`."""
-        self.start()
-        session = self._live_session() or self.start()._session
-        assert session is not None
+        session, new = self._opening()
+        _wait(session.ready(new))
         return [MCPTool(self, t) for t in session.tools]
 
     def _call(self, name: str, arguments: dict[str, Any]) -> Coroutine[Any, Any, Any]:
