@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("mcp")
 
 import irouter.mcp
-from irouter import AsyncChat, Chat, ToolResult
+from irouter import AsyncChat, Call, Chat, ToolResult
 from irouter.testing import OpenRouterDouble, Text, ToolCall
 
 TOOLKIT = str(Path(__file__).resolve().parent / "mcp_servers" / "toolkit.py")
@@ -49,25 +49,30 @@ def wait_gone(pid: int) -> bool:
     return not alive(pid)
 
 
-@pytest.fixture(scope="module")
-def http_server() -> Iterator[str]:
+def serve_http(prefix: str) -> tuple[subprocess.Popen[bytes], str]:
     """The toolkit served over streamable HTTP on a free loopback port, in its own process."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, TOOLKIT, "--http", str(port), "--prefix", "web"], stdout=QUIET, stderr=QUIET
+        [sys.executable, TOOLKIT, "--http", str(port), "--prefix", prefix], stdout=QUIET, stderr=QUIET
     )
     deadline = time.monotonic() + 60
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return process, f"http://127.0.0.1:{port}/mcp"
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
                 raise RuntimeError("the MCP test server did not start") from None
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/mcp"
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[str]:
+    process, url = serve_http("web")
+    yield url
     process.terminate()
     process.wait(10)
 
@@ -145,6 +150,28 @@ def test_a_server_killed_mid_turn_gives_the_model_an_error_and_starts_again(
         assert chat("again") == "back"
         second = int(tool_messages(router)["p2"])
     assert second != first
+
+
+def test_an_http_server_killed_mid_turn(router: OpenRouterDouble, connect: dict[str, str]) -> None:
+    process, url = serve_http("h")
+    try:
+        router.queue(Text(tool_calls=[ToolCall("h_die", {}, id="d")]), Text(tool_calls=[ToolCall("h_pid", {})]), "ok")
+        with Chat("m/m", tools=[irouter.mcp.http(url, timeout=30)], **connect) as chat:
+            assert chat("die") == "ok"
+        answers = [m["content"] for m in chat.history if m["role"] == "tool"]
+        assert answers[0].startswith("Error: MCPToolError: the MCP server")
+        assert answers[1].startswith("Error: ")  # nothing listens there any more: the restart fails, for the model
+        assert process.wait(10) == 3
+    finally:
+        process.kill()
+
+
+def test_a_streamed_call(router: OpenRouterDouble, connect: dict[str, str]) -> None:
+    router.queue(Text(tool_calls=[ToolCall("add", {"a": 20, "b": 22}, id="a")]), "forty-two")
+    call = Call("m/m", tools=[toolkit()], **connect)
+    with call:
+        assert "".join(call("sum?", stream=True)) == "forty-two"
+    assert tool_messages(router) == {"a": "42"}
 
 
 def test_a_server_that_hangs_times_out(router: OpenRouterDouble, connect: dict[str, str]) -> None:
