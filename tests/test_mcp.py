@@ -26,7 +26,7 @@ TOOLKIT = str(Path(__file__).resolve().parent / "mcp_servers" / "toolkit.py")
 QUIET = open(os.devnull, "w")  # noqa: SIM115 - the servers' own logs (tracebacks of failing tools) stay out of the output
 
 
-def toolkit(*args: str, **kwargs: Any) -> irouter.mcp.MCPServer:
+def toolkit(*args: str, **kwargs: Any) -> irouter.mcp.Server:
     return irouter.mcp.stdio(sys.executable, TOOLKIT, *args, stderr=QUIET, **kwargs)
 
 

@@ -46,7 +46,7 @@ from .tools import TOOL_NAME, Tool
 if TYPE_CHECKING:
     from mcp import Client
 
-__all__ = ["MCPServer", "MCPServerError", "MCPToolError", "http", "stdio"]
+__all__ = ["MCPServerError", "MCPToolError", "Server", "http", "stdio"]
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 60.0
@@ -68,7 +68,7 @@ class MCPToolError(Exception):
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
-_live: set[MCPServer] = set()
+_live: set[Server] = set()
 
 
 def _background() -> asyncio.AbstractEventLoop:
@@ -106,7 +106,7 @@ def _close_all() -> None:
 # --------------------------------------------------------------------------------------------- servers
 
 
-class MCPServer:
+class Server:
     """An MCP server whose tools a chat may use: made by `stdio` or `http`; give it in ``tools=[...]``.
 
     Args:
@@ -147,8 +147,12 @@ class MCPServer:
 
     # ------------------------------------------------------------------ what it is
     def __repr__(self) -> str:
-        where = " ".join(self.command) if self.command else self.url
-        return f"MCPServer({where!r})"  # headers (secrets) never shown
+        return f"irouter.mcp.Server({self.where!r})"  # headers (secrets) never shown
+
+    @property
+    def where(self) -> str:
+        """The command line, or the URL."""
+        return " ".join(self.command) if self.command else str(self.url)
 
     def __getstate__(self) -> dict[str, Any]:
         """The spec only: a pickle holds no session, no stderr stream and no secret header."""
@@ -164,10 +168,10 @@ class MCPServer:
         self._session = None
         self._lock = threading.Lock()
 
-    def __copy__(self) -> MCPServer:
+    def __copy__(self) -> Server:
         return self  # copies of a chat share its servers
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> MCPServer:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Server:
         return self
 
     # ------------------------------------------------------------------ sessions
@@ -184,13 +188,13 @@ class MCPServer:
             _live.add(self)
             return session, True
 
-    def start(self) -> MCPServer:
+    def start(self) -> Server:
         """Start the server (if it is not running) and read its tools; raises `MCPServerError` if it cannot."""
         session, new = self._opening()
         _wait(session.ready(new))
         return self
 
-    async def astart(self) -> MCPServer:
+    async def astart(self) -> Server:
         """`start`, awaited without blocking the caller's event loop."""
         session, new = self._opening()
         await _await(session.ready(new))
@@ -229,7 +233,7 @@ class MCPServer:
 class _Session:
     """One running connection to a server; all of it runs on the background loop."""
 
-    def __init__(self, server: MCPServer) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self.tools: list[Any] = []
         self.client: Client | None = None
@@ -254,14 +258,13 @@ class _Session:
         except asyncio.TimeoutError:
             self._dead = True
             await self.stop()
-            raise MCPServerError(
-                f"The MCP server {self.server!r} did not start within {self.server.start_timeout:g} s (start_timeout=)"
-            ) from None
+            where, limit = self.server.where, self.server.start_timeout
+            raise MCPServerError(f"The MCP server {where!r} did not start in {limit:g} s (start_timeout=)") from None
         if self.failure is not None:
             self._dead = True
-            raise MCPServerError(f"The MCP server {self.server!r} could not start: {_describe(self.failure)}") from (
-                self.failure if isinstance(self.failure, Exception) else None
-            )
+            cause = self.failure if isinstance(self.failure, Exception) else None
+            why = _describe(self.failure)
+            raise MCPServerError(f"The MCP server {self.server.where!r} could not start: {why}") from cause
 
     async def _hold(self) -> None:
         """Open the session, list the tools, and keep the session open until `stop` (or the server ends)."""
@@ -311,7 +314,7 @@ class _Session:
         await self.ready(new)
         client = self.client
         if client is None:
-            raise MCPToolError(f"the MCP server {self.server!r} has stopped: {_describe(self.failure)}")
+            raise MCPToolError(f"the MCP server {self.server.where!r} has stopped: {_describe(self.failure)}")
         try:
             return await asyncio.wait_for(client.call_tool(name, arguments), self.server.timeout)
         except asyncio.TimeoutError:
@@ -320,7 +323,7 @@ class _Session:
             if getattr(exc, "code", None) not in (None, CONNECTION_CLOSED) and not self._dead:
                 raise  # the server answered with an error: it is still up
             await self.stop()  # gone: the next call starts it again
-            raise MCPToolError(f"the MCP server {self.server!r} has stopped ({_describe(exc)})") from None
+            raise MCPToolError(f"the MCP server {self.server.where!r} has stopped ({_describe(exc)})") from None
 
     async def stop(self) -> None:
         self._dead = True
@@ -350,13 +353,13 @@ def _describe(exc: BaseException | None) -> str:
 class MCPTool(Tool):
     """One tool of an MCP server, as the chat offers and runs it."""
 
-    def __init__(self, server: MCPServer, tool: Any) -> None:  # no super().__init__: there is no function
+    def __init__(self, server: Server, tool: Any) -> None:  # no super().__init__: there is no function
         self.server = server
         self.remote_name: str = tool.name
         self.name = server.prefix + tool.name
         if not TOOL_NAME.fullmatch(self.name):
             raise MCPServerError(
-                f"The MCP server {server!r} has a tool named {self.name!r}, which OpenRouter does not take "
+                f"The MCP server {server.where!r} has a tool named {self.name!r}, which OpenRouter does not take "
                 "(1-64 letters, digits, '_' or '-')"
             )
         self.description = tool.description or ""
@@ -377,7 +380,7 @@ class MCPTool(Tool):
         return _answer(_wait(self.server._call(self.remote_name, kwargs)))
 
     def __repr__(self) -> str:
-        return f"MCPTool({self.name!r}, {self.server!r})"
+        return f"MCPTool({self.name!r}, {self.server.where!r})"
 
 
 class MCPResult(str):
@@ -428,15 +431,15 @@ def stdio(
     timeout: float = DEFAULT_TIMEOUT,
     start_timeout: float = DEFAULT_START_TIMEOUT,
     stderr: TextIO | None = None,
-) -> MCPServer:
+) -> Server:
     """A server run as a subprocess, spoken to over its stdin/stdout: ``stdio("python", "-m", "my_server")``.
 
     ``env`` adds environment variables (over the SDK's safe defaults); ``stderr`` receives the server's own
-    output (default: this process's stderr). See `MCPServer` for the rest.
+    output (default: this process's stderr). See `Server` for the rest.
     """
     if not isinstance(command, str) or not command or not all(isinstance(a, str) for a in args):
         raise TypeError("stdio() takes the command and its arguments as strings: stdio('python', '-m', 'server')")
-    return MCPServer(
+    return Server(
         command=[command, *args],
         env=env,
         cwd=cwd,
@@ -454,9 +457,9 @@ def http(
     prefix: str = "",
     timeout: float = DEFAULT_TIMEOUT,
     start_timeout: float = DEFAULT_START_TIMEOUT,
-) -> MCPServer:
+) -> Server:
     """A server reached over streamable HTTP: ``http("http://127.0.0.1:8000/mcp")``. ``headers`` go with every
     request (an ``Authorization`` header is never shown nor pickled)."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ValueError(f"http() takes the server's http:// or https:// URL, got {url!r}")
-    return MCPServer(url=url, headers=headers, prefix=prefix, timeout=timeout, start_timeout=start_timeout)
+    return Server(url=url, headers=headers, prefix=prefix, timeout=timeout, start_timeout=start_timeout)

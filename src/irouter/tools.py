@@ -307,7 +307,7 @@ def function_schema(func: Callable[..., Any]) -> dict[str, Any]:
 class Toolbox:
     """The tools of a turn: local `Tool` objects by name, plus ready-made schema dicts passed through as they are
     (OpenRouter server tools such as ``{"type": "openrouter:web_search"}``). An item with an ``__irouter_tools__()``
-    method (an `irouter.mcp.MCPServer`) stands for the tools it returns."""
+    method (an `irouter.mcp.Server`) stands for the tools it returns."""
 
     def __init__(self, tools: Sequence[Any] | None, servers: bool = True) -> None:
         """``servers=False`` checks the list without starting its servers (their tools are left out)."""
@@ -349,7 +349,7 @@ class Toolbox:
 
 
 def tool_servers(tools: Any) -> list[Any]:
-    """The servers of tools (`irouter.mcp.MCPServer`) among a ``tools=`` list, for closing them with the chat."""
+    """The servers of tools (`irouter.mcp.Server`) among a ``tools=`` list, for closing them with the chat."""
     items = tools if isinstance(tools, (list, tuple)) else []
     return [item for item in items if hasattr(item, "__irouter_tools__")]
 
