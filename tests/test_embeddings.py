@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import pickle
 import struct
 import subprocess
 import sys
@@ -139,6 +140,10 @@ def test_one_at_a_time_sends_batches_in_order(router: OpenRouterDouble, connect:
     assert [len(v) for v in vectors] == [5] * 7
     assert [e.step for e in vectors.ledger] == [1, 2, 3]
     assert vectors.cost == pytest.approx(sum(e.cost for e in vectors.ledger))
+    again = pickle.loads(pickle.dumps(vectors))  # plain data: the vectors and their ledger travel
+    assert again == vectors
+    assert again.ledger == vectors.ledger
+    assert again.model == SMALL
 
 
 def test_a_failed_batch_fails_the_call(router: OpenRouterDouble, connect: dict[str, str]) -> None:
