@@ -1271,7 +1271,21 @@ def test_captured_header_details() -> None:
 
 # --------------------------------------------------------------------------------------------- coverage
 
+EMBEDDINGS = {
+    # read by tests/test_embeddings.py (the exchanges replayed through irouter.embed, the double's headers and key
+    # order, the error envelope under HTTP 200)
+    "embeddings-multi-input-2026-01.request.json",
+    "embeddings-multi-input-2026-01.response.truncated.json",
+    "embeddings-provider-order-user-2026-01.request.json",
+    "embeddings-provider-order-user-2026-01.response.truncated.json",
+    "embeddings-single-2026-01.request.json",
+    "embeddings-single-2026-01.response-meta.json",
+    "embeddings-single-2026-01.response.truncated.json",
+    "error-in-200-embeddings-no-successful-provider-responses.response.json",
+}
+
 TABLES: dict[str, Any] = {
+    "embeddings": EMBEDDINGS,
     "requests": REQUESTS,
     "responses": RESPONSES,
     "errors": ERRORS,
@@ -1284,6 +1298,8 @@ TABLES: dict[str, Any] = {
 
 def kind_of(name: str) -> str:
     """Which table a sample file belongs in, from its name alone."""
+    if name.startswith(("embeddings-", "error-in-200-embeddings-")):
+        return "embeddings"
     if name.endswith(".request.json"):
         return "requests"
     if name.endswith(("-meta.json", "-headers.json")):
@@ -1318,18 +1334,10 @@ LATER = {
     "chat-nonstream-cache-gemini-system-2026-03.turn1.response.json",
     "chat-nonstream-cache-gemini-system-2026-03.turn2.request.json",
     "chat-nonstream-cache-gemini-system-2026-03.turn2.response.json",
-    "embeddings-multi-input-2026-01.request.json",
-    "embeddings-multi-input-2026-01.response.truncated.json",
-    "embeddings-provider-order-user-2026-01.request.json",
-    "embeddings-provider-order-user-2026-01.response.truncated.json",
-    "embeddings-single-2026-01.request.json",
-    "embeddings-single-2026-01.response-meta.json",
-    "embeddings-single-2026-01.response.truncated.json",
     "error-400-context-length-exceeded-previous-errors.response.json",
     "error-400-context-length-exceeded.response.json",
     "error-402-in-flight-budget-exhausted-previous-errors.response.json",
     "error-402-in-flight-budget-exhausted.response.json",
-    "error-in-200-embeddings-no-successful-provider-responses.response.json",
     "generation-stats-doc-example.response.json",
     "generation-stats-provider-fallback-2026-02.response.truncated.json",
     "model-endpoints-kimi-k3-2026-08.response.json",
@@ -1338,7 +1346,7 @@ LATER = {
     "responses-nonstream-prompt-cache-explicit-2026-07.turn2.request.json",
     "responses-nonstream-prompt-cache-explicit-2026-07.turn2.response.json",
 }
-"""Sample files no test reads yet (prompt caching, embeddings, batches, generation stats, endpoint lists, the
+"""Sample files no test reads yet (prompt caching, batches, generation stats, endpoint lists, the
 Responses API, context-length and budget errors): in the repository so the issues that need them find them."""
 
 

@@ -9,6 +9,7 @@
 from typing import TYPE_CHECKING, Any
 
 from ._content import PDF, Audio, Image, Video
+from ._embeddings import Embeddings, aembed, embed
 from ._ledger import LedgerEntry
 from ._outputs import GeneratedImage
 from ._persist import history_to_markdown
@@ -91,6 +92,7 @@ __all__ = [
     "Cell",
     "CellError",
     "Chat",
+    "Embeddings",
     "Forecast",
     "GeneratedImage",
     "Grid",
@@ -120,6 +122,8 @@ __all__ = [
     "Verdict",
     "Video",
     "__version__",
+    "aembed",
+    "embed",
     "function_schema",
     "get_all_models",
     "history_to_markdown",

@@ -23,7 +23,7 @@ from ._wire import Reply, parse_completion
 from .catalog import RECHECK_AFTER, cached_catalog, cached_records, find, list_models
 from .endpoints import Route, json_object_format, route
 from .errors import APIError, UnknownModelError
-from .tools import AfterTool, BeforeTool, Toolbox
+from .tools import AfterTool, BeforeTool, Toolbox, tool_servers
 
 _Self = TypeVar("_Self")
 CHAT_PATH = "chat/completions"
@@ -127,6 +127,8 @@ class AsyncClosing:
         """`close`, awaited: also closes the running event loop's idle pooled connections. A client given as
         ``http_client=`` is never closed by irouter."""
         await arelease_pools()
+        for server in tool_servers(getattr(self, "defaults", {}).get("tools")):
+            await server.aclose()
 
     async def __aenter__(self: _Self) -> _Self:
         return self
@@ -263,8 +265,11 @@ class ModelClient:
     def close(self) -> None:
         """Release connections: irouter's shared pools close their idle connections (unless a request is in
         flight); the next request opens new ones, so the object stays usable. A client given as ``http_client=``
-        is never closed by irouter: close it yourself. ``with Chat(...) as chat:`` calls this on leaving."""
+        is never closed by irouter: close it yourself. ``with Chat(...) as chat:`` calls this on leaving. MCP
+        servers given as ``tools=`` when the object was made stop (a later turn starts them again)."""
         release_pools()
+        for server in tool_servers(getattr(self, "defaults", {}).get("tools")):
+            server.close()
 
     def __enter__(self: _Self) -> _Self:
         return self
@@ -304,7 +309,7 @@ class ModelClient:
         if client.get("max_retry_wait") is not None:
             plan.max_retry_wait = retry.check_retry_wait(client["max_retry_wait"])
         if client.get("tools") is not None:
-            plan.toolbox = Toolbox(client["tools"])
+            plan.toolbox = Toolbox(client["tools"], servers=place != self._place_new)  # servers start on first use
         if client.get("max_steps") is not None:
             plan.max_steps = check_max_steps(client["max_steps"])
         plan.before_tool = check_hook("before_tool", client.get("before_tool"), self._awaits)

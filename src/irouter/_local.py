@@ -43,7 +43,8 @@ THREADS = max((os.cpu_count() or 2) // 2, 1)
 """Threads the llama.cpp server computes with: half the logical CPUs (about one per core)."""
 
 _named: dict[str, Path] = {}
-_servers: dict[Path, LlamaServer] = {}
+_servers: dict[tuple[Path, bool], LlamaServer] = {}
+"""Running servers by (model file, embedding mode)."""
 _lock = threading.Lock()
 
 
@@ -151,15 +152,20 @@ def describe_exit(returncode: int) -> str:
 
 
 class LlamaServer:
-    """One ``python -m llama_cpp.server`` process serving one GGUF file on a free loopback port."""
+    """One ``python -m llama_cpp.server`` process serving one GGUF file on a free loopback port.
 
-    def __init__(self, path: Path) -> None:
+    With ``embedding``, it runs in llama.cpp's embedding mode and serves ``/embeddings``: a separate process from the
+    one serving chats, so that chats run exactly as they do without it."""
+
+    def __init__(self, path: Path, embedding: bool = False) -> None:
         self.path = path
+        self.embedding = embedding
         self.python = server_python()
         self.process: subprocess.Popen[bytes] | None = None
         self.port = _free_port()
         self.endpoint = Endpoint(f"http://127.0.0.1:{self.port}/v1", api_key_env=None, attribution=False)
-        self.log = Path(tempfile.gettempdir()) / f"irouter-llama-{os.getpid()}-{path.stem}.log"
+        mode = "-embedding" if embedding else ""
+        self.log = Path(tempfile.gettempdir()) / f"irouter-llama-{os.getpid()}-{path.stem}{mode}.log"
 
     def command(self) -> list[str]:
         return [
@@ -182,6 +188,7 @@ class LlamaServer:
             str(THREADS),
             "--chat_format",
             "chatml-function-calling",
+            *(["--embedding", "true"] if self.embedding else []),
         ]
 
     def start(self) -> None:
@@ -270,26 +277,28 @@ class LlamaServer:
                 self.process.wait(10)
 
 
-def server_for(path: Path) -> LlamaServer:
-    """The running server for ``path``, started if need be (one per file per process). A server that died since
-    the last request is reported (`LocalModelError`) and forgotten: the next request starts a new one."""
+def server_for(path: Path, embedding: bool = False) -> LlamaServer:
+    """The running server for ``path``, started if need be (one per file and mode per process). A server that died
+    since the last request is reported (`LocalModelError`) and forgotten: the next request starts a new one."""
+    key = (path, embedding)
     with _lock:
-        server = _servers.get(path)
+        server = _servers.get(key)
         if server is not None and server.process is not None and server.process.poll() is not None:
-            del _servers[path]
+            del _servers[key]
             raise server.death(server.process.returncode, "between two requests")
         if server is None:
-            server = LlamaServer(path)
+            server = LlamaServer(path, embedding)
             server.start()
-            _servers[path] = server
+            _servers[key] = server
         return server
 
 
 def forget(server: LlamaServer) -> None:
     """Drop ``server`` from the running ones (it died), so the next request starts a new one."""
     with _lock:
-        if _servers.get(server.path) is server:
-            del _servers[server.path]
+        key = (server.path, server.embedding)
+        if _servers.get(key) is server:
+            del _servers[key]
 
 
 @atexit.register
@@ -306,11 +315,13 @@ class LocalEndpoint:
     """An `Endpoint` whose server starts on the first request: no key, no attribution headers. A connection that
     fails because the server died raises `LocalModelError` instead (see `LlamaServer.check`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, embedding: bool = False) -> None:
         self.path = path
+        self.embedding = embedding
+        """Served by the model's embedding-mode server (`LlamaServer`)."""
 
     def server(self) -> LlamaServer:
-        return server_for(self.path)
+        return server_for(self.path, self.embedding)
 
     def ready(self) -> Endpoint:
         return self.server().endpoint

@@ -306,9 +306,11 @@ def function_schema(func: Callable[..., Any]) -> dict[str, Any]:
 
 class Toolbox:
     """The tools of a turn: local `Tool` objects by name, plus ready-made schema dicts passed through as they are
-    (OpenRouter server tools such as ``{"type": "openrouter:web_search"}``)."""
+    (OpenRouter server tools such as ``{"type": "openrouter:web_search"}``). An item with an ``__irouter_tools__()``
+    method (an `irouter.mcp.Server`) stands for the tools it returns."""
 
-    def __init__(self, tools: Sequence[Any] | None) -> None:
+    def __init__(self, tools: Sequence[Any] | None, servers: bool = True) -> None:
+        """``servers=False`` checks the list without starting its servers (their tools are left out)."""
         if tools is None:
             tools = []
         if callable(tools) or isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
@@ -324,13 +326,17 @@ class Toolbox:
                 if isinstance(function, Mapping) and isinstance(function.get("name"), str):
                     self.declared.add(function["name"])
                 continue
-            tool = item if isinstance(item, Tool) else Tool(item)
-            if tool.name in self.local:
-                raise ValueError(
-                    f"Two tools are named {tool.name!r}; names must be unique. Rename one with Tool(func, name=...)."
-                )
-            self.local[tool.name] = tool
-            self.schemas.append(tool.schema)
+            source = getattr(item, "__irouter_tools__", None)  # a server of tools (irouter.mcp)
+            if source is not None and not servers:
+                continue
+            for tool in source() if source is not None else [item if isinstance(item, Tool) else Tool(item)]:
+                if tool.name in self.local:
+                    raise ValueError(
+                        f"Two tools are named {tool.name!r}; names must be unique. Rename one with "
+                        "Tool(func, name=...) (or give an MCP server a prefix=)."
+                    )
+                self.local[tool.name] = tool
+                self.schemas.append(tool.schema)
 
     def __bool__(self) -> bool:
         return bool(self.schemas)
@@ -340,6 +346,12 @@ class Toolbox:
         there are local tools (the model is told it is unknown); no for a function given as a schema dict, or
         when there are no local tools at all: such calls are left for the caller to answer."""
         return name in self.local or (bool(self.local) and name not in self.declared)
+
+
+def tool_servers(tools: Any) -> list[Any]:
+    """The servers of tools (`irouter.mcp.Server`) among a ``tools=`` list, for closing them with the chat."""
+    items = tools if isinstance(tools, (list, tuple)) else []
+    return [item for item in items if hasattr(item, "__irouter_tools__")]
 
 
 # --------------------------------------------------------------------------------------------- running calls
@@ -356,7 +368,7 @@ def result_text(value: Any) -> str:
     pydantic models and dataclasses as objects, tuples, sets and generators as arrays...), sent bare when that
     data is a single string (a datetime, a path, UTF-8 bytes)."""
     if isinstance(value, str):
-        return value
+        return str.__str__(value)  # a plain str in history, whatever subclass the tool returned
     try:
         data = to_json_data(value)
         return data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)

@@ -66,7 +66,8 @@ class OpenRouterDouble:
 
     Routes (under ``/api/v1``): ``POST /chat/completions`` (JSON with leading keep-alive whitespace, or SSE with
     ``: OPENROUTER PROCESSING`` comments and a final usage chunk), ``GET /models``, ``GET /key``,
-    ``GET /credits``, ``GET /generation?id=``. Errors use OpenRouter's envelope.
+    ``GET /credits``, ``GET /generation?id=``, ``POST /embeddings`` (see `queue_embeddings`). Errors use
+    OpenRouter's envelope.
 
     Args:
         api_key: the only key accepted (401 ``User not found.`` otherwise; 401 ``No auth credentials found``
@@ -112,6 +113,7 @@ class OpenRouterDouble:
         self.generations: dict[str, dict[str, Any]] = {}
         self._queues: dict[str | None, deque[Script | str | Responder]] = {}
         self._get_queues: dict[str, deque[Error | Raw]] = {}
+        self._embedding_queue: deque[Error | Raw | dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._server = _Server((host, port), _Handler)
         self._server.double = self
@@ -170,11 +172,24 @@ class OpenRouterDouble:
             self._get_queues.setdefault("/" + path.strip("/"), deque()).extend(replies)
         return self
 
+    def queue_embeddings(self, *replies: Error | Raw | dict[str, Any]) -> OpenRouterDouble:
+        """Queue answers for ``POST /embeddings``, used in order before the normal answer (deterministic vectors
+        with usage and cost, see `irouter.testing._embeddings`): an `Error`, `Raw` bytes, or a body to send as is."""
+        with self._lock:
+            self._embedding_queue.extend(replies)
+        return self
+
+    @property
+    def embedding_requests(self) -> list[dict[str, Any]]:
+        """The JSON bodies of every ``/embeddings`` request, in order."""
+        return [r.json for r in list(self.requests) if r.path.endswith("/embeddings")]
+
     def reset(self) -> None:
         """Forget queued replies and recorded requests."""
         with self._lock:
             self._get_queues.clear()
             self._queues.clear()
+            self._embedding_queue.clear()
             self.requests.clear()
             self.generations.clear()
 
@@ -337,6 +352,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         request = self._read()
         path = request.path.removeprefix(PREFIX)
+        if path == "/embeddings":
+            self._embeddings(request)
+            return
         if path != "/chat/completions":
             self._error(404, f"Not Found: {request.path}")
             return
@@ -360,6 +378,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(self.double.render(body, reply), reply)
         else:
             self._complete(self.double.render(body, reply), reply)
+
+    def _embeddings(self, request: Request) -> None:
+        from ._embeddings import check_input, embeddings_body
+
+        if not self._authorized(request):
+            return
+        with self.double._lock:
+            queued = self.double._embedding_queue
+            scripted = queued.popleft() if queued else None
+        if isinstance(scripted, Raw):
+            self._raw(scripted)
+        elif isinstance(scripted, Error):
+            self._send_error(scripted, stream=False)
+        elif scripted is not None:
+            self._json(200, scripted)
+        elif (problem := check_input(request.json)) is not None:
+            self._error(400, problem)
+        else:
+            self._json(200, embeddings_body(request.json, self.double.prices[0]))
 
     def _authorized(self, request: Request) -> bool:
         auth = request.headers.get("authorization", "")
