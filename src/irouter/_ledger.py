@@ -46,6 +46,8 @@ class LedgerEntry:
     time: float
     """Unix time the request was sent."""
     is_byok: bool | None = None
+    cached: bool = False
+    """Answered from the response cache (``cache_responses=True``): nothing sent, tokens and cost 0."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

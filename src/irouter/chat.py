@@ -48,12 +48,15 @@ class _Conversation(ModelClient):
         max_total_tokens: int | None = None,
         allow_unpriced: bool = False,
         http_client: Any = None,
+        log: bool | str | os.PathLike[str] | None = None,
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a string, got {type(system).__name__}")
         if not isinstance(allow_unpriced, bool):
             raise TypeError(f"allow_unpriced must be True or False, got {allow_unpriced!r}")
+        self._log_path = _log_file(log)
+        """The conversation log's file (``None``: not logged); also the response cache's."""
         super().__init__(model, api_key, base_url, defaults, http_client)
         self._meter = Meter(max_cost, max_total_tokens, self._quote)
         self._allow_unpriced = allow_unpriced
@@ -64,6 +67,43 @@ class _Conversation(ModelClient):
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
         self._turn_options: dict[str, dict[str, Any]] = {}
         """Each model's last turn's keyword arguments: `answer_tool_calls` goes on with them."""
+        self._new_log_conversation()
+
+    def _new_log_conversation(self) -> None:
+        """The next logged call starts a new conversation in the log (a new chat, or its history replaced)."""
+        self._log_id: str | None = None
+        self._logged: dict[str, int] = {}
+        """How many messages of each model's history, and of the ledger (key ``""``), are in the log."""
+
+    @property
+    def log_id(self) -> str | None:
+        """The id of this conversation in the log (``Chat(..., log=True)``), once a call was logged; ``None``
+        otherwise. `Chat.resume` goes on from it."""
+        return self._log_id
+
+    def _store_path(self) -> Any:
+        return self._log_path or super()._store_path()
+
+    def _write_log(self) -> None:
+        """Add what the last call added (messages of every model, ledger entries) to the log; never raises (a file
+        that cannot be used gives one `StoreWarning`)."""
+        if self._log_path is None:
+            return
+        from ._log import Turn, new_id, write_turn
+
+        with self._log_lock:
+            entries = list(self._meter.entries)
+            done = self._logged.get("", 0) if self._logged.get("", 0) <= len(entries) else 0
+            new = {m: (self._logged.get(m, 0), list(h[self._logged.get(m, 0) :])) for m, h in self._history.items()}
+            if not any(messages for _, messages in new.values()) and done == len(entries):
+                return
+            data = self.to_dict()
+            settings = {k: v for k, v in data.items() if k not in ("history", "usage", "cost", "ledger")}
+            conversation = self._log_id or new_id()
+            if write_turn(self._log_path, Turn(conversation, settings, new, entries[done:])):
+                self._log_id = conversation
+                self._logged = {m: start + len(messages) for m, (start, messages) in new.items()}
+                self._logged[""] = len(entries)
 
     def _new_locks(self) -> None:
         """Locks belong to one object and one process: made here, and anew for copies and unpickled chats."""
@@ -74,10 +114,11 @@ class _Conversation(ModelClient):
         never interleave."""
         self._async_locks: dict[Any, dict[str, Any]] = {}
         """The same for async turns: per event loop, one asyncio lock per model (closed loops are dropped)."""
+        self._log_lock = threading.Lock()
 
     def _state(self) -> dict[str, Any]:
         state = super()._state()
-        for name in ("_locks", "_turn_locks", "_async_locks"):
+        for name in ("_locks", "_turn_locks", "_async_locks", "_log_lock"):
             state.pop(name, None)
         # a turn's own options matter only while its calls wait for answers: the others (a lambda hook, a local
         # tool given to one call) must not stop the chat from pickling
@@ -328,6 +369,7 @@ class _Conversation(ModelClient):
         for model in self._models:
             with self._locks[model]:
                 self._history[model] = self._start()
+        self._new_log_conversation()
 
     def reset_usage(self) -> None:
         """Token counters, cost and the ledger back to zero (history is kept; budgets start over)."""
@@ -361,6 +403,7 @@ class _Conversation(ModelClient):
         for slug, messages in updates.items():
             with self._locks[slug]:
                 self._history[slug] = messages
+        self._new_log_conversation()
 
     def to_dict(self) -> dict[str, Any]:
         """The chat as plain JSON data: models, system prompt, base URL, options, budgets, history, usage, cost
@@ -448,6 +491,33 @@ class _Conversation(ModelClient):
             raise ValueError(f"{path} is not a saved chat: it is not JSON ({exc})") from None
         return cls.from_dict(data, api_key=api_key, base_url=base_url, http_client=http_client, **options)
 
+    @classmethod
+    def resume(
+        cls,
+        conversation: str | None = None,
+        *,
+        log: bool | str | os.PathLike[str] | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Go on with a conversation of the log (``None``: the most recent one; an id, or a unique start of one, as
+        `irouter logs` lists them), multi-model ones included. ``log``: the log's file (default: ``IROUTER_LOG_PATH``,
+        else the user data folder's ``irouter/logs.db``). The chat logs its next turns to the same conversation.
+        Other arguments as for `from_dict` (the key is never in the log: ``api_key`` or ``OPENROUTER_API_KEY``).
+        Raises ``KeyError`` when there is no such conversation, ``FileNotFoundError`` when there is no log."""
+        from ._log import Log
+
+        reader = Log(None if isinstance(log, bool) else log)
+        data = reader.get(conversation)
+        chat = cls.from_dict(data, api_key=api_key, base_url=base_url, http_client=http_client, **options)
+        chat._log_path = reader.path
+        chat._log_id = data["id"]
+        chat._logged = {m: len(h) for m, h in chat._history.items()}
+        chat._logged[""] = len(chat._meter.entries)
+        return chat
+
     def fork(self: _C) -> _C:
         """An independent copy to branch the conversation: same models, endpoint, options and budgets; its own
         history and accounts (copied), so turns on one do not show in the other."""
@@ -458,6 +528,7 @@ class _Conversation(ModelClient):
         twin._meter.entries = list(self._meter.entries)
         twin._meter.holds = []
         twin._turn_options = dict(self._turn_options)
+        twin._new_log_conversation()  # logged (if this chat is) as a conversation of its own
         return twin
 
     # ------------------------------------------------------------------------------------------ notebooks
@@ -720,11 +791,14 @@ class Chat(_Conversation, Generic[Answer]):
                 held.enter_context(self._turn_locks[model])
             self._check_starts(starts)
             try:
-                results = fan_out(models, one, cancel, ended)
-            except MultiModelError as exc:  # the others' answers are kept
-                exc.answers = self._commit(exc.answers, plans, cancel)
-                raise
-            return self._commit(results, plans, cancel)
+                try:
+                    results = fan_out(models, one, cancel, ended)
+                except MultiModelError as exc:  # the others' answers are kept
+                    exc.answers = self._commit(exc.answers, plans, cancel)
+                    raise
+                return self._commit(results, plans, cancel)
+            finally:
+                self._write_log()  # what was committed, and every billed request (a failed one too)
 
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Send the results of the `pending_tool_calls` and go on with the turn; returns what the turn returns
@@ -953,11 +1027,14 @@ class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
                     await held.enter_async_context(self._turn_lock(model))
                 self._check_starts(starts)
                 try:
-                    results = await afan_out(models, one, cancel, ended)
-                except MultiModelError as exc:
-                    exc.answers = self._commit(exc.answers, plans, cancel)
-                    raise
-                return self._commit(results, plans, cancel)
+                    try:
+                        results = await afan_out(models, one, cancel, ended)
+                    except MultiModelError as exc:
+                        exc.answers = self._commit(exc.answers, plans, cancel)
+                        raise
+                    return self._commit(results, plans, cancel)
+                finally:
+                    self._write_log()
 
     def answer_tool_calls(self, results: Mapping[str, Any], **kwargs: Any) -> Any:
         """Like `Chat.answer_tool_calls`, awaitable: ``await chat.answer_tool_calls({call_id: result})``."""
@@ -975,6 +1052,20 @@ def _one_signal(plans: dict[str, Plan]) -> CancelSignal:
     for plan in plans.values():
         plan.cancel = cancel
     return cancel
+
+
+def _log_file(log: Any) -> Path | None:
+    """The file a chat logs to: ``log=True`` (or ``IROUTER_LOG=1`` when ``log`` is not given) the default one
+    (``IROUTER_LOG_PATH``, else the user data folder's), a path that one, ``False``/``None`` none."""
+    if log is None:
+        log = os.environ.get("IROUTER_LOG", "").strip().lower() in ("1", "true", "yes", "on")
+    if log is False:
+        return None
+    if not isinstance(log, (bool, str, os.PathLike)):
+        raise TypeError(f"log must be True, False or the path of a log file, got {type(log).__name__}")
+    from ._log import log_path
+
+    return log_path(log)
 
 
 def _saved_base_url(url: Any) -> str | None:
