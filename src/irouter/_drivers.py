@@ -113,7 +113,13 @@ class Recorder:
 
             now = time.monotonic()
             entry = entry_for(
-                self.model, reply.usage, reply, started=now, wall_started=time.time(), ttft=None, step=step,
+                self.model,
+                reply.usage,
+                reply,
+                started=now,
+                wall_started=time.time(),
+                ttft=None,
+                step=step,
                 streamed=streamed,
             )
             self.meter.record(cached_entry(entry))

@@ -15,6 +15,7 @@ short transactions). No API key is ever written: only messages, request bodies a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -104,10 +105,8 @@ def using(path: Path, use: Callable[[Store], T], what: str) -> T | None:
 
 
 def _close(store: Store) -> None:
-    try:
+    with contextlib.suppress(sqlite3.Error):
         store.close()
-    except sqlite3.Error:
-        pass
 
 
 def close_all() -> None:
@@ -181,7 +180,9 @@ class ResponseCache:
         oldest = self.clock() - self.ttl if self.ttl is not None else None
 
         def read(store: Store) -> str | None:
-            rows = store.read("SELECT result, updated FROM cells WHERE key = ? AND kind = ? AND state = ?", (key, RESPONSE, DONE))
+            rows = store.read(
+                "SELECT result, updated FROM cells WHERE key = ? AND kind = ? AND state = ?", (key, RESPONSE, DONE)
+            )
             if not rows or (oldest is not None and (rows[0][1] or 0) < oldest):
                 return None
             with store.write() as db:
@@ -402,7 +403,10 @@ class Log:
             words = query.split()
             where = " AND ".join("text LIKE ?" for _ in words)
             hits = [
-                (c, t[:120], 0) for c, t in self._read(f"SELECT conversation, text FROM messages WHERE {where}", [f"%{w}%" for w in words])
+                (c, t[:120], 0)
+                for c, t in self._read(
+                    f"SELECT conversation, text FROM messages WHERE {where}", [f"%{w}%" for w in words]
+                )
             ]
         found: dict[str, str] = {}
         for conversation, snippet, _ in hits:
@@ -432,7 +436,9 @@ class Log:
             if not rows:
                 raise KeyError(f"No conversation is logged in {self.path} yet")
             return str(rows[0][0])
-        rows = self._read("SELECT id FROM conversations WHERE id = ? OR id LIKE ? LIMIT 2", (conversation, f"{conversation}%"))
+        rows = self._read(
+            "SELECT id FROM conversations WHERE id = ? OR id LIKE ? LIMIT 2", (conversation, f"{conversation}%")
+        )
         exact = [r[0] for r in rows if r[0] == conversation]
         if exact or len(rows) == 1:
             return str((exact or [rows[0][0]])[0])
@@ -446,16 +452,22 @@ class Log:
         `Chat.resume` goes on from."""
         cid = self.resolve(conversation)
         head = self._read("SELECT title, created, updated, settings FROM conversations WHERE id = ?", (cid,))[0]
-        models = [m for (m,) in self._read(
-            "SELECT model FROM conversation_models WHERE conversation = ? ORDER BY position", (cid,)
-        )]
+        models = [
+            m
+            for (m,) in self._read(
+                "SELECT model FROM conversation_models WHERE conversation = ? ORDER BY position", (cid,)
+            )
+        ]
         history: dict[str, list[dict[str, Any]]] = {m: [] for m in models}
         blobs: dict[str, str] = {}
         for model, text in self._read(
             "SELECT model, message FROM messages WHERE conversation = ? ORDER BY model, seq", (cid,)
         ):
             history.setdefault(model, []).append(self._restore(json.loads(text), blobs))
-        ledger = [json.loads(e) for (e,) in self._read("SELECT entry FROM requests WHERE conversation = ? ORDER BY id", (cid,))]
+        ledger = [
+            json.loads(e)
+            for (e,) in self._read("SELECT entry FROM requests WHERE conversation = ? ORDER BY id", (cid,))
+        ]
         settings = json.loads(head[3])
         return {
             **settings,

@@ -111,8 +111,20 @@ _KEPT = frozenset(option.name for option in OPTIONS if option.converted or not o
 """What `split` keeps out of the body: irouter's own settings and the values it converts before sending."""
 
 ANSWER_NEUTRAL = frozenset(
-    "stream stream_options usage user session_id metadata trace debug prompt_cache_key prompt_cache_options "
-    "cache_control service_tier".split()
+    {
+        "stream",
+        "stream_options",
+        "usage",
+        "user",
+        "session_id",
+        "metadata",
+        "trace",
+        "debug",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "cache_control",
+        "service_tier",
+    }
 )
 """Request fields that do not change the answer: left out of the response cache's key (a request that differs
 only in these is answered from the cache)."""
