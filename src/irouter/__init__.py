@@ -39,12 +39,14 @@ from .errors import (
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    StoreWarning,
     StructuredOutputError,
     UnknownModelError,
 )
 from .tools import Tool, ToolCall, ToolResult, function_schema
 
 if TYPE_CHECKING:
+    from ._log import Log
     from .grid import Cell, CellError, Forecast, Grid, GridResults
 
 _LAZY = {"Cell", "CellError", "Forecast", "Grid", "GridResults"}
@@ -56,6 +58,10 @@ def __getattr__(name: str) -> Any:
         from . import grid
 
         return getattr(grid, name)
+    if name == "Log":  # the conversation log's reader (it brings sqlite3)
+        from ._log import Log
+
+        return Log
     raise AttributeError(f"module 'irouter' has no attribute {name!r}")
 
 
@@ -97,6 +103,7 @@ __all__ = [
     "Image",
     "IrouterError",
     "LedgerEntry",
+    "Log",
     "LocalModelError",
     "MissingAPIKeyError",
     "ModelInfo",
@@ -108,6 +115,7 @@ __all__ = [
     "RequestTimeoutError",
     "Response",
     "ServerError",
+    "StoreWarning",
     "Stream",
     "StructuredOutputError",
     "Tool",
