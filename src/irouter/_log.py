@@ -185,7 +185,8 @@ class ResponseCache:
             )
             if not rows or (oldest is not None and (rows[0][1] or 0) < oldest):
                 return None
-            with store.write() as db:
+            # locked: the answer counts, its hit does not
+            with contextlib.suppress(sqlite3.OperationalError), store.write() as db:
                 db.execute("UPDATE cells SET hits = hits + 1 WHERE key = ?", (key,))
             return str(rows[0][0])
 
