@@ -99,6 +99,55 @@ def test_search_finds_the_conversations_with_the_words(router: OpenRouterDouble,
     assert [r["id"] for r in log.conversations()] == [third.log_id, second.log_id, first.log_id]
 
 
+def test_search_without_fts5_matches_words_as_substrings(router: OpenRouterDouble, tmp_path: Path) -> None:
+    """A SQLite built without FTS5 has no index (the store notes it in ``meta``): search falls back to LIKE."""
+    path = tmp_path / "logs.db"
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '0' WHERE key = 'fts'")
+        db.execute("DROP TABLE messages_fts")
+    router.queue("Bananas are yellow.", "Rain is wet.")
+    first = Chat(A, base_url=router.base_url, api_key=router.api_key, log=path)
+    first("Tell me about bananas")
+    Chat(A, base_url=router.base_url, api_key=router.api_key, log=path)("And the weather?")
+    assert [r["id"] for r in Log(path).search("banana yellow")] == [first.log_id]
+
+
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+PART = st.one_of(
+    st.builds(lambda t: {"type": "text", "text": t}, TEXT),
+    st.builds(
+        lambda b: {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b}},
+        st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", min_size=0, max_size=600),
+    ),
+    st.builds(
+        lambda b: {"type": "input_audio", "input_audio": {"data": b, "format": "wav"}},
+        st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", max_size=600),
+    ),
+)
+MESSAGE = st.one_of(
+    st.builds(lambda t: {"role": "user", "content": t}, TEXT),
+    st.builds(lambda ps: {"role": "user", "content": ps}, st.lists(PART, min_size=1, max_size=4)),
+    st.builds(lambda t: {"role": "assistant", "content": t}, TEXT),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(turns=st.lists(st.lists(MESSAGE, min_size=1, max_size=3), min_size=1, max_size=3))
+def test_any_messages_come_back_from_the_log_as_they_were(tmp_path_factory: Any, turns: list[Any]) -> None:
+    from irouter._log import Turn, write_turn
+
+    path = tmp_path_factory.mktemp("prop") / "logs.db"
+    settings_ = {"models": [A, B]}
+    history: dict[str, list[Any]] = {A: [], B: []}
+    for messages in turns:
+        new = {m: (len(history[m]), messages) for m in (A, B)}
+        assert write_turn(path, Turn("c1", settings_, new, []))
+        for m in (A, B):
+            history[m] = history[m] + messages
+    assert Log(path).get("c1")["history"] == history
+
+
 def test_resume_goes_on_with_a_multi_model_conversation(router: OpenRouterDouble, tmp_path: Path) -> None:
     path = tmp_path / "logs.db"
     connect = {"base_url": router.base_url, "api_key": router.api_key}

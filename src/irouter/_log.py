@@ -191,7 +191,10 @@ class ResponseCache:
             return str(rows[0][0])
 
         text = using(self.path, read, "the response cache")
-        return None if text is None else Reply(**json.loads(text))
+        try:
+            return None if text is None else Reply(**json.loads(text))
+        except (ValueError, TypeError):  # not an answer this irouter can read: sent again, and replaced
+            return None
 
     def put(self, model: str, body: Mapping[str, Any], reply: Reply) -> None:
         """Keep ``reply`` as the answer to this request (if it may be cached)."""

@@ -81,6 +81,11 @@ class _Conversation(ModelClient):
         otherwise. `Chat.resume` goes on from it."""
         return self._log_id
 
+    @property
+    def log_path(self) -> Path | None:
+        """The file this chat logs to (``log=``), or ``None`` when it is not logged."""
+        return self._log_path
+
     def _store_path(self) -> Any:
         return self._log_path or super()._store_path()
 

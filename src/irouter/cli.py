@@ -764,7 +764,7 @@ def command(
     elif name == "/save":
         print(f"(saved to {chat.save(rest or 'chat.json')})", file=sys.stderr)
     elif name == "/load":
-        loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key, **(limits or {}))
+        loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key, log=chat.log_path or False, **(limits or {}))
         chat = loaded
         print(f"(loaded: {', '.join(chat.models)}, {chat.turns} turns)", file=sys.stderr)
         waiting = _waiting(chat)
@@ -815,7 +815,7 @@ def _with_models(chat: Chat[Any], models: list[str], key: str | None = None) -> 
     data = chat.to_dict()
     data["models"] = models
     data["history"] = {m: old.get(m, first) for m in models}  # the ledger stays: spending counts for max_cost
-    changed: Chat[Any] = Chat.from_dict(data, api_key=key, **_unsaved(chat))
+    changed: Chat[Any] = Chat.from_dict(data, api_key=key, log=chat.log_path or False, **_unsaved(chat))
     return changed
 
 
