@@ -580,3 +580,13 @@ def test_the_cli_cache_commands(router: OpenRouterDouble, tmp_path: Path) -> Non
     assert out.returncode == 0
     assert "cleared 1" in out.stderr
     assert Log(path).cache_stats()["entries"] == 0
+
+
+def test_a_chat_without_log_or_cache_never_loads_sqlite(router: OpenRouterDouble) -> None:
+    code = (
+        "import sys\nfrom irouter import Chat\n"
+        f"Chat('a/a', base_url={router.base_url!r}, api_key={router.api_key!r})('hi')\n"
+        "print('sqlite3' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

@@ -143,6 +143,31 @@ def check_max_steps(value: Any) -> int:
     return value
 
 
+def check_cache_setting(value: Any) -> bool | str:
+    """``cache_responses``: ``True``, ``False``/``None`` or ``"always"`` (see `irouter._log.ResponseCache`)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if value == "always":
+        return "always"
+    raise ValueError(f"cache_responses must be True, False or 'always', got {value!r}")
+
+
+def check_cache_ttl(value: Any) -> float | None:
+    """``cache_responses_ttl``: seconds a cached answer stays usable (``None``: forever)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"cache_responses_ttl must be a positive number of seconds (or None: forever), got {value!r}")
+    return float(value)
+
+
+def env_switch(name: str) -> bool:
+    """An environment switch such as ``IROUTER_CACHE=1`` (also ``true``, ``yes``, ``on``)."""
+    import os
+
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def check_hook(name: str, value: Any, awaits: bool = False) -> Any:
     """A ``before_tool``/``after_tool`` hook; an ``async def`` one only where it will be awaited (``awaits``)."""
     if value is not None and not callable(value):
@@ -324,13 +349,11 @@ class ModelClient:
     def _response_cache(self, client: Mapping[str, Any]) -> Any:
         """The response cache a call uses (``cache_responses``, else ``IROUTER_CACHE``), or ``None``; checks its
         settings before any request."""
-        from ._log import check_setting, check_ttl, env_setting  # sqlite3 loads only for the cache and the log
-
-        setting = check_setting(client.get("cache_responses"))
-        ttl = check_ttl(client.get("cache_responses_ttl"))
-        if not setting and not (client.get("cache_responses") is None and env_setting()):
+        setting = check_cache_setting(client.get("cache_responses"))
+        ttl = check_cache_ttl(client.get("cache_responses_ttl"))
+        if not setting and not (client.get("cache_responses") is None and env_switch("IROUTER_CACHE")):
             return None
-        from ._log import ResponseCache
+        from ._log import ResponseCache  # sqlite3 loads only for the cache and the log
 
         return ResponseCache(self._store_path(), self.base_url, always=setting == "always", ttl=ttl)
 

@@ -127,27 +127,6 @@ def open_for_reading(path: Path) -> Store:
 
 
 # --------------------------------------------------------------------------------------------- the response cache
-def check_setting(value: Any) -> bool | str:
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if value == "always":
-        return "always"
-    raise ValueError(f"cache_responses must be True, False or 'always', got {value!r}")
-
-
-def check_ttl(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise ValueError(f"cache_responses_ttl must be a positive number of seconds (or None: forever), got {value!r}")
-    return float(value)
-
-
-def env_setting() -> bool:
-    """``IROUTER_CACHE=1`` turns the response cache on where ``cache_responses`` is not given."""
-    return os.environ.get("IROUTER_CACHE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 @dataclass
 class ResponseCache:
     """Answers of earlier identical requests, in the store at ``path``.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from . import _options as opts
 from ._cancel import CancelSignal, check_not_running, running
-from ._client import AsyncClosing, ModelClient, Plan
+from ._client import AsyncClosing, ModelClient, Plan, env_switch
 from ._compat import CHAT_ARGS, positional_options
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
@@ -1063,7 +1063,7 @@ def _log_file(log: Any) -> Path | None:
     """The file a chat logs to: ``log=True`` (or ``IROUTER_LOG=1`` when ``log`` is not given) the default one
     (``IROUTER_LOG_PATH``, else the user data folder's), a path that one, ``False``/``None`` none."""
     if log is None:
-        log = os.environ.get("IROUTER_LOG", "").strip().lower() in ("1", "true", "yes", "on")
+        log = env_switch("IROUTER_LOG")
     if log is False:
         return None
     if not isinstance(log, (bool, str, os.PathLike)):
