@@ -587,9 +587,14 @@ class Chat(_Conversation, Generic[Answer]):
         http_client: an ``httpx2.Client`` of yours to send through (proxies, a custom CA, your own transport);
             ``httpx2.AsyncClient`` for `AsyncChat`. irouter never closes it. By default requests share irouter's
             pooled connections; `close` (or leaving ``with Chat(...) as chat:``) releases them.
+        log: keep the conversation in the conversation log: ``True`` (the default file: ``IROUTER_LOG_PATH``,
+            else ``logs.db`` in the user data folder), a file path, or ``False``. Not given: ``IROUTER_LOG=1`` turns
+            it on. See `Chat.resume` and `irouter.Log`; the key is never logged.
         **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``, ``tools``,
-            ``extra_body``, ``extra_headers``, ``timeout``, ``max_retries``...); a turn's own keyword arguments
-            override them.
+            ``extra_body``, ``extra_headers``, ``timeout``, ``max_retries``, ``cache_responses``...); a turn's own
+            keyword arguments override them. ``cache_responses=True`` answers a request identical to one already
+            answered at ``temperature=0`` from the log's file, at no cost (``"always"``: at any temperature);
+            ``cache_responses_ttl`` (seconds) ignores older answers.
     """
 
     if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
