@@ -590,3 +590,13 @@ def test_a_chat_without_log_or_cache_never_loads_sqlite(router: OpenRouterDouble
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_cli_keeps_logging_after_model_switch(router: OpenRouterDouble, tmp_path: Path) -> None:
+    stdin = "Hello there\n/model b/b\nAnd again\n"
+    out = cli(router, tmp_path, "chat", "-m", "a/a", "--no-check", "--no-stats", stdin=stdin)
+    assert out.returncode == 0, out.stderr
+    latest = Log(tmp_path / "data" / "irouter" / "logs.db").get()
+    assert latest["models"] == ["b/b"]
+    users = [m["content"] for m in latest["history"]["b/b"] if m["role"] == "user"]
+    assert users == ["Hello there", "And again"]

@@ -280,7 +280,8 @@ def write_turn(path: Path, turn: Turn) -> bool:
 
 def _conversation(db: sqlite3.Connection, turn: Turn, now: float) -> None:
     models = turn.settings.get("models") or list(turn.messages)
-    title = next((t for _, ms in turn.messages.values() for m in ms if m.get("role") == "user" if (t := _text(m))), "")
+    users = (message for _, messages in turn.messages.values() for message in messages if message.get("role") == "user")
+    title = next((text for text in map(_text, users) if text), "")  # the first words the user sent
     db.execute(
         "INSERT INTO conversations (id, created, updated, title, models, settings) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET updated = excluded.updated, models = excluded.models, "
