@@ -600,3 +600,24 @@ def test_the_cli_keeps_logging_after_model_switch(router: OpenRouterDouble, tmp_
     assert latest["models"] == ["b/b"]
     users = [m["content"] for m in latest["history"]["b/b"] if m["role"] == "user"]
     assert users == ["Hello there", "And again"]
+
+
+def test_a_locked_file_still_serves_cached_answers(
+    router: OpenRouterDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers never wait for a writer (WAL): while another process holds the write lock, a cached answer is served
+    (its hit is not counted) and nothing is sent."""
+    path = tmp_path / "logs.db"
+    monkeypatch.setenv("IROUTER_LOG_PATH", str(path))  # the cache's file, for chats that are not logged
+    answer = cached_chat(router)("Hi")
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout is not None
+        assert locker.stdout.readline().strip() == "locked"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert cached_chat(router)("Hi") == answer  # not logged: only the cache touches the file
+    finally:
+        locker.kill()
+        locker.wait()
+    assert len(router.chat_requests) == 1
