@@ -21,6 +21,10 @@ def _offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     monkeypatch.setenv("OPENROUTER_BASE_URL", "http://127.0.0.1:9/api/v1")
     monkeypatch.setenv("IROUTER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # the conversation log and the response cache write to a file of the test's own, never the user's
+    monkeypatch.setenv("IROUTER_LOG_PATH", str(tmp_path_factory.mktemp("log") / "logs.db"))
+    monkeypatch.delenv("IROUTER_LOG", raising=False)
+    monkeypatch.delenv("IROUTER_CACHE", raising=False)
     clear_cache()
 
 

@@ -40,6 +40,7 @@ from .errors import (
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    StoreWarning,
     StructuredOutputError,
     UnknownModelError,
 )
@@ -47,6 +48,7 @@ from .review import Ranked, Review, Verdict
 from .tools import Tool, ToolCall, ToolResult, function_schema
 
 if TYPE_CHECKING:
+    from ._log import Log
     from .grid import Cell, CellError, Forecast, Grid, GridResults
 
 _LAZY = {"Cell", "CellError", "Forecast", "Grid", "GridResults"}
@@ -58,6 +60,10 @@ def __getattr__(name: str) -> Any:
         from . import grid
 
         return getattr(grid, name)
+    if name == "Log":  # the conversation log's reader (it brings sqlite3)
+        from ._log import Log
+
+        return Log
     raise AttributeError(f"module 'irouter' has no attribute {name!r}")
 
 
@@ -101,6 +107,7 @@ __all__ = [
     "IrouterError",
     "LedgerEntry",
     "LocalModelError",
+    "Log",
     "MissingAPIKeyError",
     "ModelInfo",
     "MultiModelError",
@@ -113,6 +120,7 @@ __all__ = [
     "Response",
     "Review",
     "ServerError",
+    "StoreWarning",
     "Stream",
     "StructuredOutputError",
     "Tool",

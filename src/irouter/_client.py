@@ -91,6 +91,8 @@ class Plan:
     """`Chat.answer_tool_calls`: the keyword arguments the turn goes on with, kept once it has gone on."""
     on_retry: Callable[[Exception, float], None] | None = None
     """Told of every retry (the failure and the wait): a grid slows down on rate limits."""
+    cache: Any = None
+    """The response cache (`irouter._log.ResponseCache`) when ``cache_responses`` is on, else ``None``."""
 
     def tools(self) -> ToolRunner:
         return ToolRunner(self.toolbox, self.before_tool, self.after_tool, self.cancel)
@@ -141,6 +143,31 @@ def check_max_steps(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"max_steps must be a whole number of at least 1, got {value!r}")
     return value
+
+
+def check_cache_setting(value: Any) -> bool | str:
+    """``cache_responses``: ``True``, ``False``/``None`` or ``"always"`` (see `irouter._log.ResponseCache`)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if value == "always":
+        return "always"
+    raise ValueError(f"cache_responses must be True, False or 'always', got {value!r}")
+
+
+def check_cache_ttl(value: Any) -> float | None:
+    """``cache_responses_ttl``: seconds a cached answer stays usable (``None``: forever)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"cache_responses_ttl must be a positive number of seconds (or None: forever), got {value!r}")
+    return float(value)
+
+
+def env_switch(name: str) -> bool:
+    """An environment switch such as ``IROUTER_CACHE=1`` (also ``true``, ``yes``, ``on``)."""
+    import os
+
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def check_hook(name: str, value: Any, awaits: bool = False) -> Any:
@@ -318,10 +345,29 @@ class ModelClient:
             raise TypeError(f"check_capabilities must be True, False or None, got {check!r}")
         plan.check = check
         plan.after_tool = check_hook("after_tool", client.get("after_tool"), self._awaits)
+        plan.cache = None if place == opts.GRID else self._response_cache(client)  # a grid has its own store
         plan.output_type = output_type(body.get("response_format"))  # raises now for what cannot be described
         if plan.output_type is not None:
             body["response_format"] = response_format_for(plan.output_type)
         return plan
+
+    def _response_cache(self, client: Mapping[str, Any]) -> Any:
+        """The response cache a call uses (``cache_responses``, else ``IROUTER_CACHE``), or ``None``; checks its
+        settings before any request."""
+        setting = check_cache_setting(client.get("cache_responses"))
+        ttl = check_cache_ttl(client.get("cache_responses_ttl"))
+        if not setting and not (client.get("cache_responses") is None and env_switch("IROUTER_CACHE")):
+            return None
+        from ._log import ResponseCache  # sqlite3 loads only for the cache and the log
+
+        return ResponseCache(self._store_path(), self.base_url, always=setting == "always", ttl=ttl)
+
+    def _store_path(self) -> Any:
+        """The file of the response cache (and of a chat's log): ``IROUTER_LOG_PATH``, else the user data folder's
+        ``irouter/logs.db``."""
+        from ._log import default_path
+
+        return default_path()
 
     def _check_capabilities(self, content: Any, plan: Plan, fetch: bool = True) -> bool:
         """Before any request: are the models in the catalog, and can they take tools, structured output and the
@@ -407,10 +453,21 @@ class ModelClient:
         """Where a request's accounts go; `Chat` keeps them, `Call` (stateless) lets them go."""
         return Recorder(Meter(), model)
 
+    def _recording(self, model: str, plan: Plan, recorder: Recorder | None = None) -> Recorder:
+        """The recorder of one model's turn (given, or the object's, see `_recorder`), with the call's response
+        cache."""
+        recorder = recorder or self._recorder(model)
+        if plan.cache is not None:
+            recorder = Recorder(recorder.meter, recorder.model, plan.cache)
+        return recorder
+
     def _post(self, recorder: Recorder, plan: Plan) -> Callable[[Send], Reply]:
         model = recorder.model
 
         def send(action: Send) -> Reply:
+            hit = recorder.cached(action.body, action.step)
+            if hit is not None:
+                return hit
             ticket = recorder.start(action.body)
 
             def attempt() -> Reply:
@@ -434,6 +491,9 @@ class ModelClient:
         model = recorder.model
 
         async def send(action: Send) -> Reply:
+            hit = recorder.cached(action.body, action.step)
+            if hit is not None:
+                return hit
             ticket = recorder.start(action.body)
 
             async def attempt() -> Reply:
@@ -465,7 +525,7 @@ class ModelClient:
         self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, recorder: Recorder | None = None
     ) -> TurnResult:
         """One model's whole turn (requests and tool steps), synchronously. ``recorder``: as for `_arun`."""
-        send = self._post(recorder or self._recorder(model), plan)
+        send = self._post(self._recording(model, plan, recorder), plan)
         return run_sync(self._engine(model, history, user, plan), send, plan.tools())
 
     async def _arun(
@@ -473,7 +533,7 @@ class ModelClient:
     ) -> TurnResult:
         """`_run`, awaited. ``recorder``: where the turn's accounts go (a grid cell's own; by default the
         object's, see `_recorder`)."""
-        send = self._apost(recorder or self._recorder(model), plan)
+        send = self._apost(self._recording(model, plan, recorder), plan)
         return await run_async(self._engine(model, history, user, plan), send, plan.tools())
 
     def _run_streamed(
@@ -503,7 +563,7 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        recorder = recorder or self._recorder(model)
+        recorder = self._recording(model, plan, recorder)
         pieces = stream_sync(engine, open_stream, plan.tools(), recorder, box, plan.policy(), cancel.wait)
         try:
             for piece in pieces:
@@ -534,7 +594,7 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        recorder = recorder or self._recorder(model)
+        recorder = self._recording(model, plan, recorder)
         pieces = stream_async(engine, open_stream, plan.tools(), recorder, box, plan.policy())
         try:
             first = True

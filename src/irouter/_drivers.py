@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _retry as retry
 from ._cancel import CancelSignal, results_in_order
@@ -21,6 +21,9 @@ from ._retry import RetryPolicy
 from ._wire import Reply, StreamAccumulator
 from .errors import APIConnectionError, APIError
 from .tools import AfterTool, BeforeTool, Toolbox, ToolCall, ToolResult, arun_call, run_call, tool_message
+
+if TYPE_CHECKING:
+    from ._log import ResponseCache
 
 Chunks = Iterator[dict[str, Any]]
 
@@ -81,6 +84,8 @@ class Ticket:
     wall: float
     """``time.time()`` when it was sent."""
     hold: Hold | None = None
+    body: dict[str, Any] | None = None
+    """The request, when its answer is to be kept in the response cache."""
 
 
 @dataclass
@@ -93,11 +98,36 @@ class Recorder:
     """What the requests are for when they are not turns of the chat (see `LedgerEntry.purpose`)."""
     kept: list[LedgerEntry] | None = None
     """Also gets every entry written (a review's own cost and latency)."""
+    cache: ResponseCache | None = None
+    """The response cache (``cache_responses=True``): consulted before each request, given each answer."""
 
     def start(self, body: dict[str, Any]) -> Ticket:
         """Reserve the request's worst case against the budgets (raises `BudgetExceeded`) and note the time."""
         hold = self.meter.reserve(self.model, body)
-        return Ticket(time.monotonic(), time.time(), hold)
+        return Ticket(time.monotonic(), time.time(), hold, body if self.cache is not None else None)
+
+    def cached(self, body: dict[str, Any], step: int, streamed: bool = False) -> Reply | None:
+        """The response cache's answer to ``body`` (``None``: send it), recorded in the ledger as cached (no
+        tokens, no cost). Called before `start`: an answer from the cache reserves nothing."""
+        if self.cache is None:
+            return None
+        reply = self.cache.get(self.model, body)
+        if reply is not None:
+            from ._log import cached_entry
+
+            now = time.monotonic()
+            entry = entry_for(
+                self.model,
+                reply.usage,
+                reply,
+                started=now,
+                wall_started=time.time(),
+                ttft=None,
+                step=step,
+                streamed=streamed,
+            )
+            self.meter.record(cached_entry(entry))
+        return reply
 
     def done(
         self,
@@ -126,6 +156,8 @@ class Recorder:
             if self.kept is not None:
                 self.kept.append(entry)
         self.meter.settle(ticket.hold, entry)
+        if reply is not None and ticket.body is not None and self.cache is not None:
+            self.cache.put(self.model, ticket.body, reply)
 
 
 def _fail(engine: Engine, exc: BaseException) -> NoReturn:
@@ -176,6 +208,11 @@ def _attempt(
 ) -> Iterator[str]:
     """One attempt at a streamed request: its text pieces; the `Reply` goes to ``out`` when it is complete.
     A failure carries what had arrived (``.partial_text``, ``.usage``); billed usage is recorded either way."""
+    hit = recorder.cached(action.body, action.step, streamed=True)
+    if hit is not None:  # the answer as it was, in one piece
+        yield from [hit.content] if hit.content else []
+        out.append(hit)
+        return
     acc, ttft = StreamAccumulator(recorder.model), None
     ticket = recorder.start(action.body)
     settled = False
@@ -199,6 +236,12 @@ async def _aattempt(
     open_stream: Callable[[Send], AsyncIterator[dict[str, Any]]], action: Send, recorder: Recorder, out: list[Reply]
 ) -> AsyncGenerator[str, None]:
     """`_attempt`, as an async generator."""
+    hit = recorder.cached(action.body, action.step, streamed=True)
+    if hit is not None:
+        if hit.content:
+            yield hit.content
+        out.append(hit)
+        return
     acc, ttft = StreamAccumulator(recorder.model), None
     ticket = recorder.start(action.body)
     settled = False

@@ -49,6 +49,8 @@ class LedgerEntry:
     purpose: str | None = None
     """What the request was for when it was not a turn of the chat: ``"review"`` (a judge of `Chat.review`) or
     ``"synthesize"`` (the model of `Chat.synthesize`); ``None`` for a turn's requests."""
+    cached: bool = False
+    """Answered from the response cache (``cache_responses=True``): nothing sent, tokens and cost 0."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

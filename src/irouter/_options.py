@@ -82,6 +82,9 @@ OPTIONS: tuple[Option, ...] = (
     _own("before_tool"),
     _own("after_tool"),
     _own("check_capabilities"),
+    _own("cache_responses", EVERYWHERE - {GRID}, "a grid keeps its answers in its own store (store=...)"),
+    _own("cache_responses_ttl", EVERYWHERE - {GRID}, "a grid keeps its answers in its own store (store=...)"),
+    _own("log", {NEW_CHAT}, "the conversation log belongs to a Chat: Chat(..., log=True)"),
     _own("stream", {CHAT, CALL, GRID}, "pass stream=True to a call (or to a grid, for time to first token)"),
     _own("raw", {CALL}, "pass raw=True to a call of a Call: Call(...)(message, raw=True)"),
     _own(
@@ -106,6 +109,25 @@ OWN = frozenset(option.name for option in OPTIONS if not option.wire)
 """Names irouter acts on itself; never sent."""
 _KEPT = frozenset(option.name for option in OPTIONS if option.converted or not option.wire) - {"extra_body"}
 """What `split` keeps out of the body: irouter's own settings and the values it converts before sending."""
+
+ANSWER_NEUTRAL = frozenset(
+    {
+        "stream",
+        "stream_options",
+        "usage",
+        "user",
+        "session_id",
+        "metadata",
+        "trace",
+        "debug",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "cache_control",
+        "service_tier",
+    }
+)
+"""Request fields that do not change the answer: left out of the response cache's key (a request that differs
+only in these is answered from the cache)."""
 
 CONFLICTS: tuple[tuple[frozenset[str], str], ...] = (
     (frozenset({"raw", "stream"}), "a stream yields text, not the whole response: drop raw=True or stream=True"),

@@ -1,8 +1,9 @@
 """The store: one SQLite file (the standard library's ``sqlite3``) holding cell states and results, keyed by the
-hash of the request. Grids use it to resume and to let several processes share one run; the response cache and
-the conversation log are meant to reuse its schema.
+hash of the request. Grids use it to resume and to let several processes share one run; the response cache
+(`irouter._log.ResponseCache`) keeps its answers in the same ``cells`` table (``kind = 'response'``), and the
+conversation log (`irouter._log`) has its tables here too.
 
-One schema, versioned (``meta.schema_version``)::
+One schema, versioned (``meta.schema_version``); an older file migrates forward when opened (`MIGRATIONS`)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
     cells(key TEXT PRIMARY KEY,         -- sha256 of the canonical request (see grid.cell_key)
@@ -13,6 +14,17 @@ One schema, versioned (``meta.schema_version``)::
           cost REAL, prompt_tokens INTEGER, completion_tokens INTEGER, updated REAL)
     grid_cells(grid TEXT, seq INTEGER, prompt_id TEXT, model TEXT, key TEXT)
           -- one row per (prompt, model) of a grid, in input order; duplicates share one cells row
+
+    version 2 adds:
+    cells.kind TEXT ('grid' | 'response'), cells.hits INTEGER   -- response-cache rows and how often they served
+    conversations(id TEXT PRIMARY KEY, created REAL, updated REAL, title TEXT, models TEXT, settings TEXT)
+    conversation_models(conversation TEXT, model TEXT, position INTEGER)
+    messages(id INTEGER PRIMARY KEY, conversation TEXT, model TEXT, seq INTEGER, role TEXT, message TEXT,
+             text TEXT, time REAL)             -- message: the JSON message, attachments replaced by their hash
+    attachments(hash TEXT PRIMARY KEY, data TEXT)   -- each attachment's data once (sha256 of the data)
+    requests(id INTEGER PRIMARY KEY, conversation TEXT, model TEXT, time REAL, cached INTEGER, cost REAL,
+             prompt_tokens INTEGER, completion_tokens INTEGER, entry TEXT)   -- one ledger entry each
+    messages_fts(text)                          -- FTS5 over messages.text (rowid = messages.id), when SQLite has it
 
 Concurrency: WAL journal, a ``busy_timeout``, and short transactions. A cell is sent only by the process that
 claimed it (`Store.claim`: one ``BEGIN IMMEDIATE`` transaction, so two processes never claim the same cell). A
@@ -38,7 +50,7 @@ from typing import Any
 
 from .errors import IrouterError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LEASE_SECONDS = 30.0
 """How long a claim holds without renewal (renewed every `RENEW_SECONDS` while in flight)."""
 RENEW_SECONDS = 10.0
@@ -75,6 +87,31 @@ CREATE TABLE IF NOT EXISTS grid_cells (
     UNIQUE (grid, prompt_id, model)
 );
 """
+
+_V2 = (
+    "ALTER TABLE cells ADD COLUMN kind TEXT NOT NULL DEFAULT 'grid'",
+    "ALTER TABLE cells ADD COLUMN hits INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX IF NOT EXISTS cells_kind ON cells (kind, updated)",
+    "CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL, "
+    "title TEXT, models TEXT NOT NULL, settings TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated)",
+    "CREATE TABLE IF NOT EXISTS conversation_models (conversation TEXT NOT NULL, model TEXT NOT NULL, "
+    "position INTEGER NOT NULL, PRIMARY KEY (conversation, model))",
+    "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, conversation TEXT NOT NULL, model TEXT NOT NULL, "
+    "seq INTEGER NOT NULL, role TEXT, message TEXT NOT NULL, text TEXT, time REAL, UNIQUE (conversation, model, seq))",
+    "CREATE TABLE IF NOT EXISTS attachments (hash TEXT PRIMARY KEY, data TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, conversation TEXT, model TEXT NOT NULL, "
+    "time REAL NOT NULL, cached INTEGER NOT NULL DEFAULT 0, cost REAL, prompt_tokens INTEGER, "
+    "completion_tokens INTEGER, entry TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS requests_conversation ON requests (conversation)",
+    "CREATE INDEX IF NOT EXISTS requests_time ON requests (time)",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: _V2}
+"""The statements taking a file from version ``n - 1`` to ``n`` (run in one transaction; a new file runs them all)."""
+
+FTS = "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(text)"
+"""Full-text search of the log; a SQLite built without FTS5 gets none (search then falls back to ``LIKE``)."""
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
@@ -147,21 +184,26 @@ class Store:
         path: the file (made, with its folder, if missing).
         lease: seconds a claim holds without renewal.
         clock: Unix time (tests pass a fake one to expire leases).
+        busy_timeout: seconds a statement waits for another process's write lock before failing (the log and the
+            response cache wait less than a grid: they must not hold up a chat).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, lease: float = LEASE_SECONDS, clock: Callable[[], float] = time.time
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lease: float = LEASE_SECONDS,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = BUSY_TIMEOUT_MS / 1000,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lease = lease
         self.clock = clock
         self.owner = new_owner()
-        self._db = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")  # with WAL: a process crash loses nothing committed
             self._migrate()
@@ -176,15 +218,47 @@ class Store:
         self._db.close()
 
     def _migrate(self) -> None:
+        """Make the tables of a new file, or take an older file's schema forward (`MIGRATIONS`), in one write
+        transaction (several processes may open a file at once: one migrates, the others then find it done)."""
         self._db.executescript(_SCHEMA)  # IF NOT EXISTS: safe when several processes open a new file at once
+        if self._version() == SCHEMA_VERSION:
+            return
+        with self._write() as db:
+            version = self._version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer irouter (store schema {version}, this one reads "
+                    f"{SCHEMA_VERSION}): upgrade irouter, or use another store file"
+                )
+            for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    db.execute(statement)
+            try:
+                db.execute(FTS)
+                fts = "1"
+            except sqlite3.OperationalError:  # SQLite built without FTS5
+                fts = "0"
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('fts', ?)", (fts,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _version(self) -> int:
+        """The file's schema version: 0 for a new file."""
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} was written by a newer irouter (store schema {row[0]}, this one reads "
-                f"{SCHEMA_VERSION}): upgrade irouter, or use another store file"
-            )
+        return 0 if row is None else int(row[0])
+
+    @property
+    def has_fts(self) -> bool:
+        """Whether the log's full-text index exists (SQLite with FTS5)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'fts'").fetchone()
+        return row is not None and row[0] == "1"
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one query (no transaction: a reader never waits for a writer, with WAL)."""
+        return self._db.execute(sql, params).fetchall()
+
+    def write(self) -> Store._Tx:
+        """A short write transaction for the log and the cache (see `_write`)."""
+        return self._write()
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from . import _options as opts
 from ._cancel import CancelSignal, check_not_running, running
-from ._client import AsyncClosing, ModelClient, Plan
+from ._client import AsyncClosing, ModelClient, Plan, env_switch
 from ._compat import CHAT_ARGS, positional_options
 from ._content import to_content
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
@@ -51,12 +51,15 @@ class _Conversation(ModelClient):
         max_total_tokens: int | None = None,
         allow_unpriced: bool = False,
         http_client: Any = None,
+        log: bool | str | os.PathLike[str] | None = None,
         **defaults: Any,
     ) -> None:
         if system is not None and not isinstance(system, str):
             raise TypeError(f"system must be a string, got {type(system).__name__}")
         if not isinstance(allow_unpriced, bool):
             raise TypeError(f"allow_unpriced must be True or False, got {allow_unpriced!r}")
+        self._log_path = _log_file(log)
+        """The conversation log's file (``None``: not logged); also the response cache's."""
         super().__init__(model, api_key, base_url, defaults, http_client)
         self._meter = Meter(max_cost, max_total_tokens, self._quote)
         self._allow_unpriced = allow_unpriced
@@ -67,6 +70,48 @@ class _Conversation(ModelClient):
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
         self._turn_options: dict[str, dict[str, Any]] = {}
         """Each model's last turn's keyword arguments: `answer_tool_calls` goes on with them."""
+        self._new_log_conversation()
+
+    def _new_log_conversation(self) -> None:
+        """The next logged call starts a new conversation in the log (a new chat, or its history replaced)."""
+        self._log_id: str | None = None
+        self._logged: dict[str, int] = {}
+        """How many messages of each model's history, and of the ledger (key ``""``), are in the log."""
+
+    @property
+    def log_id(self) -> str | None:
+        """The id of this conversation in the log (``Chat(..., log=True)``), once a call was logged; ``None``
+        otherwise. `Chat.resume` goes on from it."""
+        return self._log_id
+
+    @property
+    def log_path(self) -> Path | None:
+        """The file this chat logs to (``log=``), or ``None`` when it is not logged."""
+        return self._log_path
+
+    def _store_path(self) -> Any:
+        return self._log_path or super()._store_path()
+
+    def _write_log(self) -> None:
+        """Add what the last call added (messages of every model, ledger entries) to the log; never raises (a file
+        that cannot be used gives one `StoreWarning`)."""
+        if self._log_path is None:
+            return
+        from ._log import Turn, new_id, write_turn
+
+        with self._log_lock:
+            entries = list(self._meter.entries)
+            done = self._logged.get("", 0) if self._logged.get("", 0) <= len(entries) else 0
+            new = {m: (self._logged.get(m, 0), list(h[self._logged.get(m, 0) :])) for m, h in self._history.items()}
+            if not any(messages for _, messages in new.values()) and done == len(entries):
+                return
+            data = self.to_dict()
+            settings = {k: v for k, v in data.items() if k not in ("history", "usage", "cost", "ledger")}
+            conversation = self._log_id or new_id()
+            if write_turn(self._log_path, Turn(conversation, settings, new, entries[done:])):
+                self._log_id = conversation
+                self._logged = {m: start + len(messages) for m, (start, messages) in new.items()}
+                self._logged[""] = len(entries)
 
     def _new_locks(self) -> None:
         """Locks belong to one object and one process: made here, and anew for copies and unpickled chats."""
@@ -77,10 +122,11 @@ class _Conversation(ModelClient):
         never interleave."""
         self._async_locks: dict[Any, dict[str, Any]] = {}
         """The same for async turns: per event loop, one asyncio lock per model (closed loops are dropped)."""
+        self._log_lock = threading.Lock()
 
     def _state(self) -> dict[str, Any]:
         state = super()._state()
-        for name in ("_locks", "_turn_locks", "_async_locks"):
+        for name in ("_locks", "_turn_locks", "_async_locks", "_log_lock"):
             state.pop(name, None)
         # a turn's own options matter only while its calls wait for answers: the others (a lambda hook, a local
         # tool given to one call) must not stop the chat from pickling
@@ -352,6 +398,7 @@ class _Conversation(ModelClient):
         for model in self._models:
             with self._locks[model]:
                 self._history[model] = self._start()
+        self._new_log_conversation()
 
     def adopt(self, model: str | None = None, *, text: str | None = None) -> None:
         """Go on from one answer: the last answer of ``model`` (a slug of this chat), or ``text`` (say, from
@@ -404,6 +451,7 @@ class _Conversation(ModelClient):
         for slug, messages in updates.items():
             with self._locks[slug]:
                 self._history[slug] = messages
+        self._new_log_conversation()
 
     def to_dict(self) -> dict[str, Any]:
         """The chat as plain JSON data: models, system prompt, base URL, options, budgets, history, usage, cost
@@ -491,6 +539,33 @@ class _Conversation(ModelClient):
             raise ValueError(f"{path} is not a saved chat: it is not JSON ({exc})") from None
         return cls.from_dict(data, api_key=api_key, base_url=base_url, http_client=http_client, **options)
 
+    @classmethod
+    def resume(
+        cls,
+        conversation: str | None = None,
+        *,
+        log: bool | str | os.PathLike[str] | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Go on with a conversation of the log (``None``: the most recent one; an id, or a unique start of one, as
+        `irouter logs` lists them), multi-model ones included. ``log``: the log's file (default: ``IROUTER_LOG_PATH``,
+        else the user data folder's ``irouter/logs.db``). The chat logs its next turns to the same conversation.
+        Other arguments as for `from_dict` (the key is never in the log: ``api_key`` or ``OPENROUTER_API_KEY``).
+        Raises ``KeyError`` when there is no such conversation, ``FileNotFoundError`` when there is no log."""
+        from ._log import Log
+
+        reader = Log(None if isinstance(log, bool) else log)
+        data = reader.get(conversation)
+        chat = cls.from_dict(data, api_key=api_key, base_url=base_url, http_client=http_client, **options)
+        chat._log_path = reader.path
+        chat._log_id = data["id"]
+        chat._logged = {m: len(h) for m, h in chat._history.items()}
+        chat._logged[""] = len(chat._meter.entries)
+        return chat
+
     def fork(self: _C) -> _C:
         """An independent copy to branch the conversation: same models, endpoint, options and budgets; its own
         history and accounts (copied), so turns on one do not show in the other."""
@@ -501,6 +576,7 @@ class _Conversation(ModelClient):
         twin._meter.entries = list(self._meter.entries)
         twin._meter.holds = []
         twin._turn_options = dict(self._turn_options)
+        twin._new_log_conversation()  # logged (if this chat is) as a conversation of its own
         return twin
 
     # ------------------------------------------------------------------------------------------ notebooks
@@ -554,9 +630,14 @@ class Chat(_Conversation, Generic[Answer]):
         http_client: an ``httpx2.Client`` of yours to send through (proxies, a custom CA, your own transport);
             ``httpx2.AsyncClient`` for `AsyncChat`. irouter never closes it. By default requests share irouter's
             pooled connections; `close` (or leaving ``with Chat(...) as chat:``) releases them.
+        log: keep the conversation in the conversation log: ``True`` (the default file: ``IROUTER_LOG_PATH``,
+            else ``logs.db`` in the user data folder), a file path, or ``False``. Not given: ``IROUTER_LOG=1`` turns
+            it on. See `Chat.resume` and `irouter.Log`; the key is never logged.
         **defaults: options sent with every turn (``temperature``, ``max_tokens``, ``provider``, ``tools``,
-            ``extra_body``, ``extra_headers``, ``timeout``, ``max_retries``...); a turn's own keyword arguments
-            override them.
+            ``extra_body``, ``extra_headers``, ``timeout``, ``max_retries``, ``cache_responses``...); a turn's own
+            keyword arguments override them. ``cache_responses=True`` answers a request identical to one already
+            answered at ``temperature=0`` from the log's file, at no cost (``"always"``: at any temperature);
+            ``cache_responses_ttl`` (seconds) ignores older answers.
     """
 
     if TYPE_CHECKING:  # the runtime constructor is the base class's; these say what it makes
@@ -763,11 +844,14 @@ class Chat(_Conversation, Generic[Answer]):
                 held.enter_context(self._turn_locks[model])
             self._check_starts(starts)
             try:
-                results = fan_out(models, one, cancel, ended)
-            except MultiModelError as exc:  # the others' answers are kept
-                exc.answers = self._commit(exc.answers, plans, cancel)
-                raise
-            return self._commit(results, plans, cancel)
+                try:
+                    results = fan_out(models, one, cancel, ended)
+                except MultiModelError as exc:  # the others' answers are kept
+                    exc.answers = self._commit(exc.answers, plans, cancel)
+                    raise
+                return self._commit(results, plans, cancel)
+            finally:
+                self._write_log()  # what was committed, and every billed request (a failed one too)
 
     def review(
         self,
@@ -1034,11 +1118,14 @@ class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
                     await held.enter_async_context(self._turn_lock(model))
                 self._check_starts(starts)
                 try:
-                    results = await afan_out(models, one, cancel, ended)
-                except MultiModelError as exc:
-                    exc.answers = self._commit(exc.answers, plans, cancel)
-                    raise
-                return self._commit(results, plans, cancel)
+                    try:
+                        results = await afan_out(models, one, cancel, ended)
+                    except MultiModelError as exc:
+                        exc.answers = self._commit(exc.answers, plans, cancel)
+                        raise
+                    return self._commit(results, plans, cancel)
+                finally:
+                    self._write_log()
 
     def review(
         self,
@@ -1077,6 +1164,20 @@ def _one_signal(plans: dict[str, Plan]) -> CancelSignal:
     for plan in plans.values():
         plan.cancel = cancel
     return cancel
+
+
+def _log_file(log: Any) -> Path | None:
+    """The file a chat logs to: ``log=True`` (or ``IROUTER_LOG=1`` when ``log`` is not given) the default one
+    (``IROUTER_LOG_PATH``, else the user data folder's), a path that one, ``False``/``None`` none."""
+    if log is None:
+        log = env_switch("IROUTER_LOG")
+    if log is False:
+        return None
+    if not isinstance(log, (bool, str, os.PathLike)):
+        raise TypeError(f"log must be True, False or the path of a log file, got {type(log).__name__}")
+    from ._log import log_path
+
+    return log_path(log)
 
 
 def _saved_base_url(url: Any) -> str | None:

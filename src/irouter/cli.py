@@ -8,6 +8,8 @@ one line on stderr and an exit code (`EXIT_CODES`). ``import irouter`` never imp
     irouter models [--free] [--search TEXT] [--modality M] [--tools] [--json]
     irouter grid PROMPTS -m MODEL ... [--store FILE] [--output FILE] [--max-cost D] [--dry-run]   prompts x models
     irouter compare "prompt" -m A -m B ... [--judge J ...]    answers side by side, ranked, with cost and latency
+    irouter logs [-q WORDS] | logs show [ID] | logs stats       the conversation log (every chat is logged)
+    irouter cache stats | cache clear                           the response cache
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ def common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-check", action="store_true", help="send even if the model catalog says no")
     parser.add_argument("--no-stats", action="store_true", help="no tokens/cost line after each answer")
+    parser.add_argument("--no-log", action="store_true", help="do not keep this conversation in the log")
 
 
 class KeyVariableUnset(errors.MissingAPIKeyError):
@@ -225,6 +228,7 @@ def make_chat(args: argparse.Namespace) -> Chat[Any]:
         base_url=args.base_url,
         max_cost=args.max_cost,
         allow_unpriced=args.allow_unpriced,
+        log=not args.no_log,
         **options,
     )
 
@@ -670,10 +674,18 @@ Ctrl-C stops an answer; the conversation stays as it was before it."""
 def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="irouter chat", description="An interactive conversation.")
     common(parser)
+    parser.add_argument(
+        "--continue",
+        dest="resume",
+        nargs="?",
+        const="",
+        metavar="ID",
+        help="go on with a logged conversation (the most recent without ID; `irouter logs` lists them)",
+    )
     args = parser.parse_args(argv)
     load_env()
     try:
-        chat, key = make_chat(args), api_key(args)
+        chat, key = (make_chat(args) if args.resume is None else resumed(args)), api_key(args)
     except (errors.IrouterError, TypeError, ValueError) as exc:
         return fail(exc)
     _readline()
@@ -712,6 +724,23 @@ def chat_command(argv: list[str], stdin: TextIO | None = None) -> int:
             fail(exc, chat.models)
 
 
+def resumed(args: argparse.Namespace) -> Chat[Any]:
+    """``irouter chat --continue [ID]``: the logged conversation, with its models and options (``-o`` adds)."""
+    if args.model or args.system is not None or args.no_log:
+        raise ValueError("--continue goes on with the logged conversation as it was: drop -m, -s and --no-log")
+    options = parse_options(args.option)
+    if args.no_check:
+        options["check_capabilities"] = False
+    try:
+        chat: Chat[Any] = Chat.resume(
+            args.resume or None, api_key=api_key(args), base_url=args.base_url, **budget(args), **options
+        )
+    except (KeyError, FileNotFoundError) as exc:
+        raise ValueError(exc.args[0] if exc.args else str(exc)) from None
+    print(f"(continuing {chat.log_id}: {chat.turns} turns)", file=sys.stderr)
+    return chat
+
+
 def budget(args: argparse.Namespace) -> dict[str, Any]:
     """What ``--max-cost`` and ``--allow-unpriced`` set, for a chat loaded during the session to keep."""
     given = {"max_cost": args.max_cost} if args.max_cost is not None else {}
@@ -736,7 +765,7 @@ def command(
     elif name == "/save":
         print(f"(saved to {chat.save(rest or 'chat.json')})", file=sys.stderr)
     elif name == "/load":
-        loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key, **(limits or {}))
+        loaded: Chat[Any] = Chat.load(rest or "chat.json", api_key=key, log=chat.log_path or False, **(limits or {}))
         chat = loaded
         print(f"(loaded: {', '.join(chat.models)}, {chat.turns} turns)", file=sys.stderr)
         waiting = _waiting(chat)
@@ -787,7 +816,7 @@ def _with_models(chat: Chat[Any], models: list[str], key: str | None = None) -> 
     data = chat.to_dict()
     data["models"] = models
     data["history"] = {m: old.get(m, first) for m in models}  # the ledger stays: spending counts for max_cost
-    changed: Chat[Any] = Chat.from_dict(data, api_key=key, **_unsaved(chat))
+    changed: Chat[Any] = Chat.from_dict(data, api_key=key, log=chat.log_path or False, **_unsaved(chat))
     return changed
 
 
@@ -828,6 +857,10 @@ def main(argv: list[str] | None = None) -> int:
             from ._cli_compare import compare_command
 
             return compare_command(argv[1:])
+        if argv[:1] in (["logs"], ["cache"]):
+            from ._logs_cli import cache_command, logs_command
+
+            return (logs_command if argv[0] == "logs" else cache_command)(argv[1:])
         return prompt_command(argv)
     except BrokenPipeError:  # the reader went away (`irouter ... | head`): stop quietly, as other tools do
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -293,3 +293,9 @@ class MultiModelError(IrouterError):
             f"{len(errors)} of {len(errors) + len(answers)} models failed ({failed}). "
             "The successful answers are in .answers, the errors in .errors."
         )
+
+
+class StoreWarning(UserWarning):  # a warning, not an error: outside the tree and `__all__` (see irouter.__all__)
+    """The conversation log or the response cache could not use its SQLite file (locked, full, corrupt): the chat
+    went on without it. Said once per file and process (``warnings.simplefilter("error", StoreWarning)`` makes it
+    an error)."""
