@@ -12,6 +12,7 @@ from ._content import PDF, Audio, Image, Video
 from ._ledger import LedgerEntry
 from ._outputs import GeneratedImage
 from ._persist import history_to_markdown
+from ._providers import Percentiles, Provider, Providers, providers
 from ._streams import AsyncStream, Stream
 from ._wire import Response
 from .call import AsyncCall, Call
@@ -103,7 +104,10 @@ __all__ = [
     "MultiModelError",
     "NotFoundError",
     "PaymentRequiredError",
+    "Percentiles",
     "PermissionDeniedError",
+    "Provider",
+    "Providers",
     "RateLimitError",
     "RequestTimeoutError",
     "Response",
@@ -121,6 +125,7 @@ __all__ = [
     "history_to_markdown",
     "list_models",
     "models",
+    "providers",
     "register_endpoint",
     "serve_gguf",
 ]
