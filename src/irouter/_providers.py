@@ -156,9 +156,9 @@ class Providers(list[Provider]):
 
     def to_pandas(self) -> Any:
         """One row per provider (`Provider.to_dict`); pandas is imported here only."""
-        import pandas
+        from .grid import _pandas
 
-        return pandas.DataFrame([p.to_dict() for p in self])
+        return _pandas().DataFrame([p.to_dict() for p in self])
 
     def table(self) -> str:
         """The list as aligned text: slug, price per million tokens, context, quantization, speed, uptime."""

@@ -215,8 +215,8 @@ class OpenRouterDouble:
         """Who answers: the reply's provider, else the one the request pins (by display name), else OpenAI."""
         if reply.provider is not None:
             return reply.provider
-        routing = request.get("provider") if isinstance(request.get("provider"), dict) else {}
-        pinned = (routing.get("only") or routing.get("order") or [None])[0]
+        routing = request.get("provider")
+        pinned = None if not isinstance(routing, dict) else (routing.get("only") or routing.get("order") or [None])[0]
         if not isinstance(pinned, str):
             return "OpenAI"
         listed = self.endpoints_of(str(request.get("model"))) or {}
