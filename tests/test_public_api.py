@@ -41,6 +41,10 @@ EXPORTED = {
     "NotFoundError",
     "PDF",
     "PaymentRequiredError",
+    "Percentiles",
+    "Provider",
+    "Providers",
+    "Report",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -61,6 +65,7 @@ EXPORTED = {
     "register_endpoint",
     "serve_gguf",
     "models",
+    "providers",
 }
 
 
