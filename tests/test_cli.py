@@ -1014,7 +1014,8 @@ def test_providers_table_and_json(router: OpenRouterDouble, env: dict[str, str])
     header, *rows = out.stdout.splitlines()
     assert header.split()[:3] == ["provider", "$/M", "in"]
     assert [r.split()[0] for r in rows] == [f"moonshotai/kimi-k3@{e['tag']}" for e in capture["data"]["endpoints"]]
-    assert rows[0].split() == ["moonshotai/kimi-k3@fireworks", "3", "15", "1,048,576", "-", "unknown", "2,687", "35", "99.7%"]
+    first = ["moonshotai/kimi-k3@fireworks", "3", "15", "1,048,576", "-", "unknown", "2,687", "35", "99.7%"]
+    assert rows[0].split() == first
     assert rows[1].split()[:2] == ["moonshotai/kimi-k3@alibaba", "(degraded)"]
     assert out.stderr == "4 providers of moonshotai/kimi-k3\n"
     assert [r.path for r in router.requests] == ["/api/v1/models/moonshotai/kimi-k3/endpoints"]
@@ -1023,7 +1024,9 @@ def test_providers_table_and_json(router: OpenRouterDouble, env: dict[str, str])
     assert [r["tag"] for r in json.loads(out.stdout)] == ["fireworks", "fireworks/fast"]
     assert len(router.requests) == 1  # cached on disk by the first run
     missing = run(env, "providers", "no-such/model")
-    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.returncode == 1
+    assert missing.stdout == ""
     assert "Resource not found" in missing.stderr
     bad = run(env, "providers", "moonshotai/kimi-k3@")
-    assert bad.returncode == 2 and "provider" in bad.stderr
+    assert bad.returncode == 2
+    assert "provider" in bad.stderr

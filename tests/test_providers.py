@@ -75,7 +75,8 @@ def test_provider_slug_is_sent_as_routing_and_named_in_full(
         if style == "stream":
             stream = answer
             pieces = list(stream)
-            assert pieces and stream.text == {full: "You said: Hello", LLAMA: "You said: Hello"}
+            assert pieces
+            assert stream.text == {full: "You said: Hello", LLAMA: "You said: Hello"}
             answer = stream.result
     bodies = router.chat_requests
     assert sorted(b["model"] for b in bodies) == [LLAMA, LLAMA]
@@ -187,6 +188,7 @@ def test_catalog_lookups_use_the_plain_slug(router: OpenRouterDouble) -> None:
     assert chat.ledger[0].model == slug
     with pytest.raises(UnknownModelError, match="no-such/model@together"):
         Chat("no-such/model@together", **kwargs)("Hi")
+
     def clock() -> str:
         return "noon"
 
@@ -210,9 +212,7 @@ def test_provider_slugs_in_grids_and_saved_chats(router: OpenRouterDouble, tmp_p
     kwargs = {"base_url": router.base_url, "api_key": router.api_key}
     grid = Call(slugs, **kwargs).grid(["one", "two"], store=str(tmp_path / "g.sqlite"))
     cells = list(grid.run())
-    assert sorted((c.model, c.provider) for c in cells) == sorted(
-        [(slugs[0], "DeepInfra"), (slugs[1], "Together")] * 2
-    )
+    assert sorted((c.model, c.provider) for c in cells) == sorted([(slugs[0], "DeepInfra"), (slugs[1], "Together")] * 2)
     assert sorted(b["provider"]["only"][0] for b in router.chat_requests) == ["deepinfra"] * 2 + ["together"] * 2
     assert {c.model for c in grid.results()} == set(slugs)
 
@@ -255,7 +255,8 @@ def test_endpoints_list_parsed_from_the_capture() -> None:
             r["uptime_last_30m"],
             r["uptime_last_1d"],
         )
-        assert p.latency is not None and p.throughput is not None
+        assert p.latency is not None
+        assert p.throughput is not None
         assert [p.latency.p50, p.latency.p75, p.latency.p90, p.latency.p99] == list(r["latency_last_30m"].values())
         assert p.throughput.p99 == r["throughput_last_30m"]["p99"]
         assert p.healthy == (r["status"] == 0)
@@ -264,7 +265,9 @@ def test_endpoints_list_parsed_from_the_capture() -> None:
     assert not found[2].supports("tools")  # fireworks/fast lacks tools
     text = str(found)
     assert text.splitlines()[0] == f"4 providers of {KIMI}"
-    assert f"{KIMI}@alibaba (degraded)" in text and "2,687" in text and "99.7%" in text
+    assert f"{KIMI}@alibaba (degraded)" in text
+    assert "2,687" in text
+    assert "99.7%" in text
 
 
 def test_providers_are_cached_like_the_catalog(router: OpenRouterDouble) -> None:
