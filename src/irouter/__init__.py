@@ -43,6 +43,7 @@ from .errors import (
     StructuredOutputError,
     UnknownModelError,
 )
+from .report import Report
 from .tools import Tool, ToolCall, ToolResult, function_schema
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ __all__ = [
     "Provider",
     "Providers",
     "RateLimitError",
+    "Report",
     "RequestTimeoutError",
     "Response",
     "ServerError",
