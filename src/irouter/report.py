@@ -144,7 +144,8 @@ class Report:
             if e.provider:
                 facts.insert(0, _esc(e.provider))
             fill = _fill(e, self.reviewed)
-            head = f"<span class='num' style='background:{fill}'>{number}</span> <span class='model'>{_esc(e.model)}</span>"
+            head = f"<span class='num' style='background:{fill}'>{number}</span> "
+            head += f"<span class='model'>{_esc(e.model)}</span>"
             if e.rank is not None:
                 head += f" <span class='rank' style='color:{fill}'>#{e.rank} · {e.score:.1f}/10</span>"
             body = (
@@ -234,7 +235,7 @@ def _of_grid(results: Iterable[Any], prompts: Sequence[Any] | None) -> Report:
             ReportEntry(
                 model,
                 provider=", ".join(providers) or None,
-                cost=sum(spent) / len(spent) if spent and None not in spent else None,  # type: ignore[arg-type]
+                cost=sum(spent) / len(spent) if spent and None not in spent else None,
                 latency=sum(waited) / len(waited) if waited else None,
                 tokens=sum(c.total_tokens for c in mine),
                 answers=answers,
@@ -317,7 +318,8 @@ def chart_svg(entries: Sequence[ReportEntry], reviewed: bool = False) -> str:
         f"<p class='missing'>Not charted (cost or latency unknown): {_esc(', '.join(missing))}</p>" if missing else ""
     )
     scale = "<p class='scale'>colour: review score, red 0 → green 10</p>" if reviewed else ""
-    return f"<figure class='plot'>{''.join(out)}<figcaption><ol class='legend'>{legend}</ol>{scale}{note}</figcaption></figure>"
+    caption = f"<figcaption><ol class='legend'>{legend}</ol>{scale}{note}</figcaption>"
+    return f"<figure class='plot'>{''.join(out)}{caption}</figure>"
 
 
 def _ticks(top: float) -> list[float]:
