@@ -15,7 +15,7 @@ SPEED_AND_PRICE = {"deepinfra": (0.25, 0.00021), "together": (0.05, 0.00035), "f
 
 
 def answer_for(provider: str) -> str:
-    return f"From {provider}: <b>CRDTs</b> & \"merges\"\n- one\n- two"
+    return f'From {provider}: <b>CRDTs</b> & "merges"\n- one\n- two'
 
 
 def by_provider(body: dict[str, Any]) -> Text:

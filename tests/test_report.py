@@ -4,6 +4,7 @@ structure here; tests/test_report_browser.py renders it in Chromium."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def test_a_review_ranks_the_columns_and_colours_the_points() -> None:
         chat("Explain CRDTs.")
     report = chat.report(review=REVIEW)
     assert [e.model for e in report.entries] == [r.model for r in REVIEW.ranking]
-    assert [(e.rank, e.score, e.reason) for e in report.entries] == [(r.rank, r.score, r.reason) for r in REVIEW.ranking]
+    expected = [(r.rank, r.score, r.reason) for r in REVIEW.ranking]
+    assert [(e.rank, e.score, e.reason) for e in report.entries] == expected
     page = report._repr_html_()
     parsed = Elements(page)
     assert [c["data-model"] for c in parsed.having("div", "answer")] == [r.model for r in REVIEW.ranking]
@@ -133,7 +135,7 @@ def test_one_model_async_and_no_turn_yet() -> None:
     assert report.question == "Again"
     assert entry.answer == answer_for("together")
     assert entry.cost == 0.00035  # the last turn only, not both
-    with pytest.raises(TypeError, match="Report.of takes"):
+    with pytest.raises(TypeError, match=r"Report\.of takes"):
         Report.of([1, 2])
 
 
@@ -143,5 +145,5 @@ def test_chart_ticks_cover_the_data_in_round_steps(top: float) -> None:
     assert ticks[0] == 0
     assert ticks[-1] >= top * (1 - 1e-9)
     assert 2 <= len(ticks) <= 7
-    steps = {round(b - a, 12) for a, b in zip(ticks, ticks[1:], strict=False)}
+    steps = {round(b - a, 12) for a, b in itertools.pairwise(ticks)}
     assert len({float(f"{s:.6g}") for s in steps}) == 1

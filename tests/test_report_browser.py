@@ -6,6 +6,7 @@ A screenshot of each page is left in the temporary folder (``/tmp/irouter-report
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -92,7 +93,7 @@ def test_a_reviewed_turn_in_chromium(browser: Any, tmp_path: Path) -> None:
         assert answer_for(provider) in card.inner_text()
         assert ranked.reason in card.inner_text()
     boxes = [cards.nth(i).bounding_box() for i in range(cards.count())]
-    for a, b in zip(boxes, boxes[1:], strict=False):  # side by side, not on top of each other
+    for a, b in itertools.pairwise(boxes):  # side by side, not on top of each other
         assert a["x"] + a["width"] <= b["x"] + 1 or a["y"] + a["height"] <= b["y"] + 1
     chart = page.locator("svg.chart").bounding_box()
     centres = opened.centres()
