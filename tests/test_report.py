@@ -147,3 +147,23 @@ def test_chart_ticks_cover_the_data_in_round_steps(top: float) -> None:
     assert 2 <= len(ticks) <= 7
     steps = {round(b - a, 12) for a, b in itertools.pairwise(ticks)}
     assert len({float(f"{s:.6g}") for s in steps}) == 1
+
+
+def test_a_model_that_failed_the_last_turn_shows_no_older_answer() -> None:
+    from irouter import MultiModelError
+    from irouter.testing import Error
+
+    with double() as router:
+        chat = Chat(SLUGS[:2], base_url=router.base_url, api_key=router.api_key)
+        chat("First")
+        router.default = lambda body: (
+            Error(400, "Provider returned error") if "deepinfra" in str(body.get("provider")) else "Second answer"
+        )
+        with pytest.raises(MultiModelError):
+            chat("Second")
+    report = chat.report()
+    assert report.question == "Second"
+    failed, answered = report.entries
+    assert (failed.model, failed.answer, failed.error) == (SLUGS[0], None, "no answer in the last turn")
+    assert (answered.answer, answered.error) == ("Second answer", None)
+    assert set(points(report._repr_html_())) == {SLUGS[1]}

@@ -187,11 +187,12 @@ def _of_chat(chat: Any) -> Report:
     ledger = list(chat.ledger)
     question = None
     entries = []
+    turns = {m: sum(1 for message in history.get(m) or [] if message.get("role") == "user") for m in models}
     for model in models:
         messages = history.get(model) or []
         asked = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
-        if asked is None:
-            entries.append(ReportEntry(model, error="no turn yet"))
+        if asked is None or turns[model] < max(turns.values()):  # failed in the last turn: history kept as it was
+            entries.append(ReportEntry(model, error="no answer in the last turn" if asked else "no turn yet"))
             continue
         if question is None:
             question = _text(messages[asked].get("content"))
