@@ -299,3 +299,12 @@ def test_providers_filter_derive_and_fail(router: OpenRouterDouble) -> None:
     frame = derived.to_pandas()
     assert list(frame["slug"]) == [p.slug for p in derived]
     assert frame.loc[0, "latency_p50_ms"] == derived[0].latency.p50  # type: ignore[union-attr]
+
+
+def test_provider_suffix_in_fallback_models_is_refused(router: OpenRouterDouble) -> None:
+    chat = Chat(f"{LLAMA}@deepinfra", base_url=router.base_url, api_key=router.api_key)
+    with pytest.raises(ValueError, match="fallback models take plain slugs"):
+        chat("Hi", models=["openai/gpt-4o-mini@azure"])
+    chat("Hi", models=["openai/gpt-4o-mini"])
+    assert router.chat_requests[-1]["models"] == ["openai/gpt-4o-mini"]
+    assert len(router.chat_requests) == 1

@@ -327,6 +327,12 @@ class ModelClient:
             body["response_format"] = response_format_for(plan.output_type)
         for model in self._models:
             parse_slug(model).apply(body)  # a provider= at odds with a slug's provider raises now
+        fallbacks = body.get("models")
+        if isinstance(fallbacks, (list, tuple)) and any(isinstance(m, str) and "@" in m for m in fallbacks):
+            raise ValueError(
+                f"models={list(fallbacks)!r}: OpenRouter's fallback models take plain slugs; a provider suffix "
+                "('@...') only works on the chat's own models"
+            )
         return plan
 
     def _check_capabilities(self, content: Any, plan: Plan, fetch: bool = True) -> bool:
