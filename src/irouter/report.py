@@ -274,8 +274,9 @@ def chart_svg(entries: Sequence[ReportEntry], reviewed: bool = False) -> str:
     score when ``reviewed``. Models without a known cost or latency are listed under the chart instead."""
     known = [(n, e) for n, e in enumerate(entries, 1) if e.cost is not None and e.latency is not None]
     missing = [e.model for e in entries if e.cost is None or e.latency is None]
-    x_ticks = _ticks(max((e.latency or 0.0) for _, e in known) if known else 1.0)
-    y_ticks = _ticks(max((e.cost or 0.0) for _, e in known) if known else 1.0)
+    headroom = 1.08  # no point on the frame's edge
+    x_ticks = _ticks(headroom * max((e.latency or 0.0) for _, e in known) if known else 1.0)
+    y_ticks = _ticks(headroom * max((e.cost or 0.0) for _, e in known) if known else 1.0)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(v: float) -> float:
