@@ -20,6 +20,7 @@ import pytest
 
 from irouter.testing import Error, OpenRouterDouble, Text
 
+from .conftest import SAMPLES
 from .media import png
 
 TIMEOUT = 10
@@ -1003,3 +1004,29 @@ def test_a_closed_pipe_and_a_folder(router: OpenRouterDouble, env: dict[str, str
     out = run(env, "look", "-a", str(tmp_path))
     assert out.returncode == 2
     assert "is a folder" in out.stderr
+
+
+def test_providers_table_and_json(router: OpenRouterDouble, env: dict[str, str]) -> None:
+    capture = json.loads((SAMPLES / "model-endpoints-kimi-k3-2026-08.response.json").read_text())
+    router.endpoints["moonshotai/kimi-k3"] = capture
+    out = run(env, "providers", "moonshotai/kimi-k3")
+    assert out.returncode == 0, out.stderr
+    header, *rows = out.stdout.splitlines()
+    assert header.split()[:3] == ["provider", "$/M", "in"]
+    assert [r.split()[0] for r in rows] == [f"moonshotai/kimi-k3@{e['tag']}" for e in capture["data"]["endpoints"]]
+    first = ["moonshotai/kimi-k3@fireworks", "3", "15", "1,048,576", "-", "unknown", "2,687", "35", "99.7%"]
+    assert rows[0].split() == first
+    assert rows[1].split()[:2] == ["moonshotai/kimi-k3@alibaba", "(degraded)"]
+    assert out.stderr == "4 providers of moonshotai/kimi-k3\n"
+    assert [r.path for r in router.requests] == ["/api/v1/models/moonshotai/kimi-k3/endpoints"]
+    out = run(env, "providers", "moonshotai/kimi-k3@fireworks", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [r["tag"] for r in json.loads(out.stdout)] == ["fireworks", "fireworks/fast"]
+    assert len(router.requests) == 1  # cached on disk by the first run
+    missing = run(env, "providers", "no-such/model")
+    assert missing.returncode == 1
+    assert missing.stdout == ""
+    assert "Resource not found" in missing.stderr
+    bad = run(env, "providers", "moonshotai/kimi-k3@")
+    assert bad.returncode == 2
+    assert "provider" in bad.stderr

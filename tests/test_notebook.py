@@ -49,3 +49,23 @@ def test_a_notebook_shows_chats_and_progress(tmp_path) -> None:
     assert "<th style='text-align:left;vertical-align:top;white-space:pre-wrap'>a/a</th>" in page
     assert "You said: Hello" in page
     assert not any(o.get("output_type") == "error" for cell in outputs for o in cell)
+
+
+def test_a_report_shows_inline_in_a_notebook(tmp_path) -> None:
+    cells = [
+        "from irouter import Chat\nfrom irouter.testing import OpenRouterDouble\nrouter = OpenRouterDouble().start()\n"
+        "chat = Chat(['x/m@deepinfra', 'x/m@together'], base_url=router.base_url, api_key=router.api_key)\n"
+        "chat('Hello <world>')\nrouter.stop()",
+        "chat.report()",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = nbclient.NotebookClient(
+        notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    (shown,) = [o for o in notebook.cells[1].outputs if o.get("output_type") == "execute_result"]
+    page = shown["data"]["text/html"]
+    assert page.startswith("<div class='irouter-report'>")
+    assert page.count("<g class='point'") == 2
+    assert "You said: Hello &lt;world&gt;" in page
+    assert shown["data"]["text/plain"] == "Report('2 models compared', models=['x/m@deepinfra', 'x/m@together'])"

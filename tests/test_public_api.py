@@ -43,6 +43,10 @@ EXPORTED = {
     "NotFoundError",
     "PDF",
     "PaymentRequiredError",
+    "Percentiles",
+    "Provider",
+    "Providers",
+    "Report",
     "PermissionDeniedError",
     "Ranked",
     "RateLimitError",
@@ -69,6 +73,7 @@ EXPORTED = {
     "register_endpoint",
     "serve_gguf",
     "models",
+    "providers",
 }
 
 

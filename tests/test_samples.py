@@ -1269,6 +1269,32 @@ def test_captured_header_details() -> None:
     assert GENERATION_ID.fullmatch(generation_id())  # the double's ids look like the real ones
 
 
+# --------------------------------------------------------------------------------------------- endpoints lists
+
+ENDPOINTS: dict[str, tuple[str, list[tuple[str, str, float, float]]]] = {
+    # model id, then per endpoint: tag, provider name, prompt $/M, time to first token p50 (ms)
+    "model-endpoints-kimi-k3-2026-08.response.json": (
+        "moonshotai/kimi-k3",
+        [
+            ("fireworks", "Fireworks", 3.0, 2687.0),
+            ("alibaba", "Alibaba", 3.45, 9250.0),
+            ("fireworks/fast", "Fireworks", 4.5, 814.5),
+            ("morph/fast", "Morph", 6.0, 9612.0),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENDPOINTS))
+def test_endpoints_list_sample_over_http(name: str) -> None:
+    from irouter import providers
+
+    model, expected = ENDPOINTS[name]
+    with OpenRouterDouble(endpoints={model: sample_json(name)}) as double:
+        found = providers(model, base_url=double.base_url)
+    assert [(p.tag, p.provider, p.prompt_price_per_million, p.latency and p.latency.p50) for p in found] == expected
+
+
 # --------------------------------------------------------------------------------------------- coverage
 
 EMBEDDINGS = {
@@ -1293,6 +1319,7 @@ TABLES: dict[str, Any] = {
     "stream errors": STREAM_ERRORS,
     "models": MODELS,
     "meta": META,
+    "endpoints": ENDPOINTS,
 }
 
 
@@ -1308,6 +1335,8 @@ def kind_of(name: str) -> str:
         return "stream errors" if "error" in name else "streams"
     if name.startswith("models-list-"):
         return "models"
+    if name.startswith("model-endpoints-"):
+        return "endpoints"
     if name.startswith("error-"):
         return "errors"
     assert name.startswith("chat-nonstream-"), name
@@ -1340,7 +1369,6 @@ LATER = {
     "error-402-in-flight-budget-exhausted.response.json",
     "generation-stats-doc-example.response.json",
     "generation-stats-provider-fallback-2026-02.response.truncated.json",
-    "model-endpoints-kimi-k3-2026-08.response.json",
     "responses-nonstream-prompt-cache-explicit-2026-07.turn1.request.json",
     "responses-nonstream-prompt-cache-explicit-2026-07.turn1.response.json",
     "responses-nonstream-prompt-cache-explicit-2026-07.turn2.request.json",

@@ -13,6 +13,7 @@ from ._embeddings import Embeddings, aembed, embed
 from ._ledger import LedgerEntry
 from ._outputs import GeneratedImage
 from ._persist import history_to_markdown
+from ._providers import Percentiles, Provider, Providers, providers
 from ._streams import AsyncStream, Stream
 from ._wire import Response
 from .call import AsyncCall, Call
@@ -44,6 +45,7 @@ from .errors import (
     StructuredOutputError,
     UnknownModelError,
 )
+from .report import Report
 from .review import Ranked, Review, Verdict
 from .tools import Tool, ToolCall, ToolResult, function_schema
 
@@ -113,9 +115,13 @@ __all__ = [
     "MultiModelError",
     "NotFoundError",
     "PaymentRequiredError",
+    "Percentiles",
     "PermissionDeniedError",
+    "Provider",
+    "Providers",
     "Ranked",
     "RateLimitError",
+    "Report",
     "RequestTimeoutError",
     "Response",
     "Review",
@@ -137,6 +143,7 @@ __all__ = [
     "history_to_markdown",
     "list_models",
     "models",
+    "providers",
     "register_endpoint",
     "serve_gguf",
 ]

@@ -16,6 +16,7 @@ from ._compat import ORDER_HINT
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options
 from ._ledger import Meter, Quote
+from ._routing import parse_slug
 from ._streams import Emit
 from ._structured import output_type, parser_for, response_format_for
 from ._transport import Endpoint, arelease_pools, is_openrouter, release_pools, resolve_base_url
@@ -51,6 +52,8 @@ def check_models(model: Any) -> list[str]:
     duplicates = sorted({s for s in models if models.count(s) > 1})
     if duplicates:
         raise ValueError(f"Each model may appear once; repeated: {', '.join(duplicates)}")
+    for slug in models:
+        parse_slug(slug)  # a provider suffix ("x/y@deepinfra:fp8") must be well formed
     return list(models)
 
 
@@ -222,6 +225,12 @@ class ModelClient:
         check_spaces(self._models, self._base_url)
         self._http_client = check_http_client(http_client, self._asynchronous)
         self._routes = {m: self._with_client(route(m, None)) for m in self._models}
+        for model, found in self._routes.items():
+            if found is not None and "@" in model:
+                raise ValueError(
+                    f"{model!r}: a provider after '@' picks one of OpenRouter's providers, but this slug goes to "
+                    "another endpoint (a registered prefix or local/); drop the '@...' suffix"
+                )
         main = any(r is None for r in self._routes.values())  # no OpenRouter key needed for local models only
         self._endpoint: Any = Endpoint(base_url, api_key, client=self._http_client) if main else None
         self._quotes: dict[str, Quote] = {}
@@ -349,6 +358,14 @@ class ModelClient:
         plan.output_type = output_type(body.get("response_format"))  # raises now for what cannot be described
         if plan.output_type is not None:
             body["response_format"] = response_format_for(plan.output_type)
+        for model in self._models:
+            parse_slug(model).apply(body)  # a provider= at odds with a slug's provider raises now
+        fallbacks = body.get("models")
+        if isinstance(fallbacks, (list, tuple)) and any(isinstance(m, str) and "@" in m for m in fallbacks):
+            raise ValueError(
+                f"models={list(fallbacks)!r}: OpenRouter's fallback models take plain slugs; a provider suffix "
+                "('@...') only works on the chat's own models"
+            )
         return plan
 
     def _response_cache(self, client: Mapping[str, Any]) -> Any:
@@ -447,6 +464,9 @@ class ModelClient:
             spec.wire_model = found.wire_model
             if not found.json_schema and "response_format" in spec.options:
                 spec.options = {**spec.options, "response_format": json_object_format(spec.options["response_format"])}
+        elif "@" in model:  # "x/y@provider:quant": the plain slug, with OpenRouter's routing pinned to it
+            pinned = parse_slug(model)
+            spec.wire_model, spec.options = pinned.model, pinned.apply(spec.options)
         return chat_turn(model, history, user, spec)
 
     def _recorder(self, model: str) -> Recorder:

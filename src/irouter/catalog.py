@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _retry as retry
 from ._retry import DEFAULT_MAX_RETRIES
+from ._routing import plain
 from ._transport import Endpoint, resolve_base_url
 from .errors import APIResponseError
 
@@ -288,9 +289,10 @@ VARIANTS = (":online", ":nitro", ":floor", ":thinking", ":extended", ":exacto")
 
 
 def find(records: Iterable[dict[str, Any]], slug: str) -> ModelInfo | None:
-    """The record for ``slug``, allowing for variant suffixes (``:online``, ``:nitro``...); ``None`` if absent."""
+    """The record for ``slug``, allowing for variant suffixes (``:online``, ``:nitro``...) and a provider suffix
+    (``@deepinfra``: the model's own record); ``None`` if absent."""
     by_id = {r["id"]: r for r in records}
-    candidate = slug
+    candidate = plain(slug)
     while candidate not in by_id:
         for suffix in VARIANTS:
             if candidate.endswith(suffix):

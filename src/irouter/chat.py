@@ -28,6 +28,7 @@ from ._types import Answer, Body, Headers, Message, Models, T, Tools
 from ._wire import user_message
 from .catalog import cached_records
 from .errors import MultiModelError
+from .report import Report
 from .tools import ToolCall, answer_message, describe_call, pending_calls
 
 if TYPE_CHECKING:
@@ -601,6 +602,12 @@ class _Conversation(ModelClient):
         tokens = self._meter.tokens()
         models = repr(self._models[0]) if len(self._models) == 1 else repr(self._models)
         return f"{type(self).__name__}({models}, turns={self.turns}, tokens={tokens})"
+
+    def report(self, review: Any = None) -> Report:
+        """The last turn as a comparison (`irouter.Report`): the answers side by side and an SVG chart of cost
+        against latency per model, ranked and scored by ``review`` (a `Review`) when given. Shown inline in
+        notebooks; ``.save("report.html")`` writes a self-contained page."""
+        return Report.of(self, review=review)
 
 
 class Chat(_Conversation, Generic[Answer]):

@@ -10,6 +10,7 @@ one line on stderr and an exit code (`EXIT_CODES`). ``import irouter`` never imp
     irouter compare "prompt" -m A -m B ... [--judge J ...]    answers side by side, ranked, with cost and latency
     irouter logs [-q WORDS] | logs show [ID] | logs stats       the conversation log (every chat is logged)
     irouter cache stats | cache clear                           the response cache
+    irouter providers SLUG [--json] [--refresh]                         a model's providers, side by side
 """
 
 from __future__ import annotations
@@ -492,6 +493,31 @@ def models_command(argv: list[str]) -> int:
     return OK
 
 
+def providers_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="irouter providers",
+        description="The providers of one model: price, context, quantization, speed, uptime (no key needed).",
+    )
+    parser.add_argument("slug", help="a model slug, e.g. moonshotai/kimi-k3 (SLUG@provider keeps that provider's)")
+    parser.add_argument("--json", action="store_true", help="JSON records instead of a table")
+    parser.add_argument("--refresh", action="store_true", help="fetch anew, not from the day-long cache")
+    parser.add_argument("--base-url", help="OpenRouter-compatible base URL (default: OpenRouter)")
+    args = parser.parse_args(argv)
+    load_env()
+    from ._providers import providers
+
+    try:
+        found = providers(args.slug, base_url=args.base_url, refresh=args.refresh)
+    except (errors.IrouterError, ValueError) as exc:
+        return fail(exc)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in found], indent=1))
+    else:
+        print(found.table())
+        print(f"{len(found)} provider{'s' if len(found) != 1 else ''} of {found.model}", file=sys.stderr)
+    return OK
+
+
 def grid_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="irouter grid",
@@ -861,6 +887,8 @@ def main(argv: list[str] | None = None) -> int:
             from ._logs_cli import cache_command, logs_command
 
             return (logs_command if argv[0] == "logs" else cache_command)(argv[1:])
+        if argv[:1] == ["providers"]:
+            return providers_command(argv[1:])
         return prompt_command(argv)
     except BrokenPipeError:  # the reader went away (`irouter ... | head`): stop quietly, as other tools do
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -13,7 +13,23 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
-from irouter import AsyncCall, AsyncChat, AsyncStream, Call, Chat, GeneratedImage, Ranked, Response, Review, Stream
+from irouter import (
+    AsyncCall,
+    AsyncChat,
+    AsyncStream,
+    Call,
+    Chat,
+    GeneratedImage,
+    Percentiles,
+    Provider,
+    Providers,
+    Ranked,
+    Report,
+    Response,
+    Review,
+    Stream,
+    providers,
+)
 
 if sys.version_info >= (3, 11):
     from typing import assert_type
@@ -145,3 +161,15 @@ def check_outputs(image: GeneratedImage, response: Response) -> None:
     assert_type(image.data, bytes)
     assert_type(response.model_dump(), dict[str, Any])
     assert_type(response.to_json(), str)
+
+
+def check_providers_and_reports(chat: Chat[str], achat: AsyncChat[str]) -> None:
+    found = assert_type(providers("moonshotai/kimi-k3"), Providers)
+    first = assert_type(found[0], Provider)
+    assert_type(first.slug, str)
+    assert_type(first.latency, Percentiles | None)
+    assert_type(first.prompt_price, float | None)
+    report = assert_type(chat.report(), Report)
+    assert_type(achat.report(), Report)
+    assert_type(Report.of(chat), Report)
+    assert_type(report.html(), str)

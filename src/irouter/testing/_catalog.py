@@ -98,3 +98,52 @@ def model_record(
 
 def default_models() -> list[dict[str, Any]]:
     return [model_record(*spec) for spec in _MODELS]
+
+
+_PROVIDERS = (
+    # display name, tag, quantization, price factor, latency p50 (ms), throughput p50 (tokens/s), uptime (1 day)
+    ("DeepInfra", "deepinfra/fp8", "fp8", 1.0, 820.0, 95.0, 99.9),
+    ("Together", "together", "fp16", 1.4, 610.0, 120.0, 99.5),
+    ("Fireworks", "fireworks/fast", "unknown", 2.0, 310.0, 240.0, 98.7),
+)
+
+
+def endpoints_body(record: dict[str, Any]) -> dict[str, Any]:
+    """A ``GET /models/{author}/{slug}/endpoints`` body derived from a ``/models`` record: three made-up providers
+    (DeepInfra, Together, Fireworks) at the record's prices times 1, 1.4 and 2, shaped like OpenRouter's 2026
+    records (openrouter-protocol.md §6.1)."""
+    pricing = record.get("pricing") or {}
+    context = record.get("context_length")
+    endpoints = []
+    for name, tag, quantization, factor, latency, throughput, uptime in _PROVIDERS:
+        prices = {k: f"{float(pricing.get(k) or 0) * factor:.10g}" for k in ("prompt", "completion")}
+        endpoints.append(
+            {
+                "name": f"{name} | {record['id']}",
+                "model_id": record["id"],
+                "model_name": record.get("name"),
+                "context_length": context,
+                "pricing": {**prices, "discount": 0},
+                "provider_name": name,
+                "tag": tag,
+                "quantization": quantization,
+                "max_completion_tokens": (record.get("top_provider") or {}).get("max_completion_tokens"),
+                "max_prompt_tokens": None,
+                "supported_parameters": list(record.get("supported_parameters") or []),
+                "status": 0,
+                "uptime_last_30m": uptime,
+                "uptime_last_5m": uptime,
+                "uptime_last_1d": uptime,
+                "supports_implicit_caching": False,
+                "supports_voice_cloning": False,
+                "latency_last_30m": {"p50": latency, "p75": latency * 1.5, "p90": latency * 2.2, "p99": latency * 5},
+                "throughput_last_30m": {
+                    "p50": throughput,
+                    "p75": throughput * 1.2,
+                    "p90": throughput * 1.4,
+                    "p99": throughput * 1.8,
+                },
+            }
+        )
+    keys = ("id", "name", "created", "description", "architecture")
+    return {"data": {**{k: record.get(k) for k in keys}, "endpoints": endpoints}}

@@ -68,7 +68,7 @@ class Text:
         delay: seconds the "model" works before answering (keep-alive bytes are sent meanwhile).
         usage: the ``usage`` object to report; by default counted from the request and priced.
         model: the model to report as having answered (defaults to the one requested).
-        provider: the provider name to report.
+        provider: the provider name to report (by default the one the request pins, else ``"OpenAI"``).
         finish_reason: defaults to ``"stop"`` (``"tool_calls"`` with tool calls).
         extra_message: extra keys for the message (``reasoning``, ``annotations``, ``images``...).
         chunk_delay: seconds between stream chunks (to watch text arrive, or to cancel mid-stream).
@@ -81,7 +81,7 @@ class Text:
     delay: float | None = None
     usage: dict[str, Any] | None = None
     model: str | None = None
-    provider: str = "OpenAI"
+    provider: str | None = None
     finish_reason: str | None = None
     extra_message: dict[str, Any] = field(default_factory=dict)
     chunk_delay: float = 0.0
@@ -262,6 +262,7 @@ class Rendered:
     model: str
     usage: dict[str, Any] | None
     calls: list[dict[str, Any]]
+    provider: str = "OpenAI"
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -284,7 +285,7 @@ class Rendered:
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "provider": self.reply.provider,
+            "provider": self.provider,
             "system_fingerprint": None,
             "service_tier": "default",
             "choices": [
@@ -308,7 +309,7 @@ class Rendered:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "provider": self.reply.provider,
+            "provider": self.provider,
         }
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:

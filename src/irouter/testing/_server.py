@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ._catalog import default_models
+from ._catalog import default_models, endpoints_body
 from ._replies import (
     PRICES,
     Error,
@@ -79,6 +79,10 @@ class OpenRouterDouble:
             ``"null-finish"`` (2025).
         report_usage: ``False`` leaves usage out entirely, like some OpenAI-compatible servers.
         models: the records ``GET /models`` serves (a small built-in catalog by default).
+        endpoints: bodies ``GET /models/{author}/{slug}/endpoints`` serves, by model id (a captured body, say);
+            a model of ``models`` without one gets three made-up providers derived from its record, any other
+            model a 404 ``Resource not found``. A request pinned to a provider (``provider.only``/``order``) is
+            answered as that provider (its display name when the endpoints list names it).
         prices: dollars per (prompt, completion) token used to compute ``usage.cost``.
         port: ``0`` picks a free port.
     """
@@ -94,6 +98,7 @@ class OpenRouterDouble:
         report_usage: bool = True,
         models: list[dict[str, Any]] | None = None,
         prices: tuple[float, float] = PRICES,
+        endpoints: Mapping[str, Any] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -107,6 +112,7 @@ class OpenRouterDouble:
         self.report_usage = report_usage
         self.models = models if models is not None else default_models()
         self.prices = prices
+        self.endpoints: dict[str, Any] = dict(endpoints or {})
         self.default: Responder = echo
         """Answers when nothing is queued (by default: ``"You said: <last user text>"``)."""
         self.requests: list[Request] = []
@@ -213,6 +219,27 @@ class OpenRouterDouble:
         with self._lock:
             self.requests.append(request)
 
+    def endpoints_of(self, model: str) -> dict[str, Any] | None:
+        """The body of ``GET /models/{model}/endpoints`` (``None``: 404)."""
+        if model in self.endpoints:
+            return dict(self.endpoints[model])
+        record = next((m for m in self.models if m.get("id") == model), None)
+        return endpoints_body(record) if record is not None else None
+
+    def _provider(self, request: dict[str, Any], reply: Text) -> str:
+        """Who answers: the reply's provider, else the one the request pins (by display name), else OpenAI."""
+        if reply.provider is not None:
+            return reply.provider
+        routing = request.get("provider")
+        pinned = None if not isinstance(routing, dict) else (routing.get("only") or routing.get("order") or [None])[0]
+        if not isinstance(pinned, str):
+            return "OpenAI"
+        listed = self.endpoints_of(str(request.get("model"))) or {}
+        for endpoint in (listed.get("data") or {}).get("endpoints") or []:
+            if pinned.lower() in (str(endpoint.get("tag")).lower(), str(endpoint.get("tag")).split("/")[0].lower()):
+                return str(endpoint.get("provider_name"))
+        return pinned
+
     def render(self, request: dict[str, Any], reply: Text) -> Rendered:
         """Fix ids, served model, tool calls and usage for a reply to ``request``."""
         calls = [call.wire(i) for i, call in enumerate(reply.tool_calls)]
@@ -224,12 +251,13 @@ class OpenRouterDouble:
             model=reply.model or str(request.get("model")),
             usage=usage if self.report_usage else None,
             calls=calls,
+            provider=self._provider(request, reply),
         )
         with self._lock:
             self.generations[rendered.id] = {
                 "id": rendered.id,
                 "model": rendered.model,
-                "provider_name": reply.provider,
+                "provider_name": rendered.provider,
                 "total_cost": (usage or {}).get("cost"),
                 "tokens_prompt": (usage or {}).get("prompt_tokens"),
                 "tokens_completion": (usage or {}).get("completion_tokens"),
@@ -343,6 +371,12 @@ class _Handler(BaseHTTPRequestHandler):
                 {"data": models, "total_count": len(models), "links": {"next": None}},
                 {"Cache-Control": "public, max-age=300"},
             )
+        elif path.startswith("/models/") and path.endswith("/endpoints") and path.count("/") >= 4:
+            found = self.double.endpoints_of(path[len("/models/") : -len("/endpoints")])
+            if found is None:
+                self._error(404, "Resource not found")
+            else:
+                self._json(200, found)
         elif path in ("/key", "/auth/key", "/credits", "/generation"):
             if self._authorized(request):
                 self._account(path, request)
