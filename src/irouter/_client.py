@@ -7,14 +7,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from . import _fallbacks as fallbacks
 from . import _options as opts
 from . import _retry as retry
+from ._caching import check_ttl, rule_for
 from ._cancel import Cancelled, CancelSignal, outlive_cancel
 from ._capabilities import check as check_capabilities
 from ._capabilities import check_spaces, needs
 from ._compat import ORDER_HINT
+from ._context import check_policy
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options
+from ._fallbacks import Fallbacks, check_fallbacks, check_reject
 from ._ledger import Meter, Quote
 from ._streams import Emit
 from ._structured import output_type, parser_for, response_format_for
@@ -91,6 +95,13 @@ class Plan:
     """`Chat.answer_tool_calls`: the keyword arguments the turn goes on with, kept once it has gone on."""
     on_retry: Callable[[Exception, float], None] | None = None
     """Told of every retry (the failure and the wait): a grid slows down on rate limits."""
+    cache: bool = False
+    """Place prompt-cache breakpoints (``cache=True``, see `_caching`)."""
+    cache_ttl: str | None = None
+    on_overflow: str | None = None
+    """What a chat does when a turn would not fit the context window (`_context`): ``None`` raises."""
+    summarize_with: str | None = None
+    fallbacks: Fallbacks = field(default_factory=Fallbacks)
 
     def tools(self) -> ToolRunner:
         return ToolRunner(self.toolbox, self.before_tool, self.after_tool, self.cancel)
@@ -313,10 +324,35 @@ class ModelClient:
             raise TypeError(f"check_capabilities must be True, False or None, got {check!r}")
         plan.check = check
         plan.after_tool = check_hook("after_tool", client.get("after_tool"), self._awaits)
+        self._long_conversation(plan, client)
         plan.output_type = output_type(body.get("response_format"))  # raises now for what cannot be described
         if plan.output_type is not None:
             body["response_format"] = response_format_for(plan.output_type)
         return plan
+
+    @staticmethod
+    def _long_conversation(plan: Plan, client: Mapping[str, Any]) -> None:
+        """The options of long conversations (caching, context overflow, fallbacks), checked into ``plan``."""
+        cache = client.get("cache")
+        if cache is not None and not isinstance(cache, bool):
+            raise TypeError(f"cache must be True or False, got {cache!r}")
+        plan.cache_ttl = check_ttl(client.get("cache_ttl"))
+        plan.cache = cache if cache is not None else plan.cache_ttl is not None  # a TTL alone turns caching on
+        plan.on_overflow = check_policy(client.get("on_overflow"))
+        summarizer = client.get("summarize_with")
+        if summarizer is not None and not isinstance(summarizer, str):
+            raise TypeError(f"summarize_with must be one model slug, got {summarizer!r}")
+        if plan.on_overflow == "summarize" and summarizer is None:
+            raise ValueError(
+                "on_overflow='summarize' needs the model that writes the summary: summarize_with='some/model'"
+            )
+        plan.summarize_with = check_models(summarizer)[0] if summarizer is not None else None
+        reject = check_reject(client.get("fallback_on"))
+        plan.fallbacks = Fallbacks(check_fallbacks(client.get("fallbacks")), reject)
+        if reject is not None and client.get("stream"):
+            raise ValueError(
+                "fallback_on= cannot judge a streamed answer (its text is already out): drop stream=True or fallback_on="
+            )
 
     def _check_capabilities(self, content: Any, plan: Plan, fetch: bool = True) -> bool:
         """Before any request: are the models in the catalog, and can they take tools, structured output and the
@@ -385,18 +421,31 @@ class ModelClient:
         if info is None:
             return self._quotes.get(model)
         prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
-        quote = self._quotes[model] = Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+        quote = self._quotes[model] = Quote(
+            prices[0], prices[1], info.max_completion_tokens, info.context_length, *info.cache_prices
+        )
         return quote
 
     # ------------------------------------------------------------------------------------------ one model's turn
     def _engine(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> Engine:
+        return chat_turn(model, history, user, self._spec(model, plan))
+
+    def _spec(self, model: str, plan: Plan) -> TurnSpec:
+        """What one model's turn needs: the call's options, the model's wire name, cache rule and context window."""
         spec = plan.spec(model)
         found = self._routes.get(model)
-        if found is not None:
+        if found is None:
+            quote = self._quote(model)
+            spec.context_length = quote.context_length if quote is not None else None
+            if plan.cache:
+                records = cached_records(self.base_url, max_age=float("inf"))
+                info = find(records, model) if records else None
+                spec.cache = rule_for(model, info.raw if info is not None else None, plan.cache_ttl)
+        else:
             spec.wire_model = found.wire_model
             if not found.json_schema and "response_format" in spec.options:
                 spec.options = {**spec.options, "response_format": json_object_format(spec.options["response_format"])}
-        return chat_turn(model, history, user, spec)
+        return spec
 
     def _recorder(self, model: str) -> Recorder:
         """Where a request's accounts go; `Chat` keeps them, `Call` (stateless) lets them go."""
@@ -459,17 +508,24 @@ class ModelClient:
     def _run(
         self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, recorder: Recorder | None = None
     ) -> TurnResult:
-        """One model's whole turn (requests and tool steps), synchronously. ``recorder``: as for `_arun`."""
-        send = self._post(recorder or self._recorder(model), plan)
-        return run_sync(self._engine(model, history, user, plan), send, plan.tools())
+        """One model's whole turn (requests and tool steps), synchronously, passed on to the call's fallbacks when
+        it fails (`_fallbacks`). ``recorder``: as for `_arun`."""
+
+        def attempt(slug: str, accounts: Recorder) -> TurnResult:
+            return run_sync(self._engine(slug, history, user, plan), self._post(accounts, plan), plan.tools())
+
+        return fallbacks.run(model, plan.fallbacks, recorder or self._recorder(model), attempt)
 
     async def _arun(
         self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, recorder: Recorder | None = None
     ) -> TurnResult:
         """`_run`, awaited. ``recorder``: where the turn's accounts go (a grid cell's own; by default the
         object's, see `_recorder`)."""
-        send = self._apost(recorder or self._recorder(model), plan)
-        return await run_async(self._engine(model, history, user, plan), send, plan.tools())
+
+        async def attempt(slug: str, accounts: Recorder) -> TurnResult:
+            return await run_async(self._engine(slug, history, user, plan), self._apost(accounts, plan), plan.tools())
+
+        return await fallbacks.arun(model, plan.fallbacks, recorder or self._recorder(model), attempt)
 
     def _run_streamed(
         self,
@@ -481,7 +537,18 @@ class ModelClient:
         recorder: Recorder | None = None,
     ) -> TurnResult:
         """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives. ``recorder``: as for
-        `_arun`."""
+        `_arun`. A failure before the first piece passes the turn to the fallbacks; after it, it is raised."""
+        emitted = _Emitted(emit)
+
+        def attempt(slug: str, accounts: Recorder) -> TurnResult:
+            return self._stream_once(slug, history, user, plan, emitted, accounts)
+
+        return fallbacks.run(model, plan.fallbacks, recorder or self._recorder(model), attempt, emitted.said)
+
+    def _stream_once(
+        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, emit: Emit, recorder: Recorder
+    ) -> TurnResult:
+        """One model's streamed turn (see `_run_streamed`)."""
         cancel = plan.cancel
 
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
@@ -498,7 +565,6 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        recorder = recorder or self._recorder(model)
         pieces = stream_sync(engine, open_stream, plan.tools(), recorder, box, plan.policy(), cancel.wait)
         try:
             for piece in pieces:
@@ -519,6 +585,17 @@ class ModelClient:
         recorder: Recorder | None = None,
     ) -> TurnResult:
         """`_run_streamed`, awaited."""
+        emitted = _Emitted(emit)
+
+        async def attempt(slug: str, accounts: Recorder) -> TurnResult:
+            return await self._astream_once(slug, history, user, plan, emitted, accounts)
+
+        return await fallbacks.arun(model, plan.fallbacks, recorder or self._recorder(model), attempt, emitted.said)
+
+    async def _astream_once(
+        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, emit: Emit, recorder: Recorder
+    ) -> TurnResult:
+        """`_stream_once`, awaited."""
         import asyncio
 
         def open_stream(action: Send) -> AsyncIterator[dict[str, Any]]:
@@ -529,7 +606,6 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        recorder = recorder or self._recorder(model)
         pieces = stream_async(engine, open_stream, plan.tools(), recorder, box, plan.policy())
         try:
             first = True
@@ -547,3 +623,18 @@ class ModelClient:
     def _shape(self, per_model: dict[str, Any]) -> Any:
         """One model -> its value; several -> ``{slug: value}`` (the seed's shapes)."""
         return per_model[self._models[0]] if len(self._models) == 1 else per_model
+
+
+class _Emitted:
+    """An `Emit` that remembers whether it passed on any text (a streamed turn that spoke cannot fall back)."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.spoken = False
+
+    def __call__(self, piece: str) -> None:
+        self.spoken = True
+        self.emit(piece)
+
+    def said(self) -> bool:
+        return self.spoken

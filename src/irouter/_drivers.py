@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any, NoReturn
 
 from . import _retry as retry
+from ._caching import ttl_of
 from ._cancel import CancelSignal, results_in_order
 from ._engine import Engine, RunTools, Send, TurnResult
 from ._ledger import Hold, Meter, entry_for
@@ -81,6 +82,8 @@ class Ticket:
     wall: float
     """``time.time()`` when it was sent."""
     hold: Hold | None = None
+    cache_ttl: str | None = None
+    """The TTL of the body's cache breakpoints (``"1h"``, or ``None`` for the default), to price its writes."""
 
 
 @dataclass
@@ -89,11 +92,19 @@ class Recorder:
 
     meter: Meter
     model: str
+    fallback_for: str | None = None
+    """The slug whose turn this model answers as a fallback (``None``: its own turn)."""
+
+    def instead(self, slug: str) -> Recorder:
+        """Where the requests of ``slug`` go when it takes this recorder's turn (itself, for its own model)."""
+        if slug == self.model:
+            return self
+        return Recorder(self.meter, slug, self.fallback_for or self.model)
 
     def start(self, body: dict[str, Any]) -> Ticket:
         """Reserve the request's worst case against the budgets (raises `BudgetExceeded`) and note the time."""
         hold = self.meter.reserve(self.model, body)
-        return Ticket(time.monotonic(), time.time(), hold)
+        return Ticket(time.monotonic(), time.time(), hold, ttl_of(body))
 
     def done(
         self,
@@ -117,6 +128,8 @@ class Recorder:
                 step=step,
                 streamed=streamed,
                 price=self.meter.price,
+                fallback_for=self.fallback_for,
+                saving=partial(self.meter.saving, self.model, ttl=ticket.cache_ttl),
             )
         self.meter.settle(ticket.hold, entry)
 

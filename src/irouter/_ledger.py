@@ -46,6 +46,16 @@ class LedgerEntry:
     time: float
     """Unix time the request was sent."""
     is_byok: bool | None = None
+    cache_write_tokens: int = 0
+    """Prompt tokens written to the provider's cache by this request (``usage.prompt_tokens_details``); like
+    ``cached_tokens`` (read from the cache), they are part of ``prompt_tokens``."""
+    cache_savings: float | None = None
+    """Dollars caching saved on this request, at the catalog's prices: cache reads at the read price instead of
+    the prompt price, less the extra paid for cache writes (negative for a request that only wrote). ``None`` when
+    the catalog gives no cache prices for the model, or the request used no cache."""
+    fallback_for: str | None = None
+    """The chat's slug this request answered for, when ``model`` was one of its ``fallbacks`` (``None``: the
+    request was for ``model`` itself)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +76,8 @@ def entry_for(
     step: int,
     streamed: bool,
     price: Callable[[str, int, int], float | None] | None = None,
+    fallback_for: str | None = None,
+    saving: Callable[[int, int], float | None] | None = None,
 ) -> LedgerEntry:
     """The ledger entry of one finished (or failed but billed) request."""
     usage = usage or {}
@@ -74,6 +86,8 @@ def entry_for(
     cost = usage.get("cost")
     cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
     estimate = price(model, prompt, completion) if cost is None and price is not None and usage else None
+    details = usage.get("prompt_tokens_details") or {}
+    cached, written = _int(details.get("cached_tokens")), _int(details.get("cache_write_tokens"))
     return LedgerEntry(
         model=model,
         served_model=reply.model if reply else None,
@@ -82,7 +96,7 @@ def entry_for(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=total,
-        cached_tokens=_int((usage.get("prompt_tokens_details") or {}).get("cached_tokens")),
+        cached_tokens=cached,
         reasoning_tokens=_int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens")),
         cost=cost,
         estimated_cost=estimate,
@@ -93,6 +107,9 @@ def entry_for(
         streamed=streamed,
         time=wall_started,
         is_byok=usage.get("is_byok") if isinstance(usage.get("is_byok"), bool) else None,
+        cache_write_tokens=written,
+        cache_savings=saving(cached, written) if saving is not None and (cached or written) else None,
+        fallback_for=fallback_for,
     )
 
 
@@ -105,6 +122,25 @@ class Quote:
     completion_price: float | None
     max_completion_tokens: int | None
     context_length: int | None
+    cache_read_price: float | None = None
+    """Dollars per prompt token read from the cache (``pricing.input_cache_read``)."""
+    cache_write_price: float | None = None
+    """Dollars per prompt token written to the cache (``pricing.input_cache_write``; 5-minute writes)."""
+    cache_write_1h_price: float | None = None
+    """Dollars per prompt token written for an hour (``pricing.input_cache_write_1h``, Anthropic)."""
+
+    def saving(self, cached: int, written: int, ttl: str | None = None) -> float | None:
+        """Dollars saved by ``cached`` tokens read from the cache, less what ``written`` tokens cost above the
+        prompt price (written at the 1-hour price when ``ttl == "1h"`` and the catalog lists one). ``None`` when a
+        price needed is unknown. Cache writes priced like prompt tokens (the catalog lists no write price) save
+        and cost nothing."""
+        if self.prompt_price is None or (cached and self.cache_read_price is None):
+            return None
+        write = self.cache_write_1h_price if ttl == "1h" and self.cache_write_1h_price is not None else None
+        write = write if write is not None else self.cache_write_price
+        read = self.cache_read_price or 0.0
+        extra = written * (write - self.prompt_price) if write is not None else 0.0
+        return cached * (self.prompt_price - read) - extra
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         if self.prompt_price is None or self.completion_price is None:
@@ -323,7 +359,18 @@ class Meter:
             self.entries = []
 
     def of(self, model: str) -> list[LedgerEntry]:
-        return [e for e in list(self.entries) if e.model == model]
+        """The entries of ``model``'s turns: its own requests and those its fallbacks made for it."""
+        return [e for e in list(self.entries) if (e.fallback_for or e.model) == model]
+
+    def saving(self, model: str, cached: int, written: int, ttl: str | None) -> float | None:
+        """`Quote.saving` at ``model``'s catalog prices (``None`` without them)."""
+        quote = self.quote(model) if self.quote is not None else None
+        return quote.saving(cached, written, ttl) if quote is not None else None
+
+    def cache_savings(self, model: str) -> float | None:
+        """Dollars caching saved on ``model``'s turns; ``None`` when no request reported a known saving."""
+        known = [e.cache_savings for e in self.of(model) if e.cache_savings is not None]
+        return round(sum(known), 12) if known else None
 
     def usage(self, model: str) -> dict[str, int]:
         entries = self.of(model)
