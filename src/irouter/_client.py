@@ -351,7 +351,8 @@ class ModelClient:
         plan.fallbacks = Fallbacks(check_fallbacks(client.get("fallbacks")), reject)
         if reject is not None and client.get("stream"):
             raise ValueError(
-                "fallback_on= cannot judge a streamed answer (its text is already out): drop stream=True or fallback_on="
+                "fallback_on= cannot judge a streamed answer (its text is already out): "
+                "drop stream=True or fallback_on="
             )
 
     def _check_capabilities(self, content: Any, plan: Plan, fetch: bool = True) -> bool:

@@ -77,7 +77,7 @@ def entry_for(
     streamed: bool,
     price: Callable[[str, int, int], float | None] | None = None,
     fallback_for: str | None = None,
-    saving: Callable[[int, int], float | None] | None = None,
+    saving: Callable[[int, int, int], float | None] | None = None,
 ) -> LedgerEntry:
     """The ledger entry of one finished (or failed but billed) request."""
     usage = usage or {}
@@ -108,7 +108,7 @@ def entry_for(
         time=wall_started,
         is_byok=usage.get("is_byok") if isinstance(usage.get("is_byok"), bool) else None,
         cache_write_tokens=written,
-        cache_savings=saving(cached, written) if saving is not None and (cached or written) else None,
+        cache_savings=saving(prompt, cached, written) if saving is not None and (cached or written) else None,
         fallback_for=fallback_for,
     )
 
@@ -129,18 +129,21 @@ class Quote:
     cache_write_1h_price: float | None = None
     """Dollars per prompt token written for an hour (``pricing.input_cache_write_1h``, Anthropic)."""
 
-    def saving(self, cached: int, written: int, ttl: str | None = None) -> float | None:
-        """Dollars saved by ``cached`` tokens read from the cache, less what ``written`` tokens cost above the
-        prompt price (written at the 1-hour price when ``ttl == "1h"`` and the catalog lists one). ``None`` when a
-        price needed is unknown. Cache writes priced like prompt tokens (the catalog lists no write price) save
-        and cost nothing."""
+    def saving(self, prompt: int, cached: int, written: int, ttl: str | None = None) -> float | None:
+        """Dollars caching saved on a request of ``prompt`` tokens, ``cached`` of them read from the cache and
+        ``written`` written to it: what the prompt costs at the prompt price, less what it cost (reads at the
+        read price, writes at the write price, the 1-hour one when ``ttl == "1h"`` and listed, the rest at the
+        prompt price). Negative when the writes cost more than the reads saved. Providers that report the same
+        tokens as both read and written (Gemini) count them once as uncached. ``None`` when a price needed is not
+        in the catalog; writes without a listed write price are priced like prompt tokens."""
         if self.prompt_price is None or (cached and self.cache_read_price is None):
             return None
         write = self.cache_write_1h_price if ttl == "1h" and self.cache_write_1h_price is not None else None
         write = write if write is not None else self.cache_write_price
-        read = self.cache_read_price or 0.0
-        extra = written * (write - self.prompt_price) if write is not None else 0.0
-        return cached * (self.prompt_price - read) - extra
+        write = self.prompt_price if write is None else write
+        uncached = max(0, prompt - cached - written) if cached + written <= prompt else max(0, prompt - cached)
+        paid = cached * (self.cache_read_price or 0.0) + written * write + uncached * self.prompt_price
+        return prompt * self.prompt_price - paid
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         if self.prompt_price is None or self.completion_price is None:
@@ -362,10 +365,10 @@ class Meter:
         """The entries of ``model``'s turns: its own requests and those its fallbacks made for it."""
         return [e for e in list(self.entries) if (e.fallback_for or e.model) == model]
 
-    def saving(self, model: str, cached: int, written: int, ttl: str | None) -> float | None:
+    def saving(self, model: str, prompt: int, cached: int, written: int, ttl: str | None) -> float | None:
         """`Quote.saving` at ``model``'s catalog prices (``None`` without them)."""
         quote = self.quote(model) if self.quote is not None else None
-        return quote.saving(cached, written, ttl) if quote is not None else None
+        return quote.saving(prompt, cached, written, ttl) if quote is not None else None
 
     def cache_savings(self, model: str) -> float | None:
         """Dollars caching saved on ``model``'s turns; ``None`` when no request reported a known saving."""
