@@ -18,8 +18,8 @@ from irouter import (
     APIStatusError,
     BadRequestError,
     Call,
-    ContextWindowError,
     Chat,
+    ContextWindowError,
     RateLimitError,
     Response,
     get_all_models,
@@ -236,7 +236,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
         "model": "anthropic/claude-4.6-sonnet-20260217",
         "provider": "Anthropic",
         "finish_reason": "length",
-        "content": ("**Step-by-step breakdown:**\n\nHere's how the mult", "88**\n\nSo, **123 × 456 = 56,088", 211),
+        "content": ("**Step-by-step breakdown:**\n\nHere's how the mult", "56,088", 211),
         "usage": {
             "prompt_tokens": 2649,
             "completion_tokens": 100,

@@ -5,9 +5,9 @@ Pure functions, no I/O. The rule, per model (documented in docs/long-conversatio
 - Families whose providers cache on their own (OpenAI, DeepSeek, Grok/x-ai, Moonshot, Groq...): nothing is added
   (`AUTOMATIC`); they cache long prefixes without being asked.
 - Anthropic (``anthropic/...``): explicit breakpoints, at most `ANTHROPIC_LIMIT` (4) per request, counting any the
-  caller placed: the last tool, the system prompt, the newest user or tool message (the one that moves forward
-  each turn and each tool step), then the user message before it (so a long tool loop still reads what the previous
-  request wrote). ``cache_ttl="1h"`` adds ``"ttl": "1h"``.
+  caller placed, in this order of worth: the newest user or tool message (it caches the whole prefix, and moves
+  forward each turn and each tool step), the last tool, the system prompt, then the user message before the newest
+  (so a long tool loop still finds what an earlier request wrote). ``cache_ttl="1h"`` adds ``"ttl": "1h"``.
 - Gemini (``google/gemini...``): one explicit breakpoint (Gemini uses only the last one), on the newest user or
   tool message, so the whole prefix is cached; no TTL (Gemini's is fixed).
 - Any other model whose catalog entry lists a cache *write* price (``pricing.input_cache_write``: the provider
@@ -124,26 +124,26 @@ def place_breakpoints(body: dict[str, Any], rule: CacheRule | None) -> dict[str,
     room = rule.limit - count_breakpoints(body)
     messages = list(body.get("messages") or [])
     tools = list(body.get("tools") or [])
-    wanted: list[int] = []  # message indexes, in order of preference
     newest = [i for i, m in enumerate(messages) if _markable(m) and m.get("role") in ("user", "tool")]
-    if newest:
-        wanted.append(newest[-1])
+    # In order of what a breakpoint there is worth: the newest message (it caches the whole prefix, and moves
+    # forward each request), the tools, the system prompt, the user message before the newest.
+    wanted: list[int | str] = newest[-1:]
     if rule.limit > 1:
-        system = [i for i, m in enumerate(messages[:1]) if _markable(m) and m.get("role") in ("system", "developer")]
-        wanted[:0] = system
-        users = [i for i in newest[:-1] if messages[i].get("role") == "user"]
-        if users:
-            wanted.append(users[-1])
+        if tools and not any(_is_marked(t) for t in tools):
+            wanted.append("tools")
+        if messages and _markable(messages[0]) and messages[0].get("role") in ("system", "developer"):
+            wanted.append(0)
+        wanted += [i for i in newest[:-1] if messages[i].get("role") == "user"][-1:]
     out = dict(body)
-    if rule.limit > 1 and tools and room > 0 and not any(_is_marked(t) for t in tools):
-        tools[-1] = {**tools[-1], "cache_control": dict(marker)}
-        out["tools"] = tools
-        room -= 1
-    for index in wanted:
+    for place in wanted:
         if room <= 0:
             break
-        if not _has_marker(messages[index]):
-            messages[index] = _mark(messages[index], marker)
+        if place == "tools":
+            tools[-1] = {**tools[-1], "cache_control": dict(marker)}
+            out["tools"] = tools
+            room -= 1
+        elif isinstance(place, int) and not _has_marker(messages[place]):
+            messages[place] = _mark(messages[place], marker)
             room -= 1
     out["messages"] = messages
     return out
