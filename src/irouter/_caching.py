@@ -127,7 +127,7 @@ def place_breakpoints(body: dict[str, Any], rule: CacheRule | None) -> dict[str,
     newest = [i for i, m in enumerate(messages) if _markable(m) and m.get("role") in ("user", "tool")]
     # In order of what a breakpoint there is worth: the newest message (it caches the whole prefix, and moves
     # forward each request), the tools, the system prompt, the user message before the newest.
-    wanted: list[int | str] = newest[-1:]
+    wanted: list[int | str] = [*newest[-1:]]
     if rule.limit > 1:
         if tools and not any(_is_marked(t) for t in tools):
             wanted.append("tools")

@@ -21,9 +21,15 @@ from .errors import ContextWindowError
 
 POLICIES = ("drop_oldest", "summarize")
 SUMMARY_MAX_TOKENS = 1024
-"""The longest summary asked for (``max_tokens`` of the summarising request)."""
-SUMMARY_ROOM = 2 * SUMMARY_MAX_TOKENS
-"""Estimated tokens kept free for the summary when choosing what to drop (the estimate errs high)."""
+"""The longest summary asked for (``max_tokens`` of the summarising request), in a large window."""
+
+
+def summary_tokens(limit: int) -> int:
+    """The ``max_tokens`` of the summary for a window of ``limit`` tokens: an eighth of it, at most
+    `SUMMARY_MAX_TOKENS`. Twice as many estimated tokens are kept free for it (the estimate errs high)."""
+    return max(16, min(SUMMARY_MAX_TOKENS, limit // 8))
+
+
 SUMMARY_PREFIX = "Summary of the earlier part of this conversation (those messages were removed to make room):"
 SUMMARY_PROMPT = (
     "Summarise the conversation below for the assistant who continues it, who will not see it again. Keep every "
@@ -85,6 +91,8 @@ class Fit:
 
     history: list[dict[str, Any]]
     dropped: list[dict[str, Any]] = field(default_factory=list)
+    summary_tokens: int = 0
+    """The ``max_tokens`` of the summary that takes the dropped turns' place (``on_overflow="summarize"``)."""
 
 
 def make_room(

@@ -17,7 +17,7 @@ from ._cancel import CancelSignal, check_not_running, running
 from ._client import AsyncClosing, ModelClient, Plan
 from ._compat import CHAT_ARGS, positional_options
 from ._content import to_content
-from ._context import SUMMARY_MAX_TOKENS, SUMMARY_ROOM, Fit, make_room, needed, summary_request, with_summary
+from ._context import Fit, make_room, needed, summary_request, summary_tokens, with_summary
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
 from ._engine import FINAL_PROMPT, TurnResult, afan_out, fan_out
@@ -298,15 +298,16 @@ class _Conversation(ModelClient):
         def measure(kept: list[dict[str, Any]]) -> tuple[int, int]:
             return needed(spec.body(model, [*kept, *new], options))
 
-        room = SUMMARY_ROOM if plan.on_overflow == "summarize" else 0
+        room = 2 * summary_tokens(spec.context_length) if plan.on_overflow == "summarize" else 0
         fit = make_room(model, history, measure, spec.context_length, isinstance(start, list), room)
+        fit.summary_tokens = room // 2
         return fit if fit.dropped else None
 
     @staticmethod
-    def _summary_plan(plan: Plan) -> Plan:
+    def _summary_plan(plan: Plan, tokens: int) -> Plan:
         """The summarising request's plan: the call's transport settings and cancel signal, a bounded answer."""
         return Plan(
-            {"max_tokens": SUMMARY_MAX_TOKENS},
+            {"max_tokens": tokens},
             extra_headers=plan.extra_headers,
             timeout=plan.timeout,
             max_retries=plan.max_retries,
@@ -319,7 +320,7 @@ class _Conversation(ModelClient):
         fit = self._room(model, history, start, plan)
         if fit is not None and plan.on_overflow == "summarize" and plan.summarize_with:
             asked = summary_request(fit.dropped)
-            text = self._run(plan.summarize_with, [], asked, self._summary_plan(plan)).value
+            text = self._run(plan.summarize_with, [], asked, self._summary_plan(plan, fit.summary_tokens)).value
             fit.history = with_summary(fit, str(text))
         return fit
 
@@ -328,7 +329,9 @@ class _Conversation(ModelClient):
         fit = self._room(model, history, start, plan)
         if fit is not None and plan.on_overflow == "summarize" and plan.summarize_with:
             asked = summary_request(fit.dropped)
-            text = (await self._arun(plan.summarize_with, [], asked, self._summary_plan(plan))).value
+            text = (
+                await self._arun(plan.summarize_with, [], asked, self._summary_plan(plan, fit.summary_tokens))
+            ).value
             fit.history = with_summary(fit, str(text))
         return fit
 
