@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, NoReturn
 
@@ -100,6 +100,22 @@ class Recorder:
         if slug == self.model:
             return self
         return Recorder(self.meter, slug, self.fallback_for or self.model)
+
+    def failed(self, exc: BaseException) -> None:
+        """This model's turn failed and goes to the next fallback: the ledger notes the attempt (nothing billed)."""
+        now = time.time()
+        entry = entry_for(
+            self.model,
+            None,
+            None,
+            started=time.monotonic(),
+            wall_started=now,
+            ttft=None,
+            step=0,
+            streamed=False,
+            fallback_for=self.fallback_for,
+        )
+        self.meter.record(replace(entry, cost=0.0, latency=0.0, error=f"{type(exc).__name__}: {exc}"))
 
     def start(self, body: dict[str, Any]) -> Ticket:
         """Reserve the request's worst case against the budgets (raises `BudgetExceeded`) and note the time."""

@@ -120,10 +120,12 @@ def run(
     chain, errors = fallbacks.chain(model), dict[str, Exception]()
     for i, slug in enumerate(chain):
         last = i == len(chain) - 1
+        accounts = recorder.instead(slug)
         try:
-            result = attempt(slug, recorder.instead(slug))
+            result = attempt(slug, accounts)
         except Exception as exc:
             _passes_on(exc, slug, last, errors, spoke)
+            accounts.failed(exc)
             continue
         if not _rejected(fallbacks, result, slug, last):
             return signed(result, slug)
@@ -143,10 +145,12 @@ async def arun(
     chain, errors = fallbacks.chain(model), dict[str, Exception]()
     for i, slug in enumerate(chain):
         last = i == len(chain) - 1
+        accounts = recorder.instead(slug)
         try:
-            result = await attempt(slug, recorder.instead(slug))
+            result = await attempt(slug, accounts)
         except Exception as exc:
             _passes_on(exc, slug, last, errors, spoke)
+            accounts.failed(exc)
             continue
         if not _rejected(fallbacks, result, slug, last):
             return signed(result, slug)

@@ -56,6 +56,9 @@ class LedgerEntry:
     fallback_for: str | None = None
     """The chat's slug this request answered for, when ``model`` was one of its ``fallbacks`` (``None``: the
     request was for ``model`` itself)."""
+    error: str | None = None
+    """Why this model's turn failed, when the turn then went to the next of its ``fallbacks`` (the entry stands
+    for the failed attempt: nothing billed unless the failed request reported usage)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
