@@ -293,3 +293,15 @@ def test_both_policies_leave_a_valid_history(
     assert chat.history[: len(sent["messages"])] == sent["messages"]
     tool_pairs_intact(chat.history)
     json.dumps(chat.history)
+
+
+def test_a_summary_longer_than_asked_is_cut_to_its_room(windowed: OpenRouterDouble) -> None:
+    """A server that ignores ``max_tokens`` (here the summariser rambles): the summary is cut, the request fits."""
+    windowed.queue("blah " * 5000, model=SUMMARIZER)
+    chat = Chat(SMALL, on_overflow="summarize", summarize_with=SUMMARIZER, **connect_to(windowed))
+    chat.set_history(turn(0, 300, tools=True) + turn(1, 100, tools=False))
+    assert chat(words(400)).startswith("You said:")
+    sent = windowed.chat_requests[-1]
+    assert sent["model"] == SMALL
+    assert estimate_prompt_tokens(sent) <= WINDOW
+    assert sent["messages"][0]["content"].startswith("Summary of the earlier part")  # no system prompt here

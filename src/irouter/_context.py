@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._ledger import estimate_prompt_tokens
+from ._ledger import CHARS_PER_TOKEN, estimate_prompt_tokens
 from .errors import ContextWindowError
 
 POLICIES = ("drop_oldest", "summarize")
@@ -150,6 +150,8 @@ def summary_message(text: str) -> dict[str, Any]:
 
 
 def with_summary(fit: Fit, text: str) -> list[dict[str, Any]]:
-    """``fit.history`` with the summary placed after the system prompt."""
+    """``fit.history`` with the summary placed after the system prompt. A summary longer than the room kept for it
+    (a server that ignores ``max_tokens``) is cut to that room, so the request still fits."""
     head, turns = split_turns(fit.history)
-    return [*head, summary_message(text), *(m for turn in turns for m in turn)]
+    room = max(0, 2 * fit.summary_tokens * CHARS_PER_TOKEN - len(SUMMARY_PREFIX) - 8)
+    return [*head, summary_message(text.strip()[:room]), *(m for turn in turns for m in turn)]
