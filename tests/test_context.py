@@ -305,3 +305,14 @@ def test_a_summary_longer_than_asked_is_cut_to_its_room(windowed: OpenRouterDoub
     assert sent["model"] == SMALL
     assert estimate_prompt_tokens(sent) <= WINDOW
     assert sent["messages"][0]["content"].startswith("Summary of the earlier part")  # no system prompt here
+
+
+def test_openrouter_fallbacks_widen_the_window(windowed: OpenRouterDouble) -> None:
+    """With OpenRouter's ``models=[...]`` a larger model may answer: the window is the largest of them (an unknown
+    one means no check)."""
+    chat = Chat(SMALL, models=[BIG], **connect_to(windowed))
+    assert chat(words(1200)).startswith("You said:")
+    with pytest.raises(ContextWindowError):
+        Chat(SMALL, models=[SMALL], **connect_to(windowed))(words(1200))
+    assert Chat(SMALL, models=["lab/unknown"], **connect_to(windowed))(words(1200)).startswith("You said:")
+    assert [b["model"] for b in windowed.chat_requests] == [SMALL, SMALL]

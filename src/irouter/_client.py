@@ -19,7 +19,7 @@ from ._context import check_policy
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options
 from ._fallbacks import Fallbacks, check_fallbacks, check_reject
-from ._ledger import Meter, Quote
+from ._ledger import Meter, Quote, answering, dearest
 from ._streams import Emit
 from ._structured import output_type, parser_for, response_format_for
 from ._transport import Endpoint, arelease_pools, is_openrouter, release_pools, resolve_base_url
@@ -435,8 +435,8 @@ class ModelClient:
         """What one model's turn needs: the call's options, the model's wire name, cache rule and context window."""
         spec = plan.spec(model)
         found = self._routes.get(model)
-        if found is None:
-            quote = self._quote(model)
+        if found is None:  # the window is the largest of the models that may answer (OpenRouter's models=[...])
+            quote = dearest([self._quote(slug) for slug in answering(model, plan.body)])
             spec.context_length = quote.context_length if quote is not None else None
             if plan.cache:
                 records = cached_records(self.base_url, max_age=float("inf"))
