@@ -17,6 +17,7 @@ from irouter import (
     Chat,
     ContextWindowError,
     ServerError,
+    UnknownModelError,
 )
 from irouter.catalog import list_models
 from irouter.testing import Error, OpenRouterDouble, Text, model_record
@@ -185,3 +186,11 @@ def test_budgets_hold_over_every_attempt() -> None:
         assert chat("hello").startswith("You said:")
         assert chat.cost == pytest.approx(sum(e.cost for e in chat.ledger))
         assert chat.cost > 0
+
+
+def test_a_misspelt_fallback_is_refused_before_any_request(router: OpenRouterDouble, connect: dict) -> None:
+    """The capability check (here asked for: the double is not OpenRouter) looks the fallbacks up too."""
+    chat = Chat("openai/gpt-4o-mini", fallbacks=["openai/gpt-4o-mimi"], check_capabilities=True, **connect)
+    with pytest.raises(UnknownModelError, match="gpt-4o-mimi"):
+        chat("hello")
+    assert router.chat_requests == []

@@ -362,7 +362,8 @@ class ModelClient:
         A slug missing from a catalog older than `RECHECK_AFTER` is looked up in a fresh copy first. A catalog
         that cannot be fetched means no check (unless asked for). With ``fetch=False`` (async callers, which must
         not block their event loop) returns ``False`` instead of fetching: call again, in a thread, to finish."""
-        models = [m for m in self._models if self._routes.get(m) is None]
+        chain = dict.fromkeys([*self._models, *plan.fallbacks.models])  # a fallback is checked like the models
+        models = [m for m in chain if self._routes.get(m) is None]
         if plan.check is False or not models or not (plan.check or is_openrouter(self.base_url)):
             return True
         toolbox = plan.toolbox
