@@ -316,3 +316,18 @@ def test_openrouter_fallbacks_widen_the_window(windowed: OpenRouterDouble) -> No
         Chat(SMALL, models=[SMALL], **connect_to(windowed))(words(1200))
     assert Chat(SMALL, models=["lab/unknown"], **connect_to(windowed))(words(1200)).startswith("You said:")
     assert [b["model"] for b in windowed.chat_requests] == [SMALL, SMALL]
+
+
+def test_dropped_messages_are_saved_and_forks_keep_their_own(windowed: OpenRouterDouble, tmp_path: Any) -> None:
+    chat = Chat(SMALL, on_overflow="drop_oldest", **connect_to(windowed))
+    chat.set_history(turn(0, 300, tools=True) + turn(1, 100, tools=False))
+    twin = chat.fork()
+    chat(words(400))
+    assert len(chat.dropped) == 4
+    assert twin.dropped == []
+    loaded = Chat.load(chat.save(tmp_path / "chat.json"), api_key=windowed.api_key)
+    assert loaded.dropped == chat.dropped
+    assert loaded.history == chat.history
+    broken = {**chat.to_dict(), "dropped": {SMALL: [{"role": "robot", "content": "x"}]}}
+    with pytest.raises(ValueError, match=r"dropped\['lab/small'\]\[0\] has role 'robot'"):
+        Chat.from_dict(broken, api_key=windowed.api_key)

@@ -247,7 +247,7 @@ class _Conversation(ModelClient):
                 fit = (fits or {}).get(model)
                 if fit is not None:  # the turn went from a shortened history: that is what was sent
                     self._history[model] = [*fit.history, *result.messages]
-                    self._dropped.setdefault(model, []).extend(fit.dropped)
+                    self._dropped[model] = [*self._dropped.get(model, []), *fit.dropped]
                 else:
                     self._history[model].extend(result.messages)
                 options = plans[model].turn_options
@@ -480,6 +480,7 @@ class _Conversation(ModelClient):
             "usage": {m: self._meter.usage(m) for m in self._models},
             "cost": {m: self._meter.cost(m) for m in self._models},
             "ledger": [entry.to_dict() for entry in self._meter.entries],
+            "dropped": {m: [dict(msg) for msg in d] for m, d in getattr(self, "_dropped", {}).items() if d},
         }
 
     @classmethod
@@ -520,6 +521,7 @@ class _Conversation(ModelClient):
             cls(models, **settings, **options)  # the caller's own arguments are wrong: raise that as it is
             raise ValueError(f"Saved chat: 'options': {exc}") from None
         chat.set_history(saved["history"])
+        chat._dropped.update(_saved_dropped(data.get("dropped"), saved["models"]))
         for entry in saved["ledger"]:
             chat._meter.record(entry)
         return chat
@@ -557,6 +559,7 @@ class _Conversation(ModelClient):
         twin._meter.entries = list(self._meter.entries)
         twin._meter.holds = []
         twin._turn_options = dict(self._turn_options)
+        twin._dropped = copy.deepcopy(getattr(self, "_dropped", {}))
         return twin
 
     # ------------------------------------------------------------------------------------------ notebooks
@@ -1082,6 +1085,18 @@ def _one_signal(plans: dict[str, Plan]) -> CancelSignal:
     for plan in plans.values():
         plan.cancel = cancel
     return cancel
+
+
+def _saved_dropped(dropped: Any, models: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """A saved chat's ``dropped`` messages (``{slug: messages}``), checked like history."""
+    if dropped is None:
+        return {}
+    if not isinstance(dropped, Mapping) or any(m not in models for m in dropped):
+        raise ValueError(f"Saved chat: 'dropped' must map models of the chat to message lists, got {dropped!r}")
+    try:
+        return {m: check_history(d, f"dropped[{m!r}]") for m, d in dropped.items()}
+    except TypeError as exc:
+        raise ValueError(f"Saved chat: {exc}") from None
 
 
 def _saved_base_url(url: Any) -> str | None:
