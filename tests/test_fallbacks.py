@@ -13,6 +13,7 @@ from irouter import (
     AsyncCall,
     AsyncChat,
     AuthenticationError,
+    BudgetExceeded,
     Call,
     Chat,
     ContextWindowError,
@@ -194,3 +195,14 @@ def test_a_misspelt_fallback_is_refused_before_any_request(router: OpenRouterDou
     with pytest.raises(UnknownModelError, match="gpt-4o-mimi"):
         chat("hello")
     assert router.chat_requests == []
+
+
+def test_a_budget_stop_is_not_passed_on() -> None:
+    """A request the budget refuses is not sent, and the turn does not go to a fallback (it would pass the cap too)."""
+    priced = [model_record(m, m, 8000, ["text"], "0.001", "0.002", ["max_tokens"]) for m in (A, B)]
+    with OpenRouterDouble(models=priced) as router:
+        list_models(router.base_url)
+        chat = Chat(A, max_cost=0.01, fallbacks=[B], max_tokens=100, base_url=router.base_url, api_key=router.api_key)
+        with pytest.raises(BudgetExceeded):
+            chat("hello " * 20)
+        assert router.chat_requests == []
