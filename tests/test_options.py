@@ -69,6 +69,12 @@ def samples(router: OpenRouterDouble, flavour: str = "sync") -> dict[str, Any]:
         "base_url": router.base_url,
         "model": "b/b",
         "messages": [{"role": "user", "content": "hi"}],
+        "cache": True,
+        "cache_ttl": "1h",
+        "on_overflow": "drop_oldest",
+        "summarize_with": M,
+        "fallbacks": ["b/b"],
+        "fallback_on": lambda answer: False,
     }
 
 

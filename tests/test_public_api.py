@@ -23,6 +23,7 @@ EXPORTED = {
     "BadRequestError",
     "BudgetExceeded",
     "CapabilityError",
+    "ContextWindowError",
     "Call",
     "Cell",
     "CellError",

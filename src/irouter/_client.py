@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from . import _fallbacks as fallbacks
 from . import _options as opts
 from . import _retry as retry
+from ._caching import check_ttl, rule_for
 from ._cancel import Cancelled, CancelSignal, outlive_cancel
 from ._capabilities import check as check_capabilities
 from ._capabilities import check_spaces, needs
 from ._compat import ORDER_HINT
+from ._context import check_policy
 from ._drivers import Recorder, StreamedTurn, ToolRunner, run_async, run_sync, stream_async, stream_sync
 from ._engine import Engine, Send, TurnResult, TurnSpec, chat_turn, merge_options
-from ._ledger import Meter, Quote
+from ._fallbacks import Fallbacks, check_fallbacks, check_reject
+from ._ledger import Meter, Quote, answering, dearest
 from ._routing import parse_slug
 from ._streams import Emit
 from ._structured import output_type, parser_for, response_format_for
@@ -94,8 +98,15 @@ class Plan:
     """`Chat.answer_tool_calls`: the keyword arguments the turn goes on with, kept once it has gone on."""
     on_retry: Callable[[Exception, float], None] | None = None
     """Told of every retry (the failure and the wait): a grid slows down on rate limits."""
-    cache: Any = None
+    response_cache: Any = None
     """The response cache (`irouter._log.ResponseCache`) when ``cache_responses`` is on, else ``None``."""
+    cache: bool = False
+    """Place prompt-cache breakpoints (``cache=True``, see `_caching`)."""
+    cache_ttl: str | None = None
+    on_overflow: str | None = None
+    """What a chat does when a turn would not fit the context window (`_context`): ``None`` raises."""
+    summarize_with: str | None = None
+    fallbacks: Fallbacks = field(default_factory=Fallbacks)
 
     def tools(self) -> ToolRunner:
         return ToolRunner(self.toolbox, self.before_tool, self.after_tool, self.cancel)
@@ -354,7 +365,8 @@ class ModelClient:
             raise TypeError(f"check_capabilities must be True, False or None, got {check!r}")
         plan.check = check
         plan.after_tool = check_hook("after_tool", client.get("after_tool"), self._awaits)
-        plan.cache = None if place == opts.GRID else self._response_cache(client)  # a grid has its own store
+        plan.response_cache = None if place == opts.GRID else self._response_cache(client)  # a grid has its own store
+        self._long_conversation(plan, client)
         plan.output_type = output_type(body.get("response_format"))  # raises now for what cannot be described
         if plan.output_type is not None:
             body["response_format"] = response_format_for(plan.output_type)
@@ -386,6 +398,31 @@ class ModelClient:
 
         return default_path()
 
+    @staticmethod
+    def _long_conversation(plan: Plan, client: Mapping[str, Any]) -> None:
+        """The options of long conversations (caching, context overflow, fallbacks), checked into ``plan``."""
+        cache = client.get("cache")
+        if cache is not None and not isinstance(cache, bool):
+            raise TypeError(f"cache must be True or False, got {cache!r}")
+        plan.cache_ttl = check_ttl(client.get("cache_ttl"))
+        plan.cache = cache if cache is not None else plan.cache_ttl is not None  # a TTL alone turns caching on
+        plan.on_overflow = check_policy(client.get("on_overflow"))
+        summarizer = client.get("summarize_with")
+        if summarizer is not None and not isinstance(summarizer, str):
+            raise TypeError(f"summarize_with must be one model slug, got {summarizer!r}")
+        if plan.on_overflow == "summarize" and summarizer is None:
+            raise ValueError(
+                "on_overflow='summarize' needs the model that writes the summary: summarize_with='some/model'"
+            )
+        plan.summarize_with = check_models(summarizer)[0] if summarizer is not None else None
+        reject = check_reject(client.get("fallback_on"))
+        plan.fallbacks = Fallbacks(check_fallbacks(client.get("fallbacks")), reject)
+        if reject is not None and client.get("stream"):
+            raise ValueError(
+                "fallback_on= cannot judge a streamed answer (its text is already out): "
+                "drop stream=True or fallback_on="
+            )
+
     def _check_capabilities(self, content: Any, plan: Plan, fetch: bool = True) -> bool:
         """Before any request: are the models in the catalog, and can they take tools, structured output and the
         attachments sent? Checked against OpenRouter's own catalog (fetched once a day), or any endpoint's when
@@ -393,7 +430,8 @@ class ModelClient:
         A slug missing from a catalog older than `RECHECK_AFTER` is looked up in a fresh copy first. A catalog
         that cannot be fetched means no check (unless asked for). With ``fetch=False`` (async callers, which must
         not block their event loop) returns ``False`` instead of fetching: call again, in a thread, to finish."""
-        models = [m for m in self._models if self._routes.get(m) is None]
+        chain = dict.fromkeys([*self._models, *plan.fallbacks.models])  # a fallback is checked like the models
+        models = [m for m in chain if self._routes.get(m) is None]
         if plan.check is False or not models or not (plan.check or is_openrouter(self.base_url)):
             return True
         toolbox = plan.toolbox
@@ -453,21 +491,34 @@ class ModelClient:
         if info is None:
             return self._quotes.get(model)
         prices = [p if p is not None and p >= 0 else None for p in (info.prompt_price, info.completion_price)]
-        quote = self._quotes[model] = Quote(prices[0], prices[1], info.max_completion_tokens, info.context_length)
+        quote = self._quotes[model] = Quote(
+            prices[0], prices[1], info.max_completion_tokens, info.context_length, *info.cache_prices
+        )
         return quote
 
     # ------------------------------------------------------------------------------------------ one model's turn
     def _engine(self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan) -> Engine:
+        return chat_turn(model, history, user, self._spec(model, plan))
+
+    def _spec(self, model: str, plan: Plan) -> TurnSpec:
+        """What one model's turn needs: the call's options, the model's wire name, cache rule and context window."""
         spec = plan.spec(model)
         found = self._routes.get(model)
-        if found is not None:
+        if found is None:  # the window is the largest of the models that may answer (OpenRouter's models=[...])
+            quote = dearest([self._quote(slug) for slug in answering(model, plan.body)])
+            spec.context_length = quote.context_length if quote is not None else None
+            if plan.cache:
+                records = cached_records(self.base_url, max_age=float("inf"))
+                info = find(records, model) if records else None
+                spec.cache = rule_for(model, info.raw if info is not None else None, plan.cache_ttl)
+            if "@" in model:  # "x/y@provider:quant": the plain slug, with OpenRouter's routing pinned to it
+                pinned = parse_slug(model)
+                spec.wire_model, spec.options = pinned.model, pinned.apply(spec.options)
+        else:
             spec.wire_model = found.wire_model
             if not found.json_schema and "response_format" in spec.options:
                 spec.options = {**spec.options, "response_format": json_object_format(spec.options["response_format"])}
-        elif "@" in model:  # "x/y@provider:quant": the plain slug, with OpenRouter's routing pinned to it
-            pinned = parse_slug(model)
-            spec.wire_model, spec.options = pinned.model, pinned.apply(spec.options)
-        return chat_turn(model, history, user, spec)
+        return spec
 
     def _recorder(self, model: str) -> Recorder:
         """Where a request's accounts go; `Chat` keeps them, `Call` (stateless) lets them go."""
@@ -477,8 +528,8 @@ class ModelClient:
         """The recorder of one model's turn (given, or the object's, see `_recorder`), with the call's response
         cache."""
         recorder = recorder or self._recorder(model)
-        if plan.cache is not None:
-            recorder = Recorder(recorder.meter, recorder.model, plan.cache)
+        if plan.response_cache is not None:
+            recorder = replace(recorder, cache=plan.response_cache)
         return recorder
 
     def _post(self, recorder: Recorder, plan: Plan) -> Callable[[Send], Reply]:
@@ -544,17 +595,24 @@ class ModelClient:
     def _run(
         self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, recorder: Recorder | None = None
     ) -> TurnResult:
-        """One model's whole turn (requests and tool steps), synchronously. ``recorder``: as for `_arun`."""
-        send = self._post(self._recording(model, plan, recorder), plan)
-        return run_sync(self._engine(model, history, user, plan), send, plan.tools())
+        """One model's whole turn (requests and tool steps), synchronously, passed on to the call's fallbacks when
+        it fails (`_fallbacks`). ``recorder``: as for `_arun`."""
+
+        def attempt(slug: str, accounts: Recorder) -> TurnResult:
+            return run_sync(self._engine(slug, history, user, plan), self._post(accounts, plan), plan.tools())
+
+        return fallbacks.run(model, plan.fallbacks, self._recording(model, plan, recorder), attempt)
 
     async def _arun(
         self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, recorder: Recorder | None = None
     ) -> TurnResult:
         """`_run`, awaited. ``recorder``: where the turn's accounts go (a grid cell's own; by default the
         object's, see `_recorder`)."""
-        send = self._apost(self._recording(model, plan, recorder), plan)
-        return await run_async(self._engine(model, history, user, plan), send, plan.tools())
+
+        async def attempt(slug: str, accounts: Recorder) -> TurnResult:
+            return await run_async(self._engine(slug, history, user, plan), self._apost(accounts, plan), plan.tools())
+
+        return await fallbacks.arun(model, plan.fallbacks, self._recording(model, plan, recorder), attempt)
 
     def _run_streamed(
         self,
@@ -566,7 +624,18 @@ class ModelClient:
         recorder: Recorder | None = None,
     ) -> TurnResult:
         """One model's turn as a stream: every piece of text goes to ``emit`` as it arrives. ``recorder``: as for
-        `_arun`."""
+        `_arun`. A failure before the first piece passes the turn to the fallbacks; after it, it is raised."""
+        emitted = _Emitted(emit)
+
+        def attempt(slug: str, accounts: Recorder) -> TurnResult:
+            return self._stream_once(slug, history, user, plan, emitted, accounts)
+
+        return fallbacks.run(model, plan.fallbacks, self._recording(model, plan, recorder), attempt, emitted.said)
+
+    def _stream_once(
+        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, emit: Emit, recorder: Recorder
+    ) -> TurnResult:
+        """One model's streamed turn (see `_run_streamed`)."""
         cancel = plan.cancel
 
         def open_stream(action: Send) -> Iterator[dict[str, Any]]:
@@ -583,7 +652,6 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        recorder = self._recording(model, plan, recorder)
         pieces = stream_sync(engine, open_stream, plan.tools(), recorder, box, plan.policy(), cancel.wait)
         try:
             for piece in pieces:
@@ -604,6 +672,18 @@ class ModelClient:
         recorder: Recorder | None = None,
     ) -> TurnResult:
         """`_run_streamed`, awaited."""
+        emitted = _Emitted(emit)
+
+        async def attempt(slug: str, accounts: Recorder) -> TurnResult:
+            return await self._astream_once(slug, history, user, plan, emitted, accounts)
+
+        accounts = self._recording(model, plan, recorder)
+        return await fallbacks.arun(model, plan.fallbacks, accounts, attempt, emitted.said)
+
+    async def _astream_once(
+        self, model: str, history: list[dict[str, Any]], user: Start, plan: Plan, emit: Emit, recorder: Recorder
+    ) -> TurnResult:
+        """`_stream_once`, awaited."""
         import asyncio
 
         def open_stream(action: Send) -> AsyncIterator[dict[str, Any]]:
@@ -614,7 +694,6 @@ class ModelClient:
 
         box = StreamedTurn()
         engine = self._engine(model, history, user, plan)
-        recorder = self._recording(model, plan, recorder)
         pieces = stream_async(engine, open_stream, plan.tools(), recorder, box, plan.policy())
         try:
             first = True
@@ -632,3 +711,18 @@ class ModelClient:
     def _shape(self, per_model: dict[str, Any]) -> Any:
         """One model -> its value; several -> ``{slug: value}`` (the seed's shapes)."""
         return per_model[self._models[0]] if len(self._models) == 1 else per_model
+
+
+class _Emitted:
+    """An `Emit` that remembers whether it passed on any text (a streamed turn that spoke cannot fall back)."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.spoken = False
+
+    def __call__(self, piece: str) -> None:
+        self.spoken = True
+        self.emit(piece)
+
+    def said(self) -> bool:
+        return self.spoken

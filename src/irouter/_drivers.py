@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _retry as retry
+from ._caching import ttl_of
 from ._cancel import CancelSignal, results_in_order
 from ._engine import Engine, RunTools, Send, TurnResult
 from ._ledger import Hold, LedgerEntry, Meter, entry_for
@@ -86,6 +87,8 @@ class Ticket:
     hold: Hold | None = None
     body: dict[str, Any] | None = None
     """The request, when its answer is to be kept in the response cache."""
+    cache_ttl: str | None = None
+    """The TTL of the body's cache breakpoints (``"1h"``, or ``None`` for the default), to price its writes."""
 
 
 @dataclass
@@ -100,11 +103,36 @@ class Recorder:
     """Also gets every entry written (a review's own cost and latency)."""
     cache: ResponseCache | None = None
     """The response cache (``cache_responses=True``): consulted before each request, given each answer."""
+    fallback_for: str | None = None
+    """The slug whose turn this model answers as a fallback (``None``: its own turn)."""
+
+    def instead(self, slug: str) -> Recorder:
+        """Where the requests of ``slug`` go when it takes this recorder's turn (itself, for its own model)."""
+        if slug == self.model:
+            return self
+        return replace(self, model=slug, fallback_for=self.fallback_for or self.model)
+
+    def failed(self, exc: BaseException) -> None:
+        """This model's turn failed and goes to the next fallback: the ledger notes the attempt (nothing billed)."""
+        now = time.time()
+        entry = entry_for(
+            self.model,
+            None,
+            None,
+            started=time.monotonic(),
+            wall_started=now,
+            ttft=None,
+            step=0,
+            streamed=False,
+            fallback_for=self.fallback_for,
+        )
+        self.meter.record(replace(entry, cost=0.0, latency=0.0, error=f"{type(exc).__name__}: {exc}"))
 
     def start(self, body: dict[str, Any]) -> Ticket:
         """Reserve the request's worst case against the budgets (raises `BudgetExceeded`) and note the time."""
         hold = self.meter.reserve(self.model, body)
-        return Ticket(time.monotonic(), time.time(), hold, body if self.cache is not None else None)
+        body_kept = body if self.cache is not None else None
+        return Ticket(time.monotonic(), time.time(), hold, body=body_kept, cache_ttl=ttl_of(body))
 
     def cached(self, body: dict[str, Any], step: int, streamed: bool = False) -> Reply | None:
         """The response cache's answer to ``body`` (``None``: send it), recorded in the ledger as cached (no
@@ -152,6 +180,8 @@ class Recorder:
                 streamed=streamed,
                 price=self.meter.price,
                 purpose=self.purpose,
+                fallback_for=self.fallback_for,
+                saving=partial(self.meter.saving, self.model, ttl=ticket.cache_ttl),
             )
             if self.kept is not None:
                 self.kept.append(entry)

@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ._caching import CacheRule, place_breakpoints
 from ._cancel import Cancelled, CancelSignal
+from ._context import check_fits
 from ._wire import Reply, build_body
 from .errors import BudgetExceeded, MultiModelError
 from .tools import Toolbox, ToolCall, describe_call
@@ -68,6 +70,25 @@ class TurnSpec:
     wire_model: str | None = None
     """The model name the server knows (``llama3.2`` for ``ollama/llama3.2``); the slug when ``None``."""
     """Turns the final text into the return value (structured output); may raise to fail the turn."""
+    cache: CacheRule | None = None
+    """Where prompt-cache breakpoints go in this model's requests (``cache=True``); ``None``: none."""
+    context_length: int | None = None
+    """The model's context window (catalog); a request that cannot fit raises before it is sent."""
+
+    def turn_options(self) -> Mapping[str, Any]:
+        """The request fields of the turn's first request: the options, with the tools' schemas."""
+        return {**self.options, "tools": self.toolbox.schemas} if self.toolbox else self.options
+
+    def body(self, model: str, messages: list[dict[str, Any]], options: Mapping[str, Any]) -> dict[str, Any]:
+        """The body of one request of the turn: built (`build_body`), with its cache breakpoints."""
+        return place_breakpoints(build_body(self.wire_model or model, messages, options), self.cache)
+
+    def request(self, model: str, messages: list[dict[str, Any]], options: Mapping[str, Any]) -> dict[str, Any]:
+        """`body`, checked against the context window (raises `ContextWindowError` before anything is sent).
+        Every request body of a turn is made here."""
+        body = self.body(model, messages, options)
+        check_fits(model, body, self.context_length)
+        return body
 
 
 def chat_turn(
@@ -84,11 +105,10 @@ def chat_turn(
     new = list(user) if isinstance(user, list) else [user]
     replies: list[Reply] = []
     toolbox = spec.toolbox
-    options = {**spec.options, "tools": toolbox.schemas} if toolbox else spec.options
-    wire_model = spec.wire_model or model
+    options = spec.turn_options()
     step = 0
     while True:
-        reply = yield from _ask(build_body(wire_model, [*history, *new], options), step + 1, new)
+        reply = yield from _ask(spec.request(model, [*history, *new], options), step + 1, new)
         replies.append(reply)
         new.append(reply.message)
         calls = [describe_call(c, model, step + 1) for c in reply.tool_calls]
@@ -102,11 +122,11 @@ def chat_turn(
         if step >= spec.max_steps:
             new.append({"role": "user", "content": FINAL_PROMPT})
             final = {**options, "tool_choice": "none"}
-            reply = yield from _ask(build_body(wire_model, [*history, *new], final), step + 1, new)
+            reply = yield from _ask(spec.request(model, [*history, *new], final), step + 1, new)
             if reply.tool_calls and not reply.content.strip():  # a tool call instead of the summary: ask without tools
                 replies.append(reply)
                 bare = {k: v for k, v in options.items() if k not in ("tools", "tool_choice", "parallel_tool_calls")}
-                reply = yield from _ask(build_body(wire_model, [*history, *new], bare), step + 1, new)
+                reply = yield from _ask(spec.request(model, [*history, *new], bare), step + 1, new)
             reply.message.pop("tool_calls", None)  # answered without tools: no call may stay unanswered
             replies.append(reply)
             new.append(reply.message)

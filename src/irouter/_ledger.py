@@ -51,6 +51,19 @@ class LedgerEntry:
     ``"synthesize"`` (the model of `Chat.synthesize`); ``None`` for a turn's requests."""
     cached: bool = False
     """Answered from the response cache (``cache_responses=True``): nothing sent, tokens and cost 0."""
+    cache_write_tokens: int = 0
+    """Prompt tokens written to the provider's cache by this request (``usage.prompt_tokens_details``); like
+    ``cached_tokens`` (read from the cache), they are part of ``prompt_tokens``."""
+    cache_savings: float | None = None
+    """Dollars caching saved on this request, at the catalog's prices: cache reads at the read price instead of
+    the prompt price, less the extra paid for cache writes (negative for a request that only wrote). ``None`` when
+    the catalog gives no cache prices for the model, or the request used no cache."""
+    fallback_for: str | None = None
+    """The chat's slug this request answered for, when ``model`` was one of its ``fallbacks`` (``None``: the
+    request was for ``model`` itself)."""
+    error: str | None = None
+    """Why this model's turn failed, when the turn then went to the next of its ``fallbacks`` (the entry stands
+    for the failed attempt: nothing billed unless the failed request reported usage)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +85,8 @@ def entry_for(
     streamed: bool,
     price: Callable[[str, int, int], float | None] | None = None,
     purpose: str | None = None,
+    fallback_for: str | None = None,
+    saving: Callable[[int, int, int], float | None] | None = None,
 ) -> LedgerEntry:
     """The ledger entry of one finished (or failed but billed) request."""
     usage = usage or {}
@@ -80,6 +95,8 @@ def entry_for(
     cost = usage.get("cost")
     cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
     estimate = price(model, prompt, completion) if cost is None and price is not None and usage else None
+    details = usage.get("prompt_tokens_details") or {}
+    cached, written = _int(details.get("cached_tokens")), _int(details.get("cache_write_tokens"))
     return LedgerEntry(
         model=model,
         served_model=reply.model if reply else None,
@@ -88,7 +105,7 @@ def entry_for(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=total,
-        cached_tokens=_int((usage.get("prompt_tokens_details") or {}).get("cached_tokens")),
+        cached_tokens=cached,
         reasoning_tokens=_int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens")),
         cost=cost,
         estimated_cost=estimate,
@@ -100,6 +117,9 @@ def entry_for(
         time=wall_started,
         is_byok=usage.get("is_byok") if isinstance(usage.get("is_byok"), bool) else None,
         purpose=purpose,
+        cache_write_tokens=written,
+        cache_savings=saving(prompt, cached, written) if saving is not None and (cached or written) else None,
+        fallback_for=fallback_for,
     )
 
 
@@ -112,6 +132,28 @@ class Quote:
     completion_price: float | None
     max_completion_tokens: int | None
     context_length: int | None
+    cache_read_price: float | None = None
+    """Dollars per prompt token read from the cache (``pricing.input_cache_read``)."""
+    cache_write_price: float | None = None
+    """Dollars per prompt token written to the cache (``pricing.input_cache_write``; 5-minute writes)."""
+    cache_write_1h_price: float | None = None
+    """Dollars per prompt token written for an hour (``pricing.input_cache_write_1h``, Anthropic)."""
+
+    def saving(self, prompt: int, cached: int, written: int, ttl: str | None = None) -> float | None:
+        """Dollars caching saved on a request of ``prompt`` tokens, ``cached`` of them read from the cache and
+        ``written`` written to it: what the prompt costs at the prompt price, less what it cost (reads at the
+        read price, writes at the write price, the 1-hour one when ``ttl == "1h"`` and listed, the rest at the
+        prompt price). Negative when the writes cost more than the reads saved. Providers that report the same
+        tokens as both read and written (Gemini) count them once as uncached. ``None`` when a price needed is not
+        in the catalog; writes without a listed write price are priced like prompt tokens."""
+        if self.prompt_price is None or (cached and self.cache_read_price is None):
+            return None
+        write = self.cache_write_1h_price if ttl == "1h" and self.cache_write_1h_price is not None else None
+        write = write if write is not None else self.cache_write_price
+        write = self.prompt_price if write is None else write
+        uncached = max(0, prompt - cached - written) if cached + written <= prompt else max(0, prompt - cached)
+        paid = cached * (self.cache_read_price or 0.0) + written * write + uncached * self.prompt_price
+        return prompt * self.prompt_price - paid
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         if self.prompt_price is None or self.completion_price is None:
@@ -330,7 +372,18 @@ class Meter:
             self.entries = []
 
     def of(self, model: str) -> list[LedgerEntry]:
-        return [e for e in list(self.entries) if e.model == model]
+        """The entries of ``model``'s turns: its own requests and those its fallbacks made for it."""
+        return [e for e in list(self.entries) if (e.fallback_for or e.model) == model]
+
+    def saving(self, model: str, prompt: int, cached: int, written: int, ttl: str | None) -> float | None:
+        """`Quote.saving` at ``model``'s catalog prices (``None`` without them)."""
+        quote = self.quote(model) if self.quote is not None else None
+        return quote.saving(prompt, cached, written, ttl) if quote is not None else None
+
+    def cache_savings(self, model: str) -> float | None:
+        """Dollars caching saved on ``model``'s turns; ``None`` when no request reported a known saving."""
+        known = [e.cache_savings for e in self.of(model) if e.cache_savings is not None]
+        return round(sum(known), 12) if known else None
 
     def usage(self, model: str) -> dict[str, int]:
         entries = self.of(model)

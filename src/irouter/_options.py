@@ -95,6 +95,21 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _own("max_total_tokens", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_total_tokens=...)"),
     _own("allow_unpriced", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_cost=..., allow_unpriced=True)"),
+    # long conversations (docs/long-conversations.md)
+    _own("cache"),
+    _own("cache_ttl"),
+    _own("on_overflow", {NEW_CHAT, CHAT}, "a Call has no history to shorten: on_overflow= belongs to a Chat"),
+    _own("summarize_with", {NEW_CHAT, CHAT}, "summaries replace a Chat's old turns: summarize_with= belongs to a Chat"),
+    _own(
+        "fallbacks",
+        {NEW_CHAT, NEW_CALL, CHAT, CALL, ANSWER},
+        "grids and batches take OpenRouter's server-side fallbacks instead: models=[...]",
+    ),
+    _own(
+        "fallback_on",
+        {NEW_CHAT, NEW_CALL, CHAT, CALL, ANSWER},
+        "grids and batches take OpenRouter's server-side fallbacks instead: models=[...]",
+    ),
     _own("system", NEW, "the system prompt is given to the constructor (or set as .system)"),
     _own("api_key", NEW, "the key is given to the constructor"),
     _own("base_url", NEW, "the base URL is given to the constructor"),

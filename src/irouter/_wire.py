@@ -8,13 +8,22 @@ without ``arguments``, three forms of the final usage chunk in streams.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._retry import TRANSIENT_402, retry_after_seconds
-from .errors import APIResponseError, APIStatusError, PaymentRequiredError, RateLimitError, status_error_class
+from .errors import (
+    APIResponseError,
+    APIStatusError,
+    BadRequestError,
+    ContextWindowError,
+    PaymentRequiredError,
+    RateLimitError,
+    status_error_class,
+)
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -116,7 +125,7 @@ def build_body(model: str, messages: list[dict[str, Any]], options: Mapping[str,
     ``options`` are request fields (``temperature``, ``provider``...); ``None`` values are dropped so a caller can
     unset a default by passing ``None``. An ``extra_body`` mapping inside ``options`` is merged in last.
     """
-    body: dict[str, Any] = {"model": model, "messages": messages}
+    body: dict[str, Any] = {"model": model, "messages": [_sendable(m) for m in messages]}
     extra = options.get("extra_body")
     for key, value in options.items():
         if value is not None and key != "extra_body":
@@ -124,6 +133,18 @@ def build_body(model: str, messages: list[dict[str, Any]], options: Mapping[str,
     if extra:
         body.update(extra)
     return body
+
+
+WRITER = "model"
+"""The key of an assistant message in history naming the model that wrote it, when a fallback answered for the
+chat's slug (``fallbacks=``). History keeps it; `build_body` leaves it out of what is sent."""
+
+
+def _sendable(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` as sent: without irouter's own `WRITER` key (a copy only when it has one)."""
+    if isinstance(message, dict) and WRITER in message and message.get("role") == "assistant":
+        return {k: v for k, v in message.items() if k != WRITER}
+    return message
 
 
 def user_message(content: Any) -> dict[str, Any]:
@@ -170,6 +191,21 @@ def error_from_body(
         cls = RateLimitError  # too many paid requests in flight: wait and retry, like a 429
     if retry_after is None and isinstance(metadata.get("headers"), dict):
         retry_after = retry_after_seconds(metadata["headers"].get("Retry-After"))
+    window = context_window(message) if cls is BadRequestError else None
+    if window is not None:
+        return ContextWindowError(
+            message,
+            limit=window[0],
+            estimate=window[1],
+            sent=True,
+            status=status,
+            code=code,
+            metadata=metadata,
+            model=model,
+            generation_id=body.get("id") if isinstance(body, dict) else None,
+            body=body,
+            headers=headers,
+        )
     return cls(
         message,
         status=status,
@@ -181,6 +217,21 @@ def error_from_body(
         body=body,
         headers=headers,
     )
+
+
+_WINDOW = re.compile(r"maximum context length is (\d+) tokens", re.IGNORECASE)
+_REQUESTED = re.compile(r"requested about (\d+) tokens", re.IGNORECASE)
+
+
+def context_window(message: str) -> tuple[int | None, int | None] | None:
+    """``(limit, requested)`` from a provider's context-length error message ("This endpoint's maximum context
+    length is N tokens. However, you requested about M tokens (...)", both captured wordings), ``None`` when the
+    message is about something else. A number the message leaves out is ``None``."""
+    limit = _WINDOW.search(message)
+    if limit is None and "context length" not in message.lower() and "context window" not in message.lower():
+        return None
+    requested = _REQUESTED.search(message)
+    return (int(limit.group(1)) if limit else None, int(requested.group(1)) if requested else None)
 
 
 def normalize_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:

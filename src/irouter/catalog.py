@@ -90,6 +90,15 @@ class ModelInfo:
         return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
 
     @property
+    def cache_prices(self) -> tuple[float | None, float | None, float | None]:
+        """Dollars per token read from the prompt cache, written to it (5 minutes) and written for an hour
+        (``pricing.input_cache_read``, ``input_cache_write``, ``input_cache_write_1h``); ``None`` where not listed."""
+        pricing = self.raw.get("pricing") or {}
+        keys = ("input_cache_read", "input_cache_write", "input_cache_write_1h")
+        read, write, hour = (_price(pricing.get(key)) for key in keys)
+        return read, write, hour
+
+    @property
     def is_free(self) -> bool:
         return self.id.endswith(":free") or (self.prompt_price == 0 and self.completion_price == 0)
 

@@ -17,6 +17,7 @@ from ._cancel import CancelSignal, check_not_running, running
 from ._client import AsyncClosing, ModelClient, Plan, env_switch
 from ._compat import CHAT_ARGS, positional_options
 from ._content import to_content
+from ._context import Fit, make_room, needed, summary_request, summary_tokens, with_summary
 from ._display import Progress, conversation_markdown, in_notebook, side_by_side_html, summary
 from ._drivers import Recorder
 from ._engine import FINAL_PROMPT, TurnResult, afan_out, fan_out
@@ -71,6 +72,8 @@ class _Conversation(ModelClient):
         self._history: dict[str, list[dict[str, Any]]] = {m: self._start() for m in self._models}
         self._turn_options: dict[str, dict[str, Any]] = {}
         """Each model's last turn's keyword arguments: `answer_tool_calls` goes on with them."""
+        self._dropped: dict[str, list[dict[str, Any]]] = {m: [] for m in self._models}
+        """Messages removed from each model's history to make room (``on_overflow``), oldest first."""
         self._new_log_conversation()
 
     def _new_log_conversation(self) -> None:
@@ -141,10 +144,12 @@ class _Conversation(ModelClient):
     def _start(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system}] if self.system else []
 
-    def _prepare(self, message: Any, kwargs: dict[str, Any], fetch: bool = True) -> tuple[dict[str, Any], Plan, bool]:
+    def _prepare(
+        self, message: Any, kwargs: dict[str, Any], fetch: bool = True, stream: bool = False
+    ) -> tuple[dict[str, Any], Plan, bool]:
         """Check everything and build the user message, before any request."""
         self._refuse_while_pending()
-        user, plan = user_message(to_content(message)), self._plan(kwargs, opts.CHAT)
+        user, plan = user_message(to_content(message)), self._plan({**kwargs, "stream": stream}, opts.CHAT)
         pending = not self._check_capabilities(user["content"], plan, fetch)
         self._turn_options = {m: dict(kwargs) for m in self._models}
         return user, plan, pending
@@ -245,8 +250,10 @@ class _Conversation(ModelClient):
         body: dict[str, Any] = {
             k: self.defaults[k] for k in ("max_tokens", "max_completion_tokens", "n") if k in self.defaults
         }
-        fallbacks = self.defaults.get("models")  # OpenRouter's fallbacks may answer instead: priced too
-        extra = [m for m in fallbacks if isinstance(m, str)] if isinstance(fallbacks, (list, tuple)) else []
+        extra = []
+        for name in ("models", "fallbacks"):  # OpenRouter's fallbacks and irouter's may answer instead: priced too
+            others = self.defaults.get(name)
+            extra += [m for m in others if isinstance(m, str)] if isinstance(others, (list, tuple)) else []
         for model in dict.fromkeys([*self._models, *extra]):
             bounded = meter.max_cost is None and worst_case(body, None)[0] is not None
             quote = None if bounded else self._quote(model, fetch=True)  # no catalog needed: none fetched
@@ -271,7 +278,13 @@ class _Conversation(ModelClient):
                     "the cap)."
                 )
 
-    def _commit(self, results: dict[str, TurnResult], plans: dict[str, Plan], cancel: CancelSignal) -> dict[str, Any]:
+    def _commit(
+        self,
+        results: dict[str, TurnResult],
+        plans: dict[str, Plan],
+        cancel: CancelSignal,
+        fits: Mapping[str, Fit] | None = None,
+    ) -> dict[str, Any]:
         """The call's finished turns join their histories, together and only if the call was not cancelled
         meanwhile (Ctrl-C, a closed stream): an interrupted call keeps nothing, for any model. Returns the values.
         The caller holds every model's turn lock. A model going on from answered tool calls keeps the options its
@@ -281,11 +294,96 @@ class _Conversation(ModelClient):
                 held.enter_context(self._locks[model])
             cancel.check()
             for model, result in results.items():
-                self._history[model].extend(result.messages)
+                fit = (fits or {}).get(model)
+                if fit is not None:  # the turn went from a shortened history: that is what was sent
+                    self._history[model] = [*fit.history, *result.messages]
+                    self._dropped[model] = [*self._dropped.get(model, []), *fit.dropped]
+                else:
+                    self._history[model].extend(result.messages)
                 options = plans[model].turn_options
                 if options is not None:
                     self._turn_options[model] = options
         return {m: r.value for m, r in results.items()}
+
+    @property
+    def dropped(self) -> Any:
+        """Messages taken out of history to make room in the context window (``on_overflow="drop_oldest"`` or
+        ``"summarize"``), oldest first: a list, or ``{slug: list}`` for several models. History holds what was
+        really sent (with a summary in their place, for ``"summarize"``). Emptied by `reset_history`."""
+        dropped = getattr(self, "_dropped", {})
+        return self._shape({m: list(dropped.get(m, [])) for m in self._models})
+
+    @property
+    def cache_savings(self) -> Any:
+        """Dollars prompt caching saved so far, at the catalog's prices (cache reads at the read price instead of
+        the prompt price, less the extra paid for cache writes; see `LedgerEntry.cache_savings`): a number, or
+        ``{slug: number}`` for several models; ``None`` when no request reported a saving the catalog can price.
+        Reset by `reset_usage`."""
+        return self._shape({m: self._meter.cache_savings(m) for m in self._models})
+
+    def count_tokens(self, message: Message | None = None) -> Any:
+        """An estimate of the prompt tokens of the next request: the history, plus ``message`` when given, with
+        the default options and tools: a number, or ``{slug: number}`` for several models.
+
+        It is irouter's fast local estimate (no tokenizer: text at about three characters a token, a fixed count
+        per attachment), which errs on the high side; the same estimate decides, before sending, whether a
+        request fits the model's context window (the catalog's ``context_length``, see `ModelInfo`)."""
+        plan = self._plan({}, opts.CHAT)
+        new = [user_message(to_content(message))] if message is not None else []
+        counts = {}
+        for model in self._models:
+            spec = self._spec(model, plan)
+            counts[model] = needed(spec.body(model, [*self._history[model], *new], spec.turn_options()))[0]
+        return self._shape(counts)
+
+    def _room(self, model: str, history: list[dict[str, Any]], start: Any, plan: Plan) -> Fit | None:
+        """With ``on_overflow``, the history a turn can start from in ``model``'s context window (oldest whole
+        turns dropped; raises `ContextWindowError` when even that does not fit); ``None`` when nothing need go."""
+        spec = self._spec(model, plan)
+        if plan.on_overflow is None or not spec.context_length:
+            return None
+        new = list(start) if isinstance(start, list) else [start]
+        options = spec.turn_options()
+
+        def measure(kept: list[dict[str, Any]]) -> tuple[int, int]:
+            return needed(spec.body(model, [*kept, *new], options))
+
+        room = 2 * summary_tokens(spec.context_length) if plan.on_overflow == "summarize" else 0
+        fit = make_room(model, history, measure, spec.context_length, isinstance(start, list), room)
+        fit.summary_tokens = room // 2
+        return fit if fit.dropped else None
+
+    @staticmethod
+    def _summary_plan(plan: Plan, tokens: int) -> Plan:
+        """The summarising request's plan: the call's transport settings and cancel signal, a bounded answer."""
+        return Plan(
+            {"max_tokens": tokens},
+            extra_headers=plan.extra_headers,
+            timeout=plan.timeout,
+            max_retries=plan.max_retries,
+            max_retry_wait=plan.max_retry_wait,
+            cancel=plan.cancel,
+        )
+
+    def _fit(self, model: str, history: list[dict[str, Any]], start: Any, plan: Plan) -> Fit | None:
+        """`_room`, with the summary made (``on_overflow="summarize"``) by ``summarize_with``."""
+        fit = self._room(model, history, start, plan)
+        if fit is not None and plan.on_overflow == "summarize" and plan.summarize_with:
+            asked = summary_request(fit.dropped)
+            text = self._run(plan.summarize_with, [], asked, self._summary_plan(plan, fit.summary_tokens)).value
+            fit.history = with_summary(fit, str(text))
+        return fit
+
+    async def _afit(self, model: str, history: list[dict[str, Any]], start: Any, plan: Plan) -> Fit | None:
+        """`_fit`, awaited."""
+        fit = self._room(model, history, start, plan)
+        if fit is not None and plan.on_overflow == "summarize" and plan.summarize_with:
+            asked = summary_request(fit.dropped)
+            text = (
+                await self._arun(plan.summarize_with, [], asked, self._summary_plan(plan, fit.summary_tokens))
+            ).value
+            fit.history = with_summary(fit, str(text))
+        return fit
 
     @property
     def history(self) -> Any:
@@ -399,6 +497,7 @@ class _Conversation(ModelClient):
         for model in self._models:
             with self._locks[model]:
                 self._history[model] = self._start()
+                self._dropped = {**getattr(self, "_dropped", {}), model: []}
         self._new_log_conversation()
 
     def adopt(self, model: str | None = None, *, text: str | None = None) -> None:
@@ -473,6 +572,7 @@ class _Conversation(ModelClient):
             "usage": {m: self._meter.usage(m) for m in self._models},
             "cost": {m: self._meter.cost(m) for m in self._models},
             "ledger": [entry.to_dict() for entry in self._meter.entries],
+            "dropped": {m: [dict(msg) for msg in d] for m, d in getattr(self, "_dropped", {}).items() if d},
         }
 
     @classmethod
@@ -513,6 +613,7 @@ class _Conversation(ModelClient):
             cls(models, **settings, **options)  # the caller's own arguments are wrong: raise that as it is
             raise ValueError(f"Saved chat: 'options': {exc}") from None
         chat.set_history(saved["history"])
+        chat._dropped.update(_saved_dropped(data.get("dropped"), saved["models"]))
         for entry in saved["ledger"]:
             chat._meter.record(entry)
         return chat
@@ -578,6 +679,7 @@ class _Conversation(ModelClient):
         twin._meter.holds = []
         twin._turn_options = dict(self._turn_options)
         twin._new_log_conversation()  # logged (if this chat is) as a conversation of its own
+        twin._dropped = copy.deepcopy(getattr(self, "_dropped", {}))
         return twin
 
     # ------------------------------------------------------------------------------------------ notebooks
@@ -815,7 +917,7 @@ class Chat(_Conversation, Generic[Answer]):
         """
         positional_options("Chat", CHAT_ARGS, args, options)
         check_not_running(self)
-        user, plan, _ = self._prepare(message, options)
+        user, plan, _ = self._prepare(message, options, stream=stream)
         if stream:
             return Stream(self._models, lambda emitter, ended: self._turn(user, plan, emitter, ended), plan.cancel)
         progress = Progress(self._models) if len(self._models) > 1 and in_notebook() else None
@@ -839,9 +941,13 @@ class Chat(_Conversation, Generic[Answer]):
         commits them together (see `_commit`): a model that failed leaves its history as it was, the others'
         answers are kept (`MultiModelError`)."""
         models = list(starts)
+        fits: dict[str, Fit] = {}
 
         def one(model: str) -> TurnResult:
             history, start, plan = self._history[model], starts[model], plans[model]
+            fit = self._fit(model, history, start, plan)
+            if fit is not None:
+                fits[model], history = fit, fit.history
             if emitter is None:
                 return self._run(model, history, start, plan)
             return self._run_streamed(model, history, start, plan, emitter(model))
@@ -854,9 +960,9 @@ class Chat(_Conversation, Generic[Answer]):
                 try:
                     results = fan_out(models, one, cancel, ended)
                 except MultiModelError as exc:  # the others' answers are kept
-                    exc.answers = self._commit(exc.answers, plans, cancel)
+                    exc.answers = self._commit(exc.answers, plans, cancel, fits)
                     raise
-                return self._commit(results, plans, cancel)
+                return self._commit(results, plans, cancel, fits)
             finally:
                 self._write_log()  # what was committed, and every billed request (a failed one too)
 
@@ -1083,7 +1189,7 @@ class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
         loop)."""
         positional_options("AsyncChat", CHAT_ARGS, args, options)
         check_not_running(self)
-        user, plan, pending = self._prepare(message, options, fetch=False)
+        user, plan, pending = self._prepare(message, options, fetch=False, stream=stream)
         if stream:
             return AsyncStream(
                 self._models, lambda emitter, ended: self._aturn(user, plan, pending, emitter, ended), plan.cancel
@@ -1112,9 +1218,13 @@ class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
     ) -> dict[str, Any]:
         """`Chat._drive`, awaited: the models run as tasks; a cancelled task (or Ctrl-C) keeps nothing."""
         models = list(starts)
+        fits: dict[str, Fit] = {}
 
         async def one(model: str) -> TurnResult:
             history, start, plan = self._history[model], starts[model], plans[model]
+            fit = await self._afit(model, history, start, plan)
+            if fit is not None:
+                fits[model], history = fit, fit.history
             if emitter is None:
                 return await self._arun(model, history, start, plan)
             return await self._arun_streamed(model, history, start, plan, emitter(model))
@@ -1128,9 +1238,9 @@ class AsyncChat(AsyncClosing, _Conversation, Generic[Answer]):
                     try:
                         results = await afan_out(models, one, cancel, ended)
                     except MultiModelError as exc:
-                        exc.answers = self._commit(exc.answers, plans, cancel)
+                        exc.answers = self._commit(exc.answers, plans, cancel, fits)
                         raise
-                    return self._commit(results, plans, cancel)
+                    return self._commit(results, plans, cancel, fits)
                 finally:
                     self._write_log()
 
@@ -1185,6 +1295,18 @@ def _log_file(log: Any) -> Path | None:
     from ._log import log_path
 
     return log_path(log)
+
+
+def _saved_dropped(dropped: Any, models: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """A saved chat's ``dropped`` messages (``{slug: messages}``), checked like history."""
+    if dropped is None:
+        return {}
+    if not isinstance(dropped, Mapping) or any(m not in models for m in dropped):
+        raise ValueError(f"Saved chat: 'dropped' must map models of the chat to message lists, got {dropped!r}")
+    try:
+        return {m: check_history(d, f"dropped[{m!r}]") for m, d in dropped.items()}
+    except TypeError as exc:
+        raise ValueError(f"Saved chat: {exc}") from None
 
 
 def _saved_base_url(url: Any) -> str | None:

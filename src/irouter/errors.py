@@ -17,6 +17,7 @@ The tree::
         ├── APIResponseError        the server answered with something that is not a valid completion
         └── APIStatusError          the server answered with an error (HTTP status, or an error inside a 200 body)
             ├── BadRequestError         400  invalid request, unknown model, provider rejected input
+            │   └── ContextWindowError      the conversation does not fit the model's context window
             ├── AuthenticationError     401  missing, invalid or disabled key
             ├── PaymentRequiredError    402  out of credits
             ├── PermissionDeniedError   403  moderation flag, guardrail, key limit
@@ -47,6 +48,7 @@ __all__ = [
     "BadRequestError",
     "BudgetExceeded",
     "CapabilityError",
+    "ContextWindowError",
     "IrouterError",
     "LocalModelError",
     "MissingAPIKeyError",
@@ -224,6 +226,26 @@ class APIStatusError(APIError):
 
 class BadRequestError(APIStatusError):
     """400: the request is invalid (bad parameter, unknown model id, or the provider rejected the input)."""
+
+
+class ContextWindowError(BadRequestError):
+    """The request does not fit the model's context window: its prompt (plus the ``max_tokens`` it asks for) is
+    longer than the model takes.
+
+    Raised before sending (``sent`` is ``False``: irouter's estimate, `Chat.count_tokens`, against the catalog's
+    ``context_length``) or from the provider's 400 ("This endpoint's maximum context length is N tokens. However,
+    you requested about M tokens ...", ``sent`` is ``True``). ``model`` is the slug, ``estimate`` the tokens the
+    request needs (irouter's estimate, or the provider's M), ``limit`` the window (N); either is ``None`` when
+    unknown. A chat's ``on_overflow="drop_oldest"`` or ``"summarize"`` makes room instead, and ``fallbacks=`` try
+    a model with a larger window.
+    """
+
+    def __init__(
+        self, message: str, *, estimate: int | None, limit: int | None, sent: bool = False, **details: Any
+    ) -> None:
+        details.setdefault("status", 400)
+        super().__init__(message, **details)
+        self.estimate, self.limit, self.sent = estimate, limit, sent
 
 
 class AuthenticationError(APIStatusError):
