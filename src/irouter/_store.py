@@ -76,7 +76,27 @@ CREATE TABLE IF NOT EXISTS grid_cells (
 );
 """
 
+_BATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    cells INTEGER NOT NULL,
+    submitted REAL NOT NULL,
+    updated REAL,
+    cost REAL,
+    error TEXT,
+    collected INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS batch_cells (batch TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (batch, key));
+"""
+"""Deferred grids (OpenRouter's Batch API): each batch accepted, and its cells. Additive (``IF NOT EXISTS``): a store
+without these tables gets them when opened. While a batch runs, its cells are ``running`` with owner
+``batch:<id>`` and no lease, so no run claims them again; the run that collects the batch writes them."""
+
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+BATCH_OWNER = "batch:"
+"""The owner prefix of cells inside a batch (``batch:<id>``)."""
 
 
 class StoreError(IrouterError, RuntimeError):
@@ -177,6 +197,7 @@ class Store:
 
     def _migrate(self) -> None:
         self._db.executescript(_SCHEMA)  # IF NOT EXISTS: safe when several processes open a new file at once
+        self._db.executescript(_BATCH_SCHEMA)
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -361,6 +382,48 @@ class Store:
                     (owner,),
                 ).rowcount
         return released
+
+    # ------------------------------------------------------------------------------------------ batches
+    def batch_submitted(self, batch: str, model: str, keys: Sequence[str], status: str) -> None:
+        """Record a batch the server accepted, with its cells (claimed by this run), in one transaction: from now
+        on the cells belong to the batch (no run claims them) until `batch_collected`."""
+        now = self.clock()
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO batches (id, model, status, cells, submitted, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                (batch, model, status, len(keys), now, now),
+            )
+            db.executemany("INSERT OR IGNORE INTO batch_cells VALUES (?, ?)", [(batch, k) for k in keys])
+            db.executemany(
+                "UPDATE cells SET state = 'running', owner = ?, lease_until = NULL, updated = ? WHERE key = ?",
+                [(BATCH_OWNER + batch, now, k) for k in keys],
+            )
+
+    def batch_status(self, batch: str, status: str, cost: float | None = None, error: str | None = None) -> None:
+        """Note the last status seen of a batch (and its cost or error when known)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET status = ?, cost = COALESCE(?, cost), error = COALESCE(?, error), updated = ? "
+                "WHERE id = ?",
+                (status, cost, error, self.clock(), batch),
+            )
+
+    def batch_collected(self, batch: str) -> None:
+        """The batch's cells are written: it is no longer waited for."""
+        with self._write() as db:
+            db.execute("UPDATE batches SET collected = 1, updated = ? WHERE id = ?", (self.clock(), batch))
+
+    def batch_keys(self, batch: str) -> list[str]:
+        """The keys of the cells sent in ``batch``."""
+        return [k for (k,) in self._db.execute("SELECT key FROM batch_cells WHERE batch = ? ORDER BY rowid", (batch,))]
+
+    def batches(self, open_only: bool = False) -> list[dict[str, Any]]:
+        """Every batch recorded (``open_only``: those not yet collected), oldest first, as dicts of the table's
+        columns."""
+        where = " WHERE collected = 0" if open_only else ""
+        cursor = self._db.execute(f"SELECT * FROM batches{where} ORDER BY submitted, id")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
