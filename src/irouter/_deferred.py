@@ -28,7 +28,7 @@ from . import _batch_wire as wire
 from . import _retry as retry
 from . import _store as st
 from ._ledger import Hold, entry_for, worst_case
-from .errors import BudgetExceeded, IrouterError
+from .errors import BatchRefusedError, BudgetExceeded
 
 if TYPE_CHECKING:
     from ._client import Plan
@@ -40,22 +40,6 @@ MAX_POLL_WAIT = 60.0
 POLL_GROWTH = 1.5
 """Each wait between polls is this much longer than the last (up to `MAX_POLL_WAIT`, or 20 ``poll_interval``)."""
 MODES = (True, False, "mixed")
-
-
-class BatchRefusedError(IrouterError, ValueError):
-    """Cells of a deferred grid that the Batch API would refuse (raised before anything is submitted).
-
-    ``cells`` lists ``(prompt_id, model, reason)``. Run them the normal way with ``deferred="mixed"`` (the other
-    cells still go through the Batch API), or drop them from the prompts."""
-
-    def __init__(self, cells: list[tuple[Any, str, str]]) -> None:
-        self.cells = cells
-        shown = "; ".join(f"prompt {p!r} to {m}: {why}" for p, m, why in cells[:10])
-        more = f" (and {len(cells) - 10} more)" if len(cells) > 10 else ""
-        super().__init__(
-            f"The Batch API refuses {len(cells)} cell(s) of this grid: {shown}{more}. Nothing was submitted. Pass "
-            "deferred='mixed' to send these the normal way (full price) and the rest as batches, or leave them out."
-        )
 
 
 def configure(grid: Grid, call: _OneOff, options: Mapping[str, Any]) -> None:
@@ -372,9 +356,7 @@ class Deferred:
                 **_accounted([entry] if entry is not None else []),
             )  # fmt: skip
             stored = {k: v for k, v in cell.to_dict().items() if k not in ("prompt_id", "model", "key", "from_store")}
-            self.store.finish(
-                key, cell.ok, st.canonical(stored), cell.cost, cell.prompt_tokens, cell.completion_tokens
-            )
+            self.store.finish(key, cell.ok, st.canonical(stored), cell.cost, cell.prompt_tokens, cell.completion_tokens)
             for row in rows or []:
                 self.out.append(replace(cell, prompt_id=json.loads(row.prompt_id)))
 
@@ -402,3 +384,79 @@ def _share_cost(outcome: dict[str, Any], batch_cost: float | None) -> None:
         if entry is not None:
             share = entry.total_tokens / tokens if tokens else 1 / len(entries)
             outcome[key] = (text, error, replace(entry, cost=round(batch_cost * share, 12), estimated_cost=None))
+
+
+# --------------------------------------------------------------------------------------------- managing batches
+def _endpoint(base_url: str | None, api_key: str | None) -> Any:
+    from ._transport import Endpoint
+
+    endpoint = Endpoint(base_url, api_key)
+    endpoint.base_url = wire.batches_base(endpoint.base_url)
+    return endpoint
+
+
+def _row(info: wire.BatchInfo) -> dict[str, Any]:
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.created_at)) if info.created_at else None
+    return {
+        "id": info.id,
+        "status": info.status,
+        "model": info.model,
+        "cells": info.total,
+        "created": created,
+        "completed": info.completed,
+        "failed": info.failed,
+        "cost": info.cost,
+    }
+
+
+def list_batches(base_url: str | None = None, api_key: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The account's batches, newest first (at most ``limit``, read a page of 100 at a time)."""
+    endpoint = _endpoint(base_url, api_key)
+    rows: list[dict[str, Any]] = []
+    after: str | None = None
+    while len(rows) < limit:
+        page, after = wire.read_page(endpoint.request("GET", wire.ROUTE, params=wire.list_query(100, after)))
+        rows.extend(_row(info) for info in page)
+        if after is None:
+            break
+    return rows[:limit]
+
+
+def get_batch(base_url: str | None, api_key: str | None, batch: str, results: bool = False) -> dict[str, Any]:
+    """One batch object as the server returns it (without its ``results`` unless ``results``)."""
+    data = dict(_endpoint(base_url, api_key).request("GET", f"{wire.ROUTE}/{batch}"))
+    if not results:
+        data.pop("results", None)
+    return data
+
+
+def delete_batch(base_url: str | None, api_key: str | None, batch: str) -> Any:
+    """Delete a finished batch (the server answers 409 while it runs: `APIStatusError` with status 409). Deleting
+    is not cancelling, and the billing records stay."""
+    return _endpoint(base_url, api_key).request("DELETE", f"{wire.ROUTE}/{batch}")
+
+
+def stored_batches(path: str) -> list[dict[str, Any]]:
+    """The batches a grid store keeps: id, last status seen, model, cells, when submitted, cost, collected."""
+    from pathlib import Path
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such store")
+    store = st.Store(path)
+    try:
+        rows = store.batches()
+    finally:
+        store.close()
+    return [
+        {
+            "id": r["id"],
+            "status": r["status"],
+            "model": r["model"],
+            "cells": r["cells"],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r["submitted"])),
+            "cost": r["cost"],
+            "collected": bool(r["collected"]),
+            "error": r["error"],
+        }
+        for r in rows
+    ]

@@ -390,7 +390,8 @@ class Store:
         now = self.clock()
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO batches (id, model, status, cells, submitted, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO batches (id, model, status, cells, submitted, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (batch, model, status, len(keys), now, now),
             )
             db.executemany("INSERT OR IGNORE INTO batch_cells VALUES (?, ?)", [(batch, k) for k in keys])

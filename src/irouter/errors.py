@@ -11,6 +11,7 @@ The tree::
     ├── UnknownModelError           the catalog has no such model (also a ValueError); suggests close slugs
     ├── CapabilityError             the model cannot take what was sent (tools, images...) (also a ValueError)
     ├── LocalModelError             a local/ model cannot run: the extra is missing, or llama.cpp failed/died
+    ├── BatchRefusedError           cells of a deferred grid the Batch API refuses; nothing submitted (ValueError)
     └── APIError                    anything the server (or the way to it) did wrong
         ├── APIConnectionError      could not reach the server / connection dropped
         │   └── APITimeoutError     the server took longer than `timeout`
@@ -45,6 +46,7 @@ __all__ = [
     "AttachmentError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchRefusedError",
     "BudgetExceeded",
     "CapabilityError",
     "IrouterError",
@@ -292,4 +294,20 @@ class MultiModelError(IrouterError):
         super().__init__(
             f"{len(errors)} of {len(errors) + len(answers)} models failed ({failed}). "
             "The successful answers are in .answers, the errors in .errors."
+        )
+
+
+class BatchRefusedError(IrouterError, ValueError):
+    """Cells of a deferred grid that the Batch API would refuse (raised before anything is submitted).
+
+    ``cells`` lists ``(prompt_id, model, reason)``. Run them the normal way with ``deferred="mixed"`` (the other
+    cells still go through the Batch API), or drop them from the prompts."""
+
+    def __init__(self, cells: list[tuple[Any, str, str]]) -> None:
+        self.cells = cells
+        shown = "; ".join(f"prompt {p!r} to {m}: {why}" for p, m, why in cells[:10])
+        more = f" (and {len(cells) - 10} more)" if len(cells) > 10 else ""
+        super().__init__(
+            f"The Batch API refuses {len(cells)} cell(s) of this grid: {shown}{more}. Nothing was submitted. Pass "
+            "deferred='mixed' to send these the normal way (full price) and the rest as batches, or leave them out."
         )

@@ -107,11 +107,11 @@ class BatchQueue:
             if batch.finalized_at is None:
                 batch.finalized_at = int(time.time())
             return batch.outcome[0] if batch.outcome else "completed"
-        if batch.outcome and stage >= 1:  # a failed batch fails once validated (an expired one "runs" first)
-            if batch.outcome[0] == "failed" or stage == 2:
-                if batch.finalized_at is None:
-                    batch.finalized_at = int(time.time())
-                return batch.outcome[0]
+        # a failed batch fails once validated; an expired one "runs" first
+        if batch.outcome and stage >= 1 and (batch.outcome[0] == "failed" or stage == 2):
+            if batch.finalized_at is None:
+                batch.finalized_at = int(time.time())
+            return batch.outcome[0]
         return STAGES[stage]
 
     def _object(self, batch: _Batch, results: bool) -> dict[str, Any]:
@@ -183,7 +183,7 @@ class BatchQueue:
 
     def _list(self, handler: _Handler, request: Request) -> None:
         limit = max(1, min(100, int((request.query.get("limit") or ["20"])[0])))
-        after = (request.query.get("after") or [None])[0]
+        after = (request.query.get("after") or [""])[0]
         with self._lock:
             self._tick()
             newest = sorted(self._batches.values(), key=lambda b: (b.created_at, b.id), reverse=True)
