@@ -1271,7 +1271,18 @@ def test_captured_header_details() -> None:
 
 # --------------------------------------------------------------------------------------------- coverage
 
+BATCHES: dict[str, str] = {
+    # the Batch API's documented examples (no captured traffic exists), read by tests/test_batches.py
+    "batch-chat-completions-doc-example.poll-completed.response.json": "a completed batch read by irouter",
+    "batch-chat-completions-doc-example.submit.request.json": "irouter's submission, byte for byte",
+    "batch-chat-completions-doc-example.submit.response.json": "the double's 202 answer has its keys",
+    "batch-embeddings-doc-example.poll-completed.results-fragment.json": "results read by irouter",
+    "batch-embeddings-doc-example.submit.request.json": "irouter's submission, byte for byte",
+    "batch-messages-doc-example.submit.request.json": "irouter's submission, byte for byte",
+}
+
 TABLES: dict[str, Any] = {
+    "batches": BATCHES,
     "requests": REQUESTS,
     "responses": RESPONSES,
     "errors": ERRORS,
@@ -1284,6 +1295,8 @@ TABLES: dict[str, Any] = {
 
 def kind_of(name: str) -> str:
     """Which table a sample file belongs in, from its name alone."""
+    if name.startswith("batch-"):
+        return "batches"
     if name.endswith(".request.json"):
         return "requests"
     if name.endswith(("-meta.json", "-headers.json")):
@@ -1300,12 +1313,6 @@ def kind_of(name: str) -> str:
 
 LATER = {
     # kept for features irouter does not have yet; a test that covers one moves it into a table above
-    "batch-chat-completions-doc-example.poll-completed.response.json",
-    "batch-chat-completions-doc-example.submit.request.json",
-    "batch-chat-completions-doc-example.submit.response.json",
-    "batch-embeddings-doc-example.poll-completed.results-fragment.json",
-    "batch-embeddings-doc-example.submit.request.json",
-    "batch-messages-doc-example.submit.request.json",
     "chat-nonstream-cache-anthropic-tools-ttl-2026-03.turn1.request.json",
     "chat-nonstream-cache-anthropic-tools-ttl-2026-03.turn1.response.json",
     "chat-nonstream-cache-anthropic-tools-ttl-2026-03.turn2.request.json",
@@ -1338,7 +1345,7 @@ LATER = {
     "responses-nonstream-prompt-cache-explicit-2026-07.turn2.request.json",
     "responses-nonstream-prompt-cache-explicit-2026-07.turn2.response.json",
 }
-"""Sample files no test reads yet (prompt caching, embeddings, batches, generation stats, endpoint lists, the
+"""Sample files no test reads yet (prompt caching, embeddings, generation stats, endpoint lists, the
 Responses API, context-length and budget errors): in the repository so the issues that need them find them."""
 
 

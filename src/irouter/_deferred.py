@@ -231,7 +231,10 @@ class Deferred:
                     after = rows[-1].seq
                     await self._take([r for r in rows if r.key in keys])
 
-        run = Only(self.grid, self.store, self.grid_id, self.plan, self.started, self.progress, self.parse)
+        from ._cancel import CancelSignal
+
+        plan = replace(self.plan, cancel=CancelSignal())  # the normal run sets its signal when it ends; polling goes on
+        run = Only(self.grid, self.store, self.grid_id, plan, self.started, self.progress, self.parse)
         self.meter.changed = run.meter.changed
         run.meter = self.meter  # one budget for the batches and the cells sent normally
         run.in_flight = _InFlight(None)
