@@ -85,7 +85,9 @@ def test_a_two_model_deferred_grid_end_to_end(router: OpenRouterDouble, tmp_path
     for cell in cells:
         assert cell.ok, cell.error
         assert cell.text == f"You said: {PROMPTS[cell.prompt_id]}"
-        assert cell.requests == 1 and cell.prompt_tokens > 0 and cell.completion_tokens > 0
+        assert cell.requests == 1
+        assert cell.prompt_tokens > 0
+        assert cell.completion_tokens > 0
         assert not cell.from_store
 
     # The same grid the normal way, on another store: the same answers, at twice the price.
@@ -107,7 +109,8 @@ def test_a_two_model_deferred_grid_end_to_end(router: OpenRouterDouble, tmp_path
     assert [c.to_dict()["text"] for c in again.results()] == [c.to_dict()["text"] for c in normal.results()]
     before = len(router.requests)
     rerun = list(again.run())
-    assert all(c.from_store for c in rerun) and len(rerun) == 6
+    assert all(c.from_store for c in rerun)
+    assert len(rerun) == 6
     assert [r.path for r in router.requests[before:]] == []  # the catalog is cached: nothing at all
     with sqlite3.connect(store) as db:
         rows = db.execute("SELECT model, status, cells, collected, cost FROM batches ORDER BY model").fetchall()
@@ -129,7 +132,8 @@ def test_the_double_moves_batches_through_the_documented_statuses(router: OpenRo
     for request in router.requests:
         if request.method == "GET" and request.path.startswith("/api/beta/batches/"):
             seen.append(request.path)
-    assert len(cells) == 2 and all(c.ok for c in cells)
+    assert len(cells) == 2
+    assert all(c.ok for c in cells)
     statuses: list[str] = []
     for batch_id in router.batches.ids:
         statuses.append(router.batches.status(batch_id))
@@ -156,8 +160,10 @@ def test_async_deferred_grid(router: OpenRouterDouble, tmp_path: Path) -> None:
         return [cell async for cell in g.run()]
 
     cells = asyncio.run(main())
-    assert len(cells) == 6 and all(c.ok for c in cells)
-    assert router.chat_requests == [] and len(submissions(router)) == 2
+    assert len(cells) == 6
+    assert all(c.ok for c in cells)
+    assert router.chat_requests == []
+    assert len(submissions(router)) == 2
 
 
 # --------------------------------------------------------------------------------------------- the wire
@@ -305,7 +311,8 @@ def test_refused_cells_are_named_before_anything_is_submitted(router: OpenRouter
         ("picture", m, "sends an image (the Batch API takes text only)") for m in MODELS
     )
     assert "deferred='mixed'" in str(info.value)
-    assert submissions(router) == [] and router.chat_requests == []
+    assert submissions(router) == []
+    assert router.chat_requests == []
 
     # deferred="mixed": the picture goes the normal way, the text through the Batch API.
     cells = list(grid(router, tmp_path / "s.sqlite", prompts, deferred="mixed").run())
@@ -329,7 +336,8 @@ def test_options_the_batch_api_refuses(router: OpenRouterDouble, tmp_path: Path,
     with pytest.raises(BatchRefusedError, match=re.escape(reason)) as info:
         list(g.run())
     assert len(info.value.cells) == 2
-    assert submissions(router) == [] and router.chat_requests == []
+    assert submissions(router) == []
+    assert router.chat_requests == []
 
 
 def test_bad_deferred_settings_are_refused_before_any_request(router: OpenRouterDouble, tmp_path: Path) -> None:
@@ -354,11 +362,13 @@ def test_a_failed_batch_and_per_cell_errors_are_retried(router: OpenRouterDouble
     first = {(c.prompt_id, c.model): c for c in grid(router, store).run()}
     expired = [first[(i, MODELS[0])] for i in range(3)]
     for cell in expired:
-        assert cell.error is not None and cell.error.type == "BatchExpired"
+        assert cell.error is not None
+        assert cell.error.type == "BatchExpired"
         assert "expired: Batch expired before completion" in cell.error.message
         assert "run the grid again" in cell.error.message
     bad = first[(0, MODELS[1])]
-    assert bad.error is not None and bad.error.message == "This request was refused upstream"
+    assert bad.error is not None
+    assert bad.error.message == "This request was refused upstream"
     assert [first[(i, MODELS[1])].ok for i in (1, 2)] == [True, True]
 
     before = len(submissions(router))
@@ -373,7 +383,8 @@ def test_a_failed_batch_and_per_cell_errors_are_retried(router: OpenRouterDouble
         assert sorted((b["model"], b["messages"][-1]["content"]) for b in router.chat_requests) == sorted(
             [(MODELS[0], p) for p in PROMPTS] + [(MODELS[1], PROMPTS[0])]
         )
-    assert len(second) == 6 and all(c.ok for c in second)
+    assert len(second) == 6
+    assert all(c.ok for c in second)
     assert sorted(c.from_store for c in second) == [False] * 4 + [True] * 2
 
 
@@ -382,14 +393,16 @@ def test_a_batch_that_fails_validation_fails_its_cells(router: OpenRouterDouble,
     cells = list(grid(router, tmp_path / "s.sqlite", PROMPTS[:1]).run())
     failed = [c for c in cells if not c.ok]
     assert [c.model for c in failed] == [MODELS[0]]
-    assert failed[0].error is not None and failed[0].error.type == "BatchFailed"
+    assert failed[0].error is not None
+    assert failed[0].error.type == "BatchFailed"
     assert "something the docs do not list" in failed[0].error.message
 
 
 def test_max_cost_is_checked_at_batch_prices(router: OpenRouterDouble, tmp_path: Path) -> None:
     call = Call(list(MODELS), base_url=router.base_url, api_key=router.api_key)
     forecast = call.grid(PROMPTS, max_tokens=50).forecast()
-    assert forecast.expected and forecast.high
+    assert forecast.expected
+    assert forecast.high
     assert forecast.deferred_expected == pytest.approx(forecast.expected * wire.PRICE_SHARE)
     assert forecast.deferred_high == pytest.approx(forecast.high * wire.PRICE_SHARE)
     assert forecast.to_dict()["deferred"]["expected"] == pytest.approx(forecast.deferred_expected)
@@ -454,7 +467,8 @@ def test_a_killed_run_reattaches_and_never_submits_a_cell_twice(router: OpenRout
         [f"Prompt number {i}" for i in range(5)], store=store, progress=False, deferred=True, poll_interval=FAST
     )
     cells = list(again.run())
-    assert len(cells) == 10 and all(c.ok for c in cells)
+    assert len(cells) == 10
+    assert all(c.ok for c in cells)
     assert {c.text for c in cells} == {f"You said: Prompt number {i}" for i in range(5)}
     assert len(submissions(router)) == 2  # re-attached: nothing submitted again
     assert sorted(submitted_ids(router).values()) == [1] * 10
@@ -502,7 +516,8 @@ def test_the_cli_runs_a_deferred_grid_and_lists_shows_and_deletes_batches(
     out = run(cli_env, "grid", str(source), *flags, "--store", store, "--deferred", "-o", "poll_interval=0.01")
     assert out.returncode == 0, out.stderr
     assert [json.loads(line)["text"] for line in out.stdout.splitlines()].count("You said: Say hi.") == 2
-    assert router.chat_requests == [] and len(submissions(router)) == 2
+    assert router.chat_requests == []
+    assert len(submissions(router)) == 2
 
     listed = run(cli_env, "batches", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -518,7 +533,8 @@ def test_the_cli_runs_a_deferred_grid_and_lists_shows_and_deletes_batches(
     first = rows[0]["id"]
     shown = run(cli_env, "batches", "show", first)
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["id"] == first and "results" not in json.loads(shown.stdout)
+    assert json.loads(shown.stdout)["id"] == first
+    assert "results" not in json.loads(shown.stdout)
     with_results = json.loads(run(cli_env, "batches", "show", first, "--results").stdout)
     assert len(with_results["results"]) == 3
 
@@ -526,7 +542,8 @@ def test_the_cli_runs_a_deferred_grid_and_lists_shows_and_deletes_batches(
     assert (deleted.returncode, deleted.stdout.strip()) == (0, f"deleted {first}")
     assert first not in router.batches.ids
     gone = run(cli_env, "batches", "show", first)
-    assert gone.returncode == 1 and "not found" in gone.stderr
+    assert gone.returncode == 1
+    assert "not found" in gone.stderr
 
 
 def test_the_cli_refuses_to_delete_a_running_batch(router: OpenRouterDouble, cli_env: dict[str, str]) -> None:  # noqa: F811
@@ -540,4 +557,5 @@ def test_the_cli_refuses_to_delete_a_running_batch(router: OpenRouterDouble, cli
     assert "still running: only a finished batch can be deleted" in out.stderr
     assert batch_id in router.batches.ids
     usage = run(cli_env, "batches", "show")
-    assert usage.returncode == 2 and "needs a batch id" in usage.stderr
+    assert usage.returncode == 2
+    assert "needs a batch id" in usage.stderr
