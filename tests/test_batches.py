@@ -286,13 +286,19 @@ def test_batches_are_split_within_the_limits(lines: list[bytes], most: int, size
         assert len(body) <= size
 
 
+@pytest.mark.slow
 def test_a_grid_bigger_than_one_batch_is_split(router: OpenRouterDouble, tmp_path: Path) -> None:
-    """Real limits are 5,000 requests and 200 MB: a grid whose requests pass 200 MB would need the split; here
-    the byte limit is shown on the pure function, and the count limit through the grid with a long prompt list
-    would be slow, so the grid test only checks that batches never pass `MAX_REQUESTS`."""
-    cells = list(grid(router, tmp_path / "s.sqlite", [f"p{i}" for i in range(30)]).run())
-    assert len(cells) == 60
-    assert all(len(json.loads(p.body)["requests"]) <= wire.MAX_REQUESTS for p in submissions(router))
+    """One model's cells past `MAX_REQUESTS` go in two batches, each within the limit, each cell once."""
+    n = wire.MAX_REQUESTS + 3
+    call = Call(MODELS[0], base_url=router.base_url, api_key=router.api_key)
+    g = call.grid(
+        [f"p{i}" for i in range(n)], store=tmp_path / "s.sqlite", progress=False, deferred=True, poll_interval=FAST
+    )
+    cells = list(g.run())
+    assert len(cells) == n
+    assert all(c.ok for c in cells)
+    assert [len(json.loads(p.body)["requests"]) for p in submissions(router)] == [wire.MAX_REQUESTS, 3]
+    assert sorted(submitted_ids(router).values()) == [1] * n
 
 
 # --------------------------------------------------------------------------------------------- refused cells

@@ -39,13 +39,12 @@ MAX_POLL_WAIT = 60.0
 """The longest wait between two polls."""
 POLL_GROWTH = 1.5
 """Each wait between polls is this much longer than the last (up to `MAX_POLL_WAIT`, or 20 ``poll_interval``)."""
-MODES = (True, False, "mixed")
 
 
 def configure(grid: Grid, call: _OneOff, options: Mapping[str, Any]) -> None:
     """Check ``deferred=`` and ``poll_interval=`` (before anything is sent) and set them on ``grid``."""
     deferred = options.get("deferred", False)
-    if deferred not in MODES or (deferred is not True and deferred is not False and deferred != "mixed"):
+    if not (deferred is True or deferred is False or deferred == "mixed"):
         raise ValueError(f"deferred must be True, False or 'mixed', got {deferred!r}")
     interval = options.get("poll_interval", grid.poll_interval)
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:

@@ -13,6 +13,9 @@ One schema, versioned (``meta.schema_version``)::
           cost REAL, prompt_tokens INTEGER, completion_tokens INTEGER, updated REAL)
     grid_cells(grid TEXT, seq INTEGER, prompt_id TEXT, model TEXT, key TEXT)
           -- one row per (prompt, model) of a grid, in input order; duplicates share one cells row
+    batches(id TEXT PRIMARY KEY, model, status, cells, submitted, updated, cost, error, collected)
+    batch_cells(batch TEXT, key TEXT)
+          -- deferred grids: each Batch API batch accepted and its cells (additive tables, see _BATCH_SCHEMA)
 
 Concurrency: WAL journal, a ``busy_timeout``, and short transactions. A cell is sent only by the process that
 claimed it (`Store.claim`: one ``BEGIN IMMEDIATE`` transaction, so two processes never claim the same cell). A

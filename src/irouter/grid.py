@@ -1470,7 +1470,7 @@ def new_grid(call: _OneOff, prompts: Sequence[Any], grid_args: dict[str, Any], o
     grid = (AsyncGrid if call._awaits else Grid)(call, prompts, plan, **grid_args)
     grid._check_pending = pending
     grid.stream = stream
-    if options.get("deferred") or "poll_interval" in options:
+    if "deferred" in options or "poll_interval" in options:
         from ._deferred import configure
 
         configure(grid, call, options)
