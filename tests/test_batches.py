@@ -145,7 +145,8 @@ def test_progress_names_the_batches(router: OpenRouterDouble, tmp_path: Path, ca
     call = Call(list(MODELS), base_url=router.base_url, api_key=router.api_key)
     list(call.grid(PROMPTS, store=tmp_path / "p.sqlite", progress=True, deferred=True, poll_interval=FAST).run())
     err = capsys.readouterr().err
-    assert "batches: 2 submitted, 2 open" in err
+    assert "batches: 2 submitted, 2 in progress" in err
+    assert "batches: 2 submitted, 0 in progress" in err
     assert "grid: 6/6 done, 0 failed" in err
 
 

@@ -174,6 +174,7 @@ class Deferred:
             if hold is not None:
                 self.holds[info.id] = hold
             self.counts["submitted"] += 1
+            self.counts["open"] += 1
             self._show()
 
     def _reserve(self, model: str, bodies: list[dict[str, Any]]) -> Hold | BudgetExceeded | None:
@@ -279,6 +280,7 @@ class Deferred:
             self.store.batch_status(info.id, info.status)
             return
         keys = self.store.batch_keys(info.id)
+        self.counts["open"] -= 1
         if info.status == wire.COMPLETED:
             self._collect(batch, info, wire.results_of(data), keys)
         else:
@@ -371,7 +373,8 @@ class Deferred:
 
     def _show(self) -> None:
         if self.progress is not None:
-            self.progress.note = f"; batches: {self.counts['submitted']} submitted, {self.counts['open']} open"
+            submitted, running = self.counts["submitted"], self.counts["open"]
+            self.progress.note = f"; batches: {submitted} submitted, {running} in progress"
             self.progress._show(self.progress.line(), True)
 
 
