@@ -78,7 +78,9 @@ def batches_base(base_url: str) -> str:
 
 
 def custom_id(key: str) -> str:
-    """The ``custom_id`` of a cell: its key (a sha256, unique within a batch since duplicates share one cell)."""
+    """The ``custom_id`` of a cell: its key (a sha256, unique within a batch since duplicates share one cell). Its
+    64 hex characters also fit the strictest upstream rule known (Anthropic's: 1-64 of ``[A-Za-z0-9_-]``); the
+    OpenRouter docs state no limit."""
     return key
 
 

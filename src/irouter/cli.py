@@ -863,6 +863,8 @@ def batches_command(argv: list[str]) -> int:
         return fail(exc)
     if args.json:
         print(json.dumps(rows, indent=1))
+    elif not rows:
+        print("irouter: no batches", file=sys.stderr)
     else:
         for row in rows:
             print("  ".join(str(row.get(k, "")) for k in ("id", "status", "model", "cells", "created")))
