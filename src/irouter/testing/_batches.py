@@ -53,6 +53,7 @@ class BatchQueue:
     Attributes:
         step: seconds each of ``validating``, ``in_progress`` and ``finalizing`` lasts.
         submissions: the raw bytes of every accepted submission, in order.
+        served: ``(batch id, status)`` of every batch object ``GET /batches/{id}`` answered, in order.
     """
 
     def __init__(self, double: OpenRouterDouble, step: float = 0.05) -> None:
@@ -60,6 +61,7 @@ class BatchQueue:
         self.step = step
         self.paused = False
         self.submissions: list[bytes] = []
+        self.served: list[tuple[str, str]] = []
         self._batches: dict[str, _Batch] = {}
         self._ends: deque[tuple[str, str]] = deque()
         self._lock = threading.Lock()
@@ -171,6 +173,7 @@ class BatchQueue:
                     answer: tuple[int, Any] = (404, _error(404, f"Batch {rest} not found"))
                 elif request.method == "GET":
                     answer = (200, self._object(batch, results=True))
+                    self.served.append((rest, answer[1]["status"]))
                 elif self._status(batch) not in TERMINAL:
                     answer = (409, _error(409, f"Batch {rest} is {self._status(batch)}: only a finished batch can go"))
                 else:
