@@ -399,6 +399,34 @@ def test_a_batch_that_fails_validation_fails_its_cells(router: OpenRouterDouble,
     assert "something the docs do not list" in failed[0].error.message
 
 
+def test_a_refused_submission_is_retried_by_the_policy_or_fails_its_cells(
+    router: OpenRouterDouble, tmp_path: Path
+) -> None:
+    store = tmp_path / "s.sqlite"
+    router.batches.refuse_next(
+        Error(429, "Too many batches", retry_after=0),  # retried by the retry policy...
+        Error(402, "Insufficient credits"),  # ...which does not retry this: the first model's cells fail, unsent
+    )
+    cells = list(grid(router, store, PROMPTS[:2]).run())
+    by_model = {m: [c for c in cells if c.model == m] for m in MODELS}
+    for cell in by_model[MODELS[0]]:
+        assert cell.error is not None
+        assert (cell.error.type, cell.error.status) == ("PaymentRequiredError", 402)
+        assert "Insufficient credits" in cell.error.message
+    assert all(c.ok for c in by_model[MODELS[1]])
+    assert [json.loads(p.body)["model"] for p in submissions(router)] == [MODELS[0], MODELS[0], MODELS[1]]
+    assert [m for m, _ in stored_batches_models(store)] == [MODELS[1]]
+
+    again = list(grid(router, store, PROMPTS[:2]).run())  # the failed cells are submitted again
+    assert all(c.ok for c in again)
+    assert [json.loads(b)["model"] for b in router.batches.submissions] == [MODELS[1], MODELS[0]]
+
+
+def stored_batches_models(store: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(store) as db:
+        return db.execute("SELECT model, cells FROM batches ORDER BY submitted").fetchall()
+
+
 def test_max_cost_is_checked_at_batch_prices(router: OpenRouterDouble, tmp_path: Path) -> None:
     call = Call(list(MODELS), base_url=router.base_url, api_key=router.api_key)
     forecast = call.grid(PROMPTS, max_tokens=50).forecast()

@@ -64,6 +64,7 @@ class BatchQueue:
         self.served: list[tuple[str, str]] = []
         self._batches: dict[str, _Batch] = {}
         self._ends: deque[tuple[str, str]] = deque()
+        self._refusals: deque[Error] = deque()
         self._lock = threading.Lock()
 
     def end_next(self, status: str = "failed", message: str = "Batch failed upstream", count: int = 1) -> None:
@@ -72,6 +73,12 @@ class BatchQueue:
             raise ValueError(f"a batch ends failed, expired or cancelled, not {status!r}")
         with self._lock:
             self._ends.extend([(status, message)] * count)
+
+    def refuse_next(self, *errors: Error) -> None:
+        """Answer the next submissions with these errors (in the Batch API's ``{"error": {"code", "message"}}``
+        body, with ``Retry-After`` when given), one each, before accepting again."""
+        with self._lock:
+            self._refusals.extend(errors)
 
     def pause(self) -> None:
         """Hold every batch in its current status until `resume`."""
@@ -206,6 +213,12 @@ class BatchQueue:
         )
 
     def _submit(self, handler: _Handler, request: Request) -> None:
+        with self._lock:
+            refusal = self._refusals.popleft() if self._refusals else None
+        if refusal is not None:
+            after = {"Retry-After": f"{refusal.retry_after:g}"} if refusal.retry_after is not None else None
+            handler._json(refusal.status, _error(refusal.status, refusal.message), after)
+            return
         problem, batch = self._read(request.body)
         if problem is not None or batch is None:
             handler._json(400, _error(400, problem or "Invalid batch"))
