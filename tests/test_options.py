@@ -62,6 +62,8 @@ def samples(router: OpenRouterDouble, flavour: str = "sync") -> dict[str, Any]:
         "stream": True,
         "raw": True,
         "max_cost": 5.0,
+        "deferred": False,  # deferred=True sends no /chat/completions: tests/test_batches.py checks its wire
+        "poll_interval": 1.0,
         "max_total_tokens": 100_000,
         "allow_unpriced": True,
         "system": "Be brief.",

@@ -21,6 +21,7 @@ EXPORTED = {
     "Audio",
     "AuthenticationError",
     "BadRequestError",
+    "BatchRefusedError",
     "BudgetExceeded",
     "CapabilityError",
     "ContextWindowError",

@@ -1428,7 +1428,18 @@ EMBEDDINGS = {
     "error-in-200-embeddings-no-successful-provider-responses.response.json",
 }
 
+BATCHES: dict[str, str] = {
+    # the Batch API's documented examples (no captured traffic exists), read by tests/test_batches.py
+    "batch-chat-completions-doc-example.poll-completed.response.json": "a completed batch read by irouter",
+    "batch-chat-completions-doc-example.submit.request.json": "irouter's submission, byte for byte",
+    "batch-chat-completions-doc-example.submit.response.json": "the double's 202 answer has its keys",
+    "batch-embeddings-doc-example.poll-completed.results-fragment.json": "results read by irouter",
+    "batch-embeddings-doc-example.submit.request.json": "irouter's submission, byte for byte",
+    "batch-messages-doc-example.submit.request.json": "irouter's submission, byte for byte",
+}
+
 TABLES: dict[str, Any] = {
+    "batches": BATCHES,
     "embeddings": EMBEDDINGS,
     "requests": REQUESTS,
     "responses": RESPONSES,
@@ -1445,6 +1456,8 @@ def kind_of(name: str) -> str:
     """Which table a sample file belongs in, from its name alone."""
     if name.startswith(("embeddings-", "error-in-200-embeddings-")):
         return "embeddings"
+    if name.startswith("batch-"):
+        return "batches"
     if name.endswith(".request.json"):
         return "requests"
     if name.endswith(("-meta.json", "-headers.json")):
@@ -1463,12 +1476,6 @@ def kind_of(name: str) -> str:
 
 LATER = {
     # kept for features irouter does not have yet; a test that covers one moves it into a table above
-    "batch-chat-completions-doc-example.poll-completed.response.json",
-    "batch-chat-completions-doc-example.submit.request.json",
-    "batch-chat-completions-doc-example.submit.response.json",
-    "batch-embeddings-doc-example.poll-completed.results-fragment.json",
-    "batch-embeddings-doc-example.submit.request.json",
-    "batch-messages-doc-example.submit.request.json",
     "error-402-in-flight-budget-exhausted-previous-errors.response.json",
     "error-402-in-flight-budget-exhausted.response.json",
     "generation-stats-doc-example.response.json",
@@ -1478,8 +1485,8 @@ LATER = {
     "responses-nonstream-prompt-cache-explicit-2026-07.turn2.request.json",
     "responses-nonstream-prompt-cache-explicit-2026-07.turn2.response.json",
 }
-"""Sample files no test reads yet (prompt caching, batches, generation stats, endpoint lists, the
-Responses API, context-length and budget errors): in the repository so the issues that need them find them."""
+"""Sample files no test reads yet (generation stats, the Responses API's prompt caching, in-flight budget errors):
+in the repository so the issues that need them find them."""
 
 
 def test_every_sample_file_is_covered() -> None:

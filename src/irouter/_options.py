@@ -93,6 +93,12 @@ OPTIONS: tuple[Option, ...] = (
         "budgets belong to a Chat (Chat(..., max_cost=...) or chat.max_cost = ...) or a grid "
         "(call.grid(..., max_cost=...))",
     ),
+    _own(
+        "deferred",
+        {GRID},
+        "deferred runs belong to a grid: call.grid(prompts, deferred=True) (OpenRouter's Batch API, about half price)",
+    ),
+    _own("poll_interval", {GRID}, "poll_interval= belongs to a deferred grid: call.grid(prompts, deferred=True, ...)"),
     _own("max_total_tokens", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_total_tokens=...)"),
     _own("allow_unpriced", {NEW_CHAT}, "budgets belong to a Chat: Chat(..., max_cost=..., allow_unpriced=True)"),
     # long conversations (docs/long-conversations.md)

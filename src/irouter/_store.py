@@ -26,6 +26,11 @@ One schema, versioned (``meta.schema_version``); an older file migrates forward 
              prompt_tokens INTEGER, completion_tokens INTEGER, entry TEXT)   -- one ledger entry each
     messages_fts(text)                          -- FTS5 over messages.text (rowid = messages.id), when SQLite has it
 
+    version 3 adds:
+    batches(id TEXT PRIMARY KEY, model, status, cells, submitted, updated, cost, error, collected)
+    batch_cells(batch TEXT, key TEXT)
+          -- deferred grids: each Batch API batch accepted and its cells
+
 Concurrency: WAL journal, a ``busy_timeout``, and short transactions. A cell is sent only by the process that
 claimed it (`Store.claim`: one ``BEGIN IMMEDIATE`` transaction, so two processes never claim the same cell). A
 claim is a lease: the owner renews it while its requests are in flight (`Store.renew`); if the process dies, the
@@ -50,7 +55,7 @@ from typing import Any
 
 from .errors import IrouterError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEASE_SECONDS = 30.0
 """How long a claim holds without renewal (renewed every `RENEW_SECONDS` while in flight)."""
 RENEW_SECONDS = 10.0
@@ -107,13 +112,25 @@ _V2 = (
     "CREATE INDEX IF NOT EXISTS requests_time ON requests (time)",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {2: _V2}
+_V3 = (
+    "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, model TEXT NOT NULL, status TEXT NOT NULL, "
+    "cells INTEGER NOT NULL, submitted REAL NOT NULL, updated REAL, cost REAL, error TEXT, "
+    "collected INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS batch_cells (batch TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (batch, key))",
+)
+"""Deferred grids (OpenRouter's Batch API): each batch accepted, and its cells. While a batch runs, its cells are
+``running`` with owner ``batch:<id>`` and no lease, so no run claims them again; the run that collects the batch
+writes them."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: _V2, 3: _V3}
 """The statements taking a file from version ``n - 1`` to ``n`` (run in one transaction; a new file runs them all)."""
 
 FTS = "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(text)"
 """Full-text search of the log; a SQLite built without FTS5 gets none (search then falls back to ``LIKE``)."""
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+BATCH_OWNER = "batch:"
+"""The owner prefix of cells inside a batch (``batch:<id>``)."""
 
 
 class StoreError(IrouterError, RuntimeError):
@@ -435,6 +452,49 @@ class Store:
                     (owner,),
                 ).rowcount
         return released
+
+    # ------------------------------------------------------------------------------------------ batches
+    def batch_submitted(self, batch: str, model: str, keys: Sequence[str], status: str) -> None:
+        """Record a batch the server accepted, with its cells (claimed by this run), in one transaction: from now
+        on the cells belong to the batch (no run claims them) until `batch_collected`."""
+        now = self.clock()
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO batches (id, model, status, cells, submitted, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (batch, model, status, len(keys), now, now),
+            )
+            db.executemany("INSERT OR IGNORE INTO batch_cells VALUES (?, ?)", [(batch, k) for k in keys])
+            db.executemany(
+                "UPDATE cells SET state = 'running', owner = ?, lease_until = NULL, updated = ? WHERE key = ?",
+                [(BATCH_OWNER + batch, now, k) for k in keys],
+            )
+
+    def batch_status(self, batch: str, status: str, cost: float | None = None, error: str | None = None) -> None:
+        """Note the last status seen of a batch (and its cost or error when known)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET status = ?, cost = COALESCE(?, cost), error = COALESCE(?, error), updated = ? "
+                "WHERE id = ?",
+                (status, cost, error, self.clock(), batch),
+            )
+
+    def batch_collected(self, batch: str) -> None:
+        """The batch's cells are written: it is no longer waited for."""
+        with self._write() as db:
+            db.execute("UPDATE batches SET collected = 1, updated = ? WHERE id = ?", (self.clock(), batch))
+
+    def batch_keys(self, batch: str) -> list[str]:
+        """The keys of the cells sent in ``batch``."""
+        return [k for (k,) in self._db.execute("SELECT key FROM batch_cells WHERE batch = ? ORDER BY rowid", (batch,))]
+
+    def batches(self, open_only: bool = False) -> list[dict[str, Any]]:
+        """Every batch recorded (``open_only``: those not yet collected), oldest first, as dicts of the table's
+        columns."""
+        where = " WHERE collected = 0" if open_only else ""
+        cursor = self._db.execute(f"SELECT * FROM batches{where} ORDER BY submitted, id")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

@@ -321,6 +321,41 @@ class Endpoint:
         request.kwargs["params"] = params
         return request.read_sync()
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Any route: ``content`` sent exactly as given (JSON bytes the caller wrote: their field order stays),
+        the JSON answer parsed; HTTP errors raise irouter's exceptions."""
+        return self._raw(method, path, content, params, timeout).read_sync()
+
+    async def arequest(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """`request`, awaited."""
+        return await self._raw(method, path, content, params, timeout).read_async()
+
+    def _raw(
+        self, method: str, path: str, content: bytes | None, params: Mapping[str, str] | None, timeout: float | None
+    ) -> _Request:
+        request = self._prepare(method, path, None, None, timeout, None)
+        if content is not None:
+            request.kwargs["content"] = content
+        if params:
+            request.kwargs["params"] = dict(params)
+        return request
+
     def stream(
         self,
         path: str,

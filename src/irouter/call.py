@@ -378,7 +378,9 @@ class Call(_OneOff, Generic[Answer]):
                 waits while more would be (OpenRouter refuses with a 402 past the account's balance). ``"auto"``:
                 the account's remaining credits, read once when the run starts; ``None``: no such wait.
             **options: request options as for a call (``temperature``, ``max_tokens``, ``tools``,
-                ``response_format=Model``...), over the ``Call``'s defaults.
+                ``response_format=Model``...), over the ``Call``'s defaults. ``deferred=True`` sends the cells
+                through OpenRouter's Batch API (about half price, within 24 hours; ``"mixed"``: the cells it
+                refuses go the normal way; ``poll_interval=`` seconds before the first poll): see docs/batches.md.
         """
         return self._grid(  # type: ignore[no-any-return]
             prompts, store, max_cost, concurrency, rpm, tpm, retry_failed, force, progress, options, in_flight_budget
@@ -656,7 +658,9 @@ class AsyncCall(AsyncClosing, _OneOff, Generic[Answer]):
                 waits while more would be (OpenRouter refuses with a 402 past the account's balance). ``"auto"``:
                 the account's remaining credits, read once when the run starts; ``None``: no such wait.
             **options: request options as for a call (``temperature``, ``max_tokens``, ``tools``,
-                ``response_format=Model``...), over the ``Call``'s defaults.
+                ``response_format=Model``...), over the ``Call``'s defaults. ``deferred=True`` sends the cells
+                through OpenRouter's Batch API (about half price, within 24 hours; ``"mixed"``: the cells it
+                refuses go the normal way; ``poll_interval=`` seconds before the first poll): see docs/batches.md.
         """
         return self._grid(  # type: ignore[no-any-return]
             prompts, store, max_cost, concurrency, rpm, tpm, retry_failed, force, progress, options, in_flight_budget

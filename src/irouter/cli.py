@@ -11,6 +11,7 @@ one line on stderr and an exit code (`EXIT_CODES`). ``import irouter`` never imp
     irouter logs [-q WORDS] | logs show [ID] | logs stats       the conversation log (every chat is logged)
     irouter cache stats | cache clear                           the response cache
     irouter providers SLUG [--json] [--refresh]                         a model's providers, side by side
+    irouter batches [list|show ID|delete ID] [--store FILE]            OpenRouter Batch API batches (deferred grids)
 """
 
 from __future__ import annotations
@@ -535,6 +536,14 @@ def grid_command(argv: list[str]) -> int:
     parser.add_argument("--force", action="store_true", help="run even if the forecast expects more than --max-cost")
     parser.add_argument("--no-retry", action="store_true", help="keep cells that failed in an earlier run as they are")
     parser.add_argument("--json", action="store_true", help="with --dry-run, the forecast as JSON")
+    parser.add_argument(
+        "--deferred",
+        nargs="?",
+        const="all",
+        choices=("all", "mixed"),
+        help="send the cells through OpenRouter's Batch API (about half price, results within 24 h); "
+        "--deferred=mixed sends the cells it refuses (images, files...) the normal way",
+    )
     common(parser)
     args = parser.parse_args(argv)
     load_env()
@@ -631,6 +640,7 @@ def make_grid(args: argparse.Namespace, prompts: list[Any]) -> Any:
         tpm=args.tpm,
         retry_failed=not args.no_retry,
         force=args.force,
+        **({"deferred": args.deferred == "all" or args.deferred} if args.deferred else {}),
         **options,
     )
 
@@ -870,6 +880,53 @@ def _readline() -> None:
         pass
 
 
+def batches_command(argv: list[str]) -> int:
+    """``irouter batches``: the account's Batch API batches (or those a deferred grid's ``--store`` keeps)."""
+    parser = argparse.ArgumentParser(
+        prog="irouter batches",
+        description="OpenRouter Batch API batches (what deferred grids submit): list them, show one, delete one.",
+    )
+    parser.add_argument("action", nargs="?", default="list", choices=("list", "show", "delete"))
+    parser.add_argument("id", nargs="?", help="the batch id (show, delete)")
+    parser.add_argument("--store", help="list the batches this grid store keeps, with their cells and last status")
+    parser.add_argument("--results", action="store_true", help="show: include the results of a completed batch")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--base-url", help="OpenRouter's base URL (default: OPENROUTER_BASE_URL, else OpenRouter)")
+    parser.add_argument("--api-key-env", metavar="NAME", help="the environment variable holding the key")
+    args = parser.parse_args(argv)
+    load_env()
+    if args.action != "list" and not args.id:
+        parser.error(f"{args.action} needs a batch id (irouter batches lists them)")
+    from . import _deferred
+
+    try:
+        if args.action == "list" and args.store:
+            rows = _deferred.stored_batches(args.store)
+        elif args.action == "list":
+            rows = _deferred.list_batches(args.base_url, api_key(args))
+        elif args.action == "show":
+            shown = _deferred.get_batch(args.base_url, api_key(args), args.id, args.results)
+            print(json.dumps(shown, indent=1))
+            return OK
+        else:
+            _deferred.delete_batch(args.base_url, api_key(args), args.id)
+            print(f"deleted {args.id}")
+            return OK
+    except (errors.IrouterError, TypeError, ValueError, OSError) as exc:
+        if isinstance(exc, errors.APIStatusError) and exc.status == 409:
+            print(f"irouter: error: {args.id} is still running: only a finished batch can be deleted", file=sys.stderr)
+            return FAILED
+        return fail(exc)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    elif not rows:
+        print("irouter: no batches", file=sys.stderr)
+    else:
+        for row in rows:
+            print("  ".join(str(row.get(k, "")) for k in ("id", "status", "model", "cells", "created")))
+    return OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -889,6 +946,8 @@ def main(argv: list[str] | None = None) -> int:
             return (logs_command if argv[0] == "logs" else cache_command)(argv[1:])
         if argv[:1] == ["providers"]:
             return providers_command(argv[1:])
+        if argv[:1] == ["batches"]:
+            return batches_command(argv[1:])
         return prompt_command(argv)
     except BrokenPipeError:  # the reader went away (`irouter ... | head`): stop quietly, as other tools do
         devnull = os.open(os.devnull, os.O_WRONLY)

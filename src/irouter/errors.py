@@ -11,6 +11,7 @@ The tree::
     ├── UnknownModelError           the catalog has no such model (also a ValueError); suggests close slugs
     ├── CapabilityError             the model cannot take what was sent (tools, images...) (also a ValueError)
     ├── LocalModelError             a local/ model cannot run: the extra is missing, or llama.cpp failed/died
+    ├── BatchRefusedError           cells of a deferred grid the Batch API refuses; nothing submitted (ValueError)
     └── APIError                    anything the server (or the way to it) did wrong
         ├── APIConnectionError      could not reach the server / connection dropped
         │   └── APITimeoutError     the server took longer than `timeout`
@@ -46,6 +47,7 @@ __all__ = [
     "AttachmentError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchRefusedError",
     "BudgetExceeded",
     "CapabilityError",
     "ContextWindowError",
@@ -321,3 +323,19 @@ class StoreWarning(UserWarning):  # a warning, not an error: outside the tree an
     """The conversation log or the response cache could not use its SQLite file (locked, full, corrupt): the chat
     went on without it. Said once per file and process (``warnings.simplefilter("error", StoreWarning)`` makes it
     an error)."""
+
+
+class BatchRefusedError(IrouterError, ValueError):
+    """Cells of a deferred grid that the Batch API would refuse (raised before anything is submitted).
+
+    ``cells`` lists ``(prompt_id, model, reason)``. Run them the normal way with ``deferred="mixed"`` (the other
+    cells still go through the Batch API), or drop them from the prompts."""
+
+    def __init__(self, cells: list[tuple[Any, str, str]]) -> None:
+        self.cells = cells
+        shown = "; ".join(f"prompt {p!r} to {m}: {why}" for p, m, why in cells[:10])
+        more = f" (and {len(cells) - 10} more)" if len(cells) > 10 else ""
+        super().__init__(
+            f"The Batch API refuses {len(cells)} cell(s) of this grid: {shown}{more}. Nothing was submitted. Pass "
+            "deferred='mixed' to send these the normal way (full price) and the rest as batches, or leave them out."
+        )

@@ -181,10 +181,16 @@ class Forecast:
     half of ``max_tokens``, else `EXPECTED_COMPLETION_TOKENS`. ``high``: the prompt estimate plus ``max_tokens``
     (else the model's completion limit) for every cell: the most one request per cell can cost (tool steps make
     more requests). Totals are ``None`` if any model's are.
+
+    ``deferred_low``, ``deferred_expected``, ``deferred_high``: the same bounds at Batch API prices (a grid run
+    with ``deferred=True``: typically half, `irouter._batch_wire.PRICE_SHARE`); a deferred grid's ``max_cost``
+    is checked against ``deferred_expected``.
     """
 
     models: dict[str, ModelForecast]
     max_cost: float | None = None
+    deferred: bool = False
+    """Whether the grid runs deferred (through the Batch API): its ``max_cost`` is checked at batch prices."""
 
     def _total(self, name: str) -> Any:
         values = [getattr(m, name) for m in self.models.values()]
@@ -214,10 +220,34 @@ class Forecast:
     def high(self) -> float | None:
         return self._total("high")  # type: ignore[no-any-return]
 
+    def _deferred(self, value: float | None) -> float | None:
+        from ._batch_wire import PRICE_SHARE
+
+        return None if value is None else value * PRICE_SHARE
+
+    @property
+    def deferred_low(self) -> float | None:
+        return self._deferred(self.low)
+
+    @property
+    def deferred_expected(self) -> float | None:
+        return self._deferred(self.expected)
+
+    @property
+    def deferred_high(self) -> float | None:
+        return self._deferred(self.high)
+
     def to_dict(self) -> dict[str, Any]:
-        """``{"models": {slug: {...}}, "total": {...}, "max_cost": ...}``, JSON-ready."""
+        """``{"models": {slug: {...}}, "total": {...}, "deferred": {"low", "expected", "high"}, "max_cost": ...}``,
+        JSON-ready (``deferred``: the totals at Batch API prices)."""
         total = {n: getattr(self, n) for n in ("cells", "cells_to_send", "prompt_tokens", "low", "expected", "high")}
-        return {"models": {m: asdict(f) for m, f in self.models.items()}, "total": total, "max_cost": self.max_cost}
+        deferred = {n: getattr(self, f"deferred_{n}") for n in ("low", "expected", "high")}
+        return {
+            "models": {m: asdict(f) for m, f in self.models.items()},
+            "total": total,
+            "deferred": deferred,
+            "max_cost": self.max_cost,
+        }
 
     def to_pandas(self) -> Any:
         """One row per model and a ``total`` row."""
@@ -225,6 +255,8 @@ class Forecast:
         data = self.to_dict()
         rows = [{k: v for k, v in f.items() if k != "observed"} for f in data["models"].values()]
         rows.append({"model": "total", **data["total"]})
+        if self.deferred:
+            rows.append({"model": "total (deferred)", **data["total"], **data["deferred"]})
         return pandas.DataFrame(rows).set_index("model")
 
     def __str__(self) -> str:
@@ -240,6 +272,11 @@ class Forecast:
             "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
             for r in text
         ]
+        prices = (self.deferred_low, self.deferred_expected, self.deferred_high)
+        lines.append(
+            f"deferred (Batch API, typically half price): low ${_fmt(prices[0])}, expected ${_fmt(prices[1])}, "
+            f"high ${_fmt(prices[2])}" + ("  <- this grid" if self.deferred else "")
+        )
         if self.max_cost is not None:
             lines.append(f"max_cost: ${self.max_cost:g}")
         return "\n".join(lines)
@@ -372,6 +409,10 @@ class Grid:
         """The catalog check still to do (async grids), in a worker thread when the run starts."""
         self.stream = False
         """Read answers as streams (``stream=True`` among the options): cells get their time to first token."""
+        self.deferred: bool | str = False
+        """Send the cells through OpenRouter's Batch API (``deferred=True`` or ``"mixed"``: see `Call.grid`)."""
+        self.poll_interval = 5.0
+        """Seconds before a deferred run's first poll (the waits grow from there)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self._prompts)} prompts x {self.models}, store={str(self.path)!r})"
@@ -470,7 +511,7 @@ class Grid:
             for m in self.models
             for t in [tallies.get(m, _Tally())]
         }
-        return Forecast(models, self.max_cost)
+        return Forecast(models, self.max_cost, self.deferred is not False)
 
     def forecast(self) -> Forecast:
         """What running the grid may cost (the cells not yet done in the store), without sending anything. Reads
@@ -497,7 +538,7 @@ class Grid:
         """Refuse a run whose expected cost passes ``max_cost`` (or cannot be known), unless ``force``."""
         if self.max_cost is None or self.force or forecast.cells_to_send == 0:
             return
-        expected = forecast.expected
+        expected = forecast.deferred_expected if forecast.deferred else forecast.expected
         if expected is None:
             unpriced = [m for m, f in forecast.models.items() if f.expected is None]
             raise ValueError(
@@ -606,12 +647,19 @@ class Grid:
                 if finished and row.result is not None and not _after(row, started):
                     yield _cell_from(row, parse)
             budget = self.in_flight_budget
-            if budget == "auto":
+            if budget == "auto" and not self.deferred:
                 budget = await asyncio.to_thread(self._credits_left) if forecast.cells_to_send else None
-            run = _Run(self, store, grid_id, replace(self._plan, cancel=cancel), started, progress, parse)
-            run.in_flight = _InFlight(budget if isinstance(budget, (int, float)) else None)
-            async for cell in run.cells():
-                yield cell
+            plan = replace(self._plan, cancel=cancel)
+            if self.deferred:
+                from ._deferred import Deferred
+
+                async for cell in Deferred(self, store, grid_id, plan, started, progress, parse).cells():
+                    yield cell
+            else:
+                run = _Run(self, store, grid_id, plan, started, progress, parse)
+                run.in_flight = _InFlight(budget if isinstance(budget, (int, float)) else None)
+                async for cell in run.cells():
+                    yield cell
             if progress is not None:
                 progress.close()
         finally:
@@ -885,6 +933,8 @@ class _Progress:
         self.start = time.monotonic()
         self.shown = 0.0
         self._show = show
+        self.note = ""
+        """Said after the counts (a deferred run's batches)."""
 
     @classmethod
     def make(cls, setting: bool | None, total: int) -> _Progress | None:
@@ -906,7 +956,7 @@ class _Progress:
         eta = f"{(self.total - self.done) / rate:.0f} s" if rate > 0 and self.done < self.total else "-"
         return (
             f"grid: {self.done:,}/{self.total:,} done, {self.failed:,} failed, ${self.spent:.4f} spent, "
-            f"{rate:.1f} cells/s, ETA {eta}"
+            f"{rate:.1f} cells/s, ETA {eta}{self.note}"
         )
 
     def add(self, cell: Cell) -> None:
@@ -1420,4 +1470,8 @@ def new_grid(call: _OneOff, prompts: Sequence[Any], grid_args: dict[str, Any], o
     grid = (AsyncGrid if call._awaits else Grid)(call, prompts, plan, **grid_args)
     grid._check_pending = pending
     grid.stream = stream
+    if "deferred" in options or "poll_interval" in options:
+        from ._deferred import configure
+
+        configure(grid, call, options)
     return grid

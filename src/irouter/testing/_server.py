@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ._batches import PREFIX as BATCH_PREFIX
+from ._batches import BatchQueue
 from ._catalog import default_models, endpoints_body
 from ._replies import (
     PRICES,
@@ -64,7 +66,8 @@ class OpenRouterDouble:
     'Hi there!'
     {'role': 'user', 'content': 'Hello'}
 
-    Routes (under ``/api/v1``): ``POST /chat/completions`` (JSON with leading keep-alive whitespace, or SSE with
+    Batch API routes under ``/api/beta/batches`` (see `BatchQueue`, ``router.batches``). Routes (under ``/api/v1``):
+    ``POST /chat/completions`` (JSON with leading keep-alive whitespace, or SSE with
     ``: OPENROUTER PROCESSING`` comments and a final usage chunk), ``GET /models``, ``GET /key``,
     ``GET /credits``, ``GET /generation?id=``, ``POST /embeddings`` (see `queue_embeddings`). Errors use
     OpenRouter's envelope.
@@ -121,6 +124,8 @@ class OpenRouterDouble:
         self._get_queues: dict[str, deque[Error | Raw]] = {}
         self._embedding_queue: deque[Error | Raw | dict[str, Any]] = deque()
         self._lock = threading.Lock()
+        self.batches = BatchQueue(self)
+        """The Batch API's batches (``/api/beta/batches``): their timing, failures on request, submissions."""
         self._server = _Server((host, port), _Handler)
         self._server.double = self
         self._thread: threading.Thread | None = None
@@ -356,6 +361,9 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------------------------------ routes
     def do_GET(self) -> None:
         request = self._read()
+        if request.path.startswith(BATCH_PREFIX):
+            self.double.batches.handle(self, request)
+            return
         path = request.path.removeprefix(PREFIX)
         with self.double._lock:
             queued = self.double._get_queues.get(path)
@@ -383,8 +391,18 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"Not Found: {request.path}")
 
+    def do_DELETE(self) -> None:
+        request = self._read()
+        if request.path.startswith(BATCH_PREFIX):
+            self.double.batches.handle(self, request)
+        else:
+            self._error(404, f"Not Found: {request.path}")
+
     def do_POST(self) -> None:
         request = self._read()
+        if request.path.startswith(BATCH_PREFIX):
+            self.double.batches.handle(self, request)
+            return
         path = request.path.removeprefix(PREFIX)
         if path == "/embeddings":
             self._embeddings(request)
