@@ -234,7 +234,8 @@ class Turn:
     settings: dict[str, Any]
     """The chat's `to_dict` without history and accounts: models, system prompt, base URL, options, budgets."""
     messages: dict[str, tuple[int, list[dict[str, Any]]]]
-    """Per model: the position of the first new message, and the new messages."""
+    """Per model: the position of the first new message, and the new messages (any logged at or after that
+    position are replaced)."""
     entries: list[LedgerEntry]
 
 
@@ -247,6 +248,7 @@ def write_turn(path: Path, turn: Turn) -> bool:
         with store.write() as db:
             _conversation(db, turn, now)
             for model, (start, messages) in turn.messages.items():
+                _forget_from(db, turn.conversation, model, start, fts)  # a history rewritten from there
                 for seq, message in enumerate(messages, start):
                     stored, text = _stored_message(db, message)
                     cursor = db.execute(
@@ -276,6 +278,18 @@ def write_turn(path: Path, turn: Turn) -> bool:
         return True
 
     return bool(using(path, write, "the conversation log"))
+
+
+def _forget_from(db: sqlite3.Connection, conversation: str, model: str, start: int, fts: bool) -> None:
+    """Remove ``model``'s logged messages from position ``start`` on (none, unless its history was rewritten
+    there: `Chat.adopt`, turns dropped by ``on_overflow``), so the log holds the history the chat goes on from."""
+    where = "conversation = ? AND model = ? AND seq >= ?"
+    if fts:
+        db.execute(
+            f"DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE {where})",
+            (conversation, model, start),
+        )
+    db.execute(f"DELETE FROM messages WHERE {where}", (conversation, model, start))
 
 
 def _conversation(db: sqlite3.Connection, turn: Turn, now: float) -> None:

@@ -117,6 +117,17 @@ class _Conversation(ModelClient):
                 self._logged = {m: start + len(messages) for m, (start, messages) in new.items()}
                 self._logged[""] = len(entries)
 
+    def _rewrite(self, model: str, history: list[dict[str, Any]]) -> None:
+        """``model``'s history becomes ``history`` in place of one that may differ anywhere (turns dropped, an
+        answer adopted), while the caller holds its lock: the log rewrites it from the first message that changed
+        on its next write."""
+        old = self._history[model]
+        same = next((i for i, (a, b) in enumerate(zip(old, history)) if a != b), min(len(old), len(history)))
+        self._history[model] = history
+        with self._log_lock:
+            if model in self._logged:
+                self._logged[model] = min(self._logged[model], same)
+
     def _new_locks(self) -> None:
         """Locks belong to one object and one process: made here, and anew for copies and unpickled chats."""
         self._locks = {m: threading.RLock() for m in self._models}
@@ -296,7 +307,7 @@ class _Conversation(ModelClient):
             for model, result in results.items():
                 fit = (fits or {}).get(model)
                 if fit is not None:  # the turn went from a shortened history: that is what was sent
-                    self._history[model] = [*fit.history, *result.messages]
+                    self._rewrite(model, [*fit.history, *result.messages])
                     self._dropped[model] = [*self._dropped.get(model, []), *fit.dropped]
                 else:
                     self._history[model].extend(result.messages)

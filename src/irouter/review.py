@@ -672,4 +672,5 @@ def adopt(chat: _Conversation, model: Any, text: Any) -> None:
         for m in chat._models:
             held.enter_context(chat._locks[m])
         for m, history in histories.items():
-            chat._history[m] = history
+            chat._rewrite(m, history)
+    chat._write_log()  # the log holds the adopted answers at once

@@ -1,0 +1,131 @@
+"""Where turn-level features meet: fallbacks with the response cache and other endpoints, the conversation log
+with `adopt` and ``on_overflow``. Each test is a bug a user hit when two features written apart met."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from irouter import Chat, Log
+from irouter.catalog import list_models
+from irouter.endpoints import register_endpoint, unregister_endpoint
+from irouter.testing import Error, OpenRouterDouble, Text, ToolCall, model_record
+
+A, B = "lab/a", "lab/b"
+
+
+@pytest.fixture
+def other() -> Iterator[OpenRouterDouble]:
+    """A second server, registered as the endpoint of ``mine/`` models."""
+    with OpenRouterDouble() as double:
+        register_endpoint("mine/", double.base_url, api_key=double.api_key)
+        try:
+            yield double
+        finally:
+            unregister_endpoint("mine/")
+
+
+# --------------------------------------------------------------------------------------------- the log
+
+
+def test_adopt_is_what_the_log_and_resume_keep(router: OpenRouterDouble, connect: dict, tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+    router.queue("a's answer", model=A)
+    router.queue("b's answer", model=B)
+    chat = Chat([A, B], log=path, **connect)
+    chat("q1")
+    chat.adopt(A)
+    assert Log(path).get(chat.log_id)["history"] == chat.history  # logged at once
+    chat("q2")
+    resumed = Chat.resume(log=path, **connect)
+    assert resumed.history == chat.history
+    assert resumed.history[B][2] == {"role": "assistant", "content": "a's answer"}
+    resumed("q3")
+    assert [m["content"] for m in router.chat_requests[-1]["messages"]][2] == "a's answer"
+
+
+def test_adopt_after_tool_steps_logs_the_shorter_history(
+    router: OpenRouterDouble, connect: dict, tmp_path: Path
+) -> None:
+    def look() -> str:
+        return "found"
+
+    path = tmp_path / "logs.db"
+    router.queue(Text(tool_calls=[ToolCall("look", {}, id="c1")]), "a after tools", model=A)
+    chat = Chat([A, B], log=path, tools=[look], **connect)
+    chat("q1")
+    assert len(chat.history[A]) == 5
+    chat.adopt(B)
+    chat("q2")
+    assert Log(path).get(chat.log_id)["history"] == chat.history
+    assert Chat.resume(log=path, **connect).history == chat.history
+
+
+def catalog() -> list[dict[str, Any]]:
+    params = ["max_tokens", "tools"]
+    return [
+        model_record(A, "Small", 1000, ["text"], "0.000001", "0.000002", params),
+        model_record(B, "Summarizer", 100_000, ["text"], "0.000001", "0.000002", params),
+    ]
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "summarize"])
+def test_every_turn_is_logged_after_old_turns_are_dropped(tmp_path: Path, policy: str) -> None:
+    path = tmp_path / "logs.db"
+    with OpenRouterDouble(models=catalog()) as router:
+        list_models(router.base_url)
+        connect = {"base_url": router.base_url, "api_key": router.api_key}
+        chat = Chat(A, log=path, on_overflow=policy, summarize_with=B, **connect)
+        for i in range(6):
+            chat(f"q{i} " + "ww " * 300)
+        assert chat.dropped  # old turns went
+        logged = Log(path).get(chat.log_id)
+        assert logged["history"][A] == chat.history  # what the chat goes on from, the newest turn included
+        assert logged["history"][A][-2]["content"].startswith("q5 ")
+        resumed = Chat.resume(log=path, **connect)
+        assert resumed.history == chat.history
+        assert resumed.dropped == chat.dropped
+        assert Log(path).search("q5")  # the newest turn is found too
+
+
+# --------------------------------------------------------------------------------------------- fallbacks
+
+
+def test_a_fallback_answer_from_the_cache_is_still_a_fallback(router: OpenRouterDouble, connect: dict) -> None:
+    router.queue(Error(500), Error(500), model=A)
+    first = Chat(A, fallbacks=[B], max_retries=0, cache_responses=True, temperature=0, **connect)
+    first("hello")
+    again = Chat(A, fallbacks=[B], max_retries=0, cache_responses=True, temperature=0, **connect)
+    assert again("hello") == "You said: hello"
+    assert [b["model"] for b in router.chat_requests] == [A, B, A]  # b's answer came from the cache
+    hit = again.ledger[-1]
+    assert (hit.model, hit.fallback_for, hit.cached) == (B, A, True)
+    assert again.history[-1] == {"role": "assistant", "content": "You said: hello", "model": B}
+
+
+def test_a_fallback_on_another_endpoint_is_sent_there(
+    router: OpenRouterDouble, other: OpenRouterDouble, connect: dict
+) -> None:
+    router.queue(Error(500), model=A)
+    chat = Chat(A, fallbacks=["mine/m"], max_retries=0, **connect)
+    assert chat("hi") == "You said: hi"
+    assert [b["model"] for b in router.chat_requests] == [A]  # never to OpenRouter
+    assert [b["model"] for b in other.chat_requests] == ["m"]  # its own server, its own name
+    per_call = Chat(A, max_retries=0, **connect)
+    router.queue(Error(500), model=A)
+    assert per_call("hi", fallbacks=["mine/m"]) == "You said: hi"
+    assert [b["model"] for b in other.chat_requests] == ["m", "m"]
+
+
+def test_a_chat_on_another_endpoint_falls_back_to_openrouter(
+    router: OpenRouterDouble, other: OpenRouterDouble, connect: dict
+) -> None:
+    other.queue(Error(500), model="m")
+    chat = Chat("mine/m", fallbacks=[A], max_retries=0, **connect)
+    assert chat("hi") == "You said: hi"
+    assert [b["model"] for b in other.chat_requests] == ["m"]
+    assert [b["model"] for b in router.chat_requests] == [A]
+    assert router.requests[-1].headers["authorization"] == f"Bearer {router.api_key}"
