@@ -129,3 +129,27 @@ def test_a_chat_on_another_endpoint_falls_back_to_openrouter(
     assert [b["model"] for b in other.chat_requests] == ["m"]
     assert [b["model"] for b in router.chat_requests] == [A]
     assert router.requests[-1].headers["authorization"] == f"Bearer {router.api_key}"
+
+
+def test_a_judge_answered_from_the_cache_is_still_a_review(router: OpenRouterDouble, connect: dict) -> None:
+    import json
+
+    def asked() -> Chat:
+        router.queue("a1", model=A)
+        router.queue("b1", model=B)
+        chat: Chat = Chat([A, B], **connect)
+        chat("q")
+        return chat
+
+    judge = "lab/judge"
+    scores = json.dumps({"A": {"reason": "r", "score": 7}, "B": {"reason": "r", "score": 3}})
+    router.queue(scores, model=judge)
+    first = asked().review(judge, swap=False, cache_responses=True, temperature=0)
+    chat = asked()
+    again = chat.review(judge, swap=False, cache_responses=True, temperature=0)
+    assert [b["model"] for b in router.chat_requests].count(judge) == 1  # the second verdict came from the cache
+    assert again.scores == first.scores == {A: 7.0, B: 3.0}
+    hit = chat.ledger[-1]
+    assert (hit.model, hit.purpose, hit.cached) == (judge, "review", True)
+    assert again.verdicts[0].cost == 0.0 and again.cost == 0.0  # the verdict knows its (free) request
+    assert chat.cost == {A: chat.ledger[0].cost, B: chat.ledger[1].cost, judge: 0.0}

@@ -124,6 +124,7 @@ class Recorder:
             ttft=None,
             step=0,
             streamed=False,
+            purpose=self.purpose,
             fallback_for=self.fallback_for,
         )
         self.meter.record(replace(entry, cost=0.0, latency=0.0, error=f"{type(exc).__name__}: {exc}"))
@@ -153,8 +154,13 @@ class Recorder:
                 ttft=None,
                 step=step,
                 streamed=streamed,
+                purpose=self.purpose,
+                fallback_for=self.fallback_for,
             )
-            self.meter.record(cached_entry(entry))
+            entry = cached_entry(entry)
+            self.meter.record(entry)
+            if self.kept is not None:
+                self.kept.append(entry)
         return reply
 
     def done(
