@@ -151,5 +151,6 @@ def test_a_judge_answered_from_the_cache_is_still_a_review(router: OpenRouterDou
     assert again.scores == first.scores == {A: 7.0, B: 3.0}
     hit = chat.ledger[-1]
     assert (hit.model, hit.purpose, hit.cached) == (judge, "review", True)
-    assert again.verdicts[0].cost == 0.0 and again.cost == 0.0  # the verdict knows its (free) request
+    assert again.verdicts[0].cost == 0.0  # the verdict knows its (free) request
+    assert again.cost == 0.0
     assert chat.cost == {A: chat.ledger[0].cost, B: chat.ledger[1].cost, judge: 0.0}

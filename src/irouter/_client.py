@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -236,6 +236,7 @@ class ModelClient:
         check_spaces(self._models, self._base_url)
         self._http_client = check_http_client(http_client, self._asynchronous)
         self._routes = {m: self._with_client(route(m, None)) for m in self._models}
+        self._route_fallbacks(check_fallbacks(defaults.get("fallbacks")))
         for model, found in self._routes.items():
             if found is not None and "@" in model:
                 raise ValueError(
@@ -254,6 +255,16 @@ class ModelClient:
         self._plan(defaults, self._place_new)  # raises now, not at the first call, for a bad default
         self.defaults: dict[str, Any] = defaults
         """Options used by every request (``temperature``, ``provider``, ``tools``...); per-call arguments win."""
+
+    def _route_fallbacks(self, models: Sequence[str]) -> None:
+        """Fallbacks go where their slugs say, like the models (a registered prefix, ``local/``, else the default
+        endpoint). A chat whose models are all elsewhere gets its default endpoint for a per-call fallback then
+        (its key from the environment)."""
+        for model in models:
+            if model not in self._routes:
+                self._routes[model] = self._with_client(route(model, None))
+        if getattr(self, "_endpoint", False) is None and any(self._routes[m] is None for m in models):
+            self._endpoint = Endpoint(self._base_url, None, client=self._http_client)
 
     def _with_client(self, found: Route | None) -> Route | None:
         """A registered endpoint's route sends through the user's client too (``local/`` models do not: their
@@ -367,6 +378,7 @@ class ModelClient:
         plan.after_tool = check_hook("after_tool", client.get("after_tool"), self._awaits)
         plan.response_cache = None if place == opts.GRID else self._response_cache(client)  # a grid has its own store
         self._long_conversation(plan, client)
+        self._route_fallbacks(plan.fallbacks.models)
         plan.output_type = output_type(body.get("response_format"))  # raises now for what cannot be described
         if plan.output_type is not None:
             body["response_format"] = response_format_for(plan.output_type)

@@ -122,7 +122,9 @@ class _Conversation(ModelClient):
         answer adopted), while the caller holds its lock: the log rewrites it from the first message that changed
         on its next write."""
         old = self._history[model]
-        same = next((i for i, (a, b) in enumerate(zip(old, history)) if a != b), min(len(old), len(history)))
+        same = next(
+            (i for i, (a, b) in enumerate(zip(old, history, strict=False)) if a != b), min(len(old), len(history))
+        )
         self._history[model] = history
         with self._log_lock:
             if model in self._logged:
