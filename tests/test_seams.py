@@ -154,3 +154,17 @@ def test_a_judge_answered_from_the_cache_is_still_a_review(router: OpenRouterDou
     assert again.verdicts[0].cost == 0.0  # the verdict knows its (free) request
     assert again.cost == 0.0
     assert chat.cost == {A: chat.ledger[0].cost, B: chat.ledger[1].cost, judge: 0.0}
+
+
+def test_a_fallback_pinned_against_provider_is_refused_before_any_request(
+    router: OpenRouterDouble, connect: dict
+) -> None:
+    with pytest.raises(ValueError, match="'lab/a@together' pins provider 'together'"):
+        Chat(A, provider={"only": ["azure"]}, fallbacks=[f"{A}@together"], **connect)
+    chat = Chat(A, provider={"only": ["azure"]}, max_retries=0, **connect)
+    router.queue(Error(500), model=A)
+    with pytest.raises(ValueError, match="pins provider 'together'"):
+        chat("hi", fallbacks=[f"{A}@together"])
+    assert router.chat_requests == []
+    assert chat("hi", fallbacks=[f"{A}@azure"]) == "You said: hi"
+    assert [(b["model"], b["provider"]["only"]) for b in router.chat_requests] == [(A, ["azure"]), (A, ["azure"])]

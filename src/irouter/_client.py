@@ -382,7 +382,7 @@ class ModelClient:
         plan.output_type = output_type(body.get("response_format"))  # raises now for what cannot be described
         if plan.output_type is not None:
             body["response_format"] = response_format_for(plan.output_type)
-        for model in self._models:
+        for model in [*self._models, *plan.fallbacks.models]:
             parse_slug(model).apply(body)  # a provider= at odds with a slug's provider raises now
         fallbacks = body.get("models")
         if isinstance(fallbacks, (list, tuple)) and any(isinstance(m, str) and "@" in m for m in fallbacks):
