@@ -168,3 +168,16 @@ def test_a_fallback_pinned_against_provider_is_refused_before_any_request(
     assert router.chat_requests == []
     assert chat("hi", fallbacks=[f"{A}@azure"]) == "You said: hi"
     assert [(b["model"], b["provider"]["only"]) for b in router.chat_requests] == [(A, ["azure"]), (A, ["azure"])]
+
+
+def test_a_calls_unpriced_fallback_is_refused_before_any_request() -> None:
+    priced = model_record(A, "A", 8000, ["text"], "0.000001", "0.000002", ["max_tokens"])
+    unpriced = model_record(B, "B", 8000, ["text"], "", "", ["max_tokens"])
+    with OpenRouterDouble(models=[priced, unpriced]) as router:
+        list_models(router.base_url)
+        chat = Chat(A, max_cost=1.0, max_retries=0, max_tokens=10, base_url=router.base_url, api_key=router.api_key)
+        router.queue(Error(502), model=A)
+        with pytest.raises(ValueError, match=f"max_cost= cannot be a cap for {B}"):
+            chat("hello", fallbacks=[B])
+        assert router.chat_requests == []
+        assert chat.ledger == []

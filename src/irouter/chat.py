@@ -254,20 +254,26 @@ class _Conversation(ModelClient):
     def _recorder(self, model: str) -> Recorder:
         return Recorder(self._meter, model)
 
-    def _check_budgets(self) -> None:
+    def _plan(self, kwargs: Mapping[str, Any], place: str) -> Plan:
+        plan = super()._plan(kwargs, place)
+        if plan.fallbacks.models and getattr(self, "_meter", None) is not None:  # a call's own fallbacks
+            self._check_budgets(plan.fallbacks.models, plan.body)
+        return plan
+
+    def _check_budgets(self, only: Sequence[str] = (), options: Mapping[str, Any] | None = None) -> None:
         """A budget is a cap only if each request's worst case can be known before it is sent: refuse one on a
-        model without prices (``max_cost``) or without a completion limit, unless ``allow_unpriced``."""
+        model without prices (``max_cost``) or without a completion limit, unless ``allow_unpriced``. ``only``:
+        check just these models (a call's fallbacks), with the call's ``options``."""
         meter = self._meter
         if self._allow_unpriced or (meter.max_cost is None and meter.max_total_tokens is None):
             return
-        body: dict[str, Any] = {
-            k: self.defaults[k] for k in ("max_tokens", "max_completion_tokens", "n") if k in self.defaults
-        }
+        given = self.defaults if options is None else options
+        body: dict[str, Any] = {k: given[k] for k in ("max_tokens", "max_completion_tokens", "n") if k in given}
         extra = []
         for name in ("models", "fallbacks"):  # OpenRouter's fallbacks and irouter's may answer instead: priced too
             others = self.defaults.get(name)
             extra += [m for m in others if isinstance(m, str)] if isinstance(others, (list, tuple)) else []
-        for model in dict.fromkeys([*self._models, *extra]):
+        for model in dict.fromkeys(only or [*self._models, *extra]):
             bounded = meter.max_cost is None and worst_case(body, None)[0] is not None
             quote = None if bounded else self._quote(model, fetch=True)  # no catalog needed: none fetched
             tokens, cost = worst_case(body, quote)
