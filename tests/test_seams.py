@@ -181,3 +181,16 @@ def test_a_calls_unpriced_fallback_is_refused_before_any_request() -> None:
             chat("hello", fallbacks=[B])
         assert router.chat_requests == []
         assert chat.ledger == []
+
+
+def test_the_summary_request_counts_in_cost_and_usage(tmp_path: Path) -> None:
+    with OpenRouterDouble(models=catalog()) as router:
+        list_models(router.base_url)
+        chat = Chat(A, on_overflow="summarize", summarize_with=B, base_url=router.base_url, api_key=router.api_key)
+        for i in range(4):
+            chat(f"q{i} " + "ww " * 300)
+        summaries = [e for e in chat.ledger if e.model == B]
+        assert summaries
+        assert all(e.purpose == "summarize" for e in summaries)
+        assert chat.cost == pytest.approx(sum(e.cost for e in chat.ledger))
+        assert chat.usage["total_tokens"] == sum(e.total_tokens for e in chat.ledger)

@@ -48,7 +48,8 @@ class LedgerEntry:
     is_byok: bool | None = None
     purpose: str | None = None
     """What the request was for when it was not a turn of the chat: ``"review"`` (a judge of `Chat.review`) or
-    ``"synthesize"`` (the model of `Chat.synthesize`); ``None`` for a turn's requests."""
+    ``"synthesize"`` (the model of `Chat.synthesize`), ``"summarize"`` (the summary of turns dropped by
+    ``on_overflow="summarize"``); ``None`` for a turn's requests."""
     cached: bool = False
     """Answered from the response cache (``cache_responses=True``): nothing sent, tokens and cost 0."""
     cache_write_tokens: int = 0

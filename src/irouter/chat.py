@@ -384,12 +384,19 @@ class _Conversation(ModelClient):
             cancel=plan.cancel,
         )
 
+    def _summarizer(self, plan: Plan) -> Recorder:
+        """Where the summary's request is accounted: the chat's ledger, ``purpose="summarize"`` (so `cost` and
+        `usage` count it, like a judge's)."""
+        assert plan.summarize_with is not None  # asked for only with on_overflow="summarize"
+        return Recorder(self._meter, plan.summarize_with, "summarize")
+
     def _fit(self, model: str, history: list[dict[str, Any]], start: Any, plan: Plan) -> Fit | None:
         """`_room`, with the summary made (``on_overflow="summarize"``) by ``summarize_with``."""
         fit = self._room(model, history, start, plan)
         if fit is not None and plan.on_overflow == "summarize" and plan.summarize_with:
             asked = summary_request(fit.dropped)
-            text = self._run(plan.summarize_with, [], asked, self._summary_plan(plan, fit.summary_tokens)).value
+            summary_plan, accounts = self._summary_plan(plan, fit.summary_tokens), self._summarizer(plan)
+            text = self._run(plan.summarize_with, [], asked, summary_plan, accounts).value
             fit.history = with_summary(fit, str(text))
         return fit
 
@@ -398,9 +405,8 @@ class _Conversation(ModelClient):
         fit = self._room(model, history, start, plan)
         if fit is not None and plan.on_overflow == "summarize" and plan.summarize_with:
             asked = summary_request(fit.dropped)
-            text = (
-                await self._arun(plan.summarize_with, [], asked, self._summary_plan(plan, fit.summary_tokens))
-            ).value
+            summary_plan, accounts = self._summary_plan(plan, fit.summary_tokens), self._summarizer(plan)
+            text = (await self._arun(plan.summarize_with, [], asked, summary_plan, accounts)).value
             fit.history = with_summary(fit, str(text))
         return fit
 
