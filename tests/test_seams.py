@@ -194,3 +194,17 @@ def test_the_summary_request_counts_in_cost_and_usage(tmp_path: Path) -> None:
         assert all(e.purpose == "summarize" for e in summaries)
         assert chat.cost == pytest.approx(sum(e.cost for e in chat.ledger))
         assert chat.usage["total_tokens"] == sum(e.total_tokens for e in chat.ledger)
+
+
+def test_a_budgeted_chat_refuses_an_unpriced_summarizer_up_front() -> None:
+    unpriced = [*catalog()[:1], model_record(B, "B", 100_000, ["text"], "", "", ["max_tokens"])]
+    with OpenRouterDouble(models=unpriced) as router:
+        list_models(router.base_url)
+        connect = {"base_url": router.base_url, "api_key": router.api_key}
+        with pytest.raises(ValueError, match=f"max_cost= cannot be a cap for {B}"):
+            Chat(A, on_overflow="summarize", summarize_with=B, max_cost=1.0, **connect)
+        chat = Chat(A, max_cost=1.0, **connect)
+        with pytest.raises(ValueError, match=f"max_cost= cannot be a cap for {B}"):
+            chat("hi", on_overflow="summarize", summarize_with=B)
+        assert chat("hi", summarize_with=B) == "You said: hi"  # no summary can be asked for: nothing to price
+        assert len(router.chat_requests) == 1

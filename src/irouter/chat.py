@@ -256,8 +256,10 @@ class _Conversation(ModelClient):
 
     def _plan(self, kwargs: Mapping[str, Any], place: str) -> Plan:
         plan = super()._plan(kwargs, place)
-        if plan.fallbacks.models and getattr(self, "_meter", None) is not None:  # a call's own fallbacks
-            self._check_budgets(plan.fallbacks.models, plan.body)
+        summarizer = [plan.summarize_with] if plan.on_overflow == "summarize" and plan.summarize_with else []
+        others = [*plan.fallbacks.models, *summarizer]  # a call's own fallbacks and summarising model
+        if others and getattr(self, "_meter", None) is not None:
+            self._check_budgets(others, plan.body)
         return plan
 
     def _check_budgets(self, only: Sequence[str] = (), options: Mapping[str, Any] | None = None) -> None:
@@ -273,6 +275,9 @@ class _Conversation(ModelClient):
         for name in ("models", "fallbacks"):  # OpenRouter's fallbacks and irouter's may answer instead: priced too
             others = self.defaults.get(name)
             extra += [m for m in others if isinstance(m, str)] if isinstance(others, (list, tuple)) else []
+        summarizer = self.defaults.get("summarize_with")
+        if self.defaults.get("on_overflow") == "summarize" and isinstance(summarizer, str):  # asked when room runs out
+            extra.append(summarizer)
         for model in dict.fromkeys(only or [*self._models, *extra]):
             bounded = meter.max_cost is None and worst_case(body, None)[0] is not None
             quote = None if bounded else self._quote(model, fetch=True)  # no catalog needed: none fetched
