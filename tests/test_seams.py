@@ -208,3 +208,54 @@ def test_a_budgeted_chat_refuses_an_unpriced_summarizer_up_front() -> None:
             chat("hi", on_overflow="summarize", summarize_with=B)
         assert chat("hi", summarize_with=B) == "You said: hi"  # no summary can be asked for: nothing to price
         assert len(router.chat_requests) == 1
+
+
+# --------------------------------------------------------------------------------------------- compare, adopt, report
+
+BIG, JUDGE = "lab/big", "lab/judge"
+
+
+def windows() -> list[dict[str, Any]]:
+    params = ["max_tokens", "tools", "response_format", "structured_outputs"]
+    return [
+        *catalog()[:1],
+        model_record(BIG, "Big", 100_000, ["text"], "0.000001", "0.000002", params),
+        model_record(JUDGE, "Judge", 100_000, ["text"], "0.000001", "0.000002", params),
+    ]
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "summarize"])
+def test_a_model_that_dropped_old_turns_is_still_at_the_last_turn(policy: str) -> None:
+    import json
+
+    with OpenRouterDouble(models=windows()) as router:
+        list_models(router.base_url)
+        connect = {"base_url": router.base_url, "api_key": router.api_key}
+        chat = Chat([A, BIG], on_overflow=policy, summarize_with=JUDGE, **connect)
+        for i in range(4):
+            chat(f"q{i} " + "ww " * 300)
+        assert chat.dropped[A]  # the small window made room
+        assert not chat.dropped[BIG]  # the big one did not need to
+        router.queue(json.dumps({k: {"reason": "r", "score": 5} for k in "AB"}), model=JUDGE)
+        review = chat.review(JUDGE, swap=False)
+        assert set(review.answers) == {A, BIG}  # both answered the last question
+        assert chat.report().entries[0].error is None
+        chat.adopt(BIG)
+        assert chat.history[A][-1] == chat.history[BIG][-1]
+        assert chat.history[A][-2]["content"].startswith("q3 ")
+
+
+def test_a_report_counts_a_models_own_turn_not_judges_or_fallbacks(router: OpenRouterDouble, connect: dict) -> None:
+    import json
+
+    router.queue(Error(500), model=A)
+    chat = Chat([A, B], fallbacks=["lab/c"], max_retries=0, **connect)
+    chat("q")
+    router.queue(json.dumps({k: {"reason": "r", "score": 5} for k in "AB"}), model=B)
+    chat.review(B, swap=False)  # a judge that is one of the chat's models
+    turn = {e.model: e for e in chat.ledger if e.purpose is None and e.error is None}
+    entries = {e.model: e for e in chat.report().entries}
+    assert entries[A].cost == pytest.approx(turn["lab/c"].cost)  # answered by its fallback
+    assert entries[A].tokens == turn["lab/c"].total_tokens
+    assert entries[B].cost == pytest.approx(turn[B].cost)  # not the judging request
+    assert entries[B].tokens == turn[B].total_tokens

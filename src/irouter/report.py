@@ -187,7 +187,11 @@ def _of_chat(chat: Any) -> Report:
     ledger = list(chat.ledger)
     question = None
     entries = []
-    turns = {m: sum(1 for message in history.get(m) or [] if message.get("role") == "user") for m in models}
+    from .review import asked as questions
+
+    dropped = getattr(chat, "dropped", None) or {}  # turns that made room (on_overflow) were asked too
+    dropped = dropped if isinstance(dropped, dict) else {models[0]: dropped}
+    turns = {m: questions(history.get(m) or []) + questions(dropped.get(m) or []) for m in models}
     for model in models:
         messages = history.get(model) or []
         asked = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
@@ -197,7 +201,7 @@ def _of_chat(chat: Any) -> Report:
         if question is None:
             question = _text(messages[asked].get("content"))
         answer = next((m for m in reversed(messages[asked:]) if m.get("role") == "assistant"), None)
-        turn = _last_turn([e for e in ledger if e.model == model])
+        turn = _last_turn([e for e in ledger if (e.fallback_for or e.model) == model and e.purpose is None])
         costs = [e.cost if e.cost is not None else e.estimated_cost for e in turn]
         entries.append(
             ReportEntry(

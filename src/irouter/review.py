@@ -18,8 +18,8 @@ reply that is not the JSON asked for, a score outside 0..10, the budget) is kept
 
 **What "the last turn" is.** A model's last turn starts at its last user message (irouter's own summary request after
 ``max_steps`` does not count); its answer is the text of the turn's last assistant message, so tool steps in between
-are not part of it. A model whose last turn failed has one turn less than the others: `review` and `synthesize`
-leave it out, `adopt` refuses. A model still waiting for tool results has no answer yet: all three refuse.
+are not part of it. A model whose last turn failed has one turn less than the others (turns dropped to make room,
+``on_overflow``, still count): `review` and `synthesize` leave it out, `adopt` refuses. A model still waiting for tool results has no answer yet: all three refuse.
 
 **Costs.** The judges' and the chairman's requests are sent through the chat's endpoint with its key, retries,
 ``timeout`` and ``extra_headers`` (not its other defaults, such as ``tools`` or ``temperature``: pass request
@@ -34,10 +34,11 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
+from ._context import SUMMARY_PREFIX
 from ._engine import FINAL_PROMPT
 from .errors import IrouterError, StructuredOutputError
 from .tools import pending_calls
@@ -229,13 +230,26 @@ class LastTurn:
     """Models whose history lacks this turn (their last turn failed)."""
 
 
-def last_turn(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> LastTurn:
+def asked(messages: Iterable[Mapping[str, Any]]) -> int:
+    """How many of ``messages`` the user sent: irouter's own (the summary request after ``max_steps``, the summary
+    of turns dropped by ``on_overflow``) do not count."""
+    return sum(
+        1
+        for msg in messages
+        if msg.get("role") == "user"
+        and msg.get("content") != FINAL_PROMPT
+        and not str(msg.get("content")).startswith(SUMMARY_PREFIX)
+    )
+
+
+def last_turn(
+    histories: Mapping[str, Sequence[Mapping[str, Any]]],
+    dropped: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> LastTurn:
     """The last turn of every model (see the module docstring); raises ``ValueError`` when there is none, when the
-    models' last questions differ, or when a model still waits for tool results."""
-    counts = {
-        m: sum(1 for msg in h if msg.get("role") == "user" and msg.get("content") != FINAL_PROMPT)
-        for m, h in histories.items()
-    }
+    models' last questions differ, or when a model still waits for tool results. ``dropped``: the messages each
+    model's history lost to make room (``on_overflow``): their turns count as asked."""
+    counts = {m: asked(h) + asked((dropped or {}).get(m, ())) for m, h in histories.items()}
     latest = max(counts.values(), default=0)
     if latest == 0:
         raise ValueError("There is no turn to compare yet: ask the models something first, e.g. chat('...').")
@@ -270,6 +284,15 @@ def snapshot(chat: _Conversation) -> dict[str, list[dict[str, Any]]]:
     for model in chat._models:
         with chat._locks[model]:
             copies[model] = list(chat._history[model])
+    return copies
+
+
+def dropped_of(chat: _Conversation) -> dict[str, list[dict[str, Any]]]:
+    """The messages each model's history lost to make room (``on_overflow``), as they are now."""
+    copies = {}
+    for model in chat._models:
+        with chat._locks[model]:
+            copies[model] = list(getattr(chat, "_dropped", {}).get(model, []))
     return copies
 
 
@@ -448,7 +471,7 @@ class Panel:
         if criteria is not None and (not isinstance(criteria, str) or not criteria.strip()):
             raise TypeError(f"criteria must be a non-empty string (or None for the default), got {criteria!r}")
         check_options(options, "chat.review(...)")
-        turn = last_turn(snapshot(chat))
+        turn = last_turn(snapshot(chat), dropped_of(chat))
         client = side_client(chat, judges, options)
         plan = client._plan({**options, "response_format": verdict_type(labels(len(turn.answers)))}, opts.CHAT)
         swap_too = swap and len(turn.answers) > 1
@@ -582,7 +605,7 @@ class Synthesis:
         if instructions is not None and (not isinstance(instructions, str) or not instructions.strip()):
             raise TypeError(f"instructions must be a non-empty string (or None), got {instructions!r}")
         check_options(options, "chat.synthesize(...)")
-        turn = last_turn(snapshot(chat))
+        turn = last_turn(snapshot(chat), dropped_of(chat))
         client = side_client(chat, [model], options)
         plan = client._plan(options, opts.CHAT)
         messages = synthesis_messages(turn.question, list(turn.answers.items()), instructions or DEFAULT_INSTRUCTIONS)
@@ -631,7 +654,10 @@ def asynthesize(chat: _Conversation, model: Any, instructions: Any, options: dic
 
 
 def adopted(
-    histories: Mapping[str, Sequence[dict[str, Any]]], model: Any, text: Any
+    histories: Mapping[str, Sequence[dict[str, Any]]],
+    model: Any,
+    text: Any,
+    dropped: Mapping[str, Sequence[dict[str, Any]]] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Every model's history after adopting ``model``'s last answer (or ``text``): each keeps everything up to its
     last user message, then the one assistant message ``{"role": "assistant", "content": text}``. Raises before
@@ -642,7 +668,7 @@ def adopted(
         raise TypeError(f"text must be a non-empty string, got {text!r}")
     if model is not None and model not in histories:
         raise ValueError(f"{model!r} is not a model of this chat; its models are {list(histories)}")
-    turn = last_turn(histories)
+    turn = last_turn(histories, dropped)
     if turn.behind:
         raise ValueError(
             f"The last turn of {', '.join(turn.behind)} failed, so it cannot go on from the adopted answer: ask again "
@@ -668,7 +694,7 @@ def adopt(chat: _Conversation, model: Any, text: Any) -> None:
         else:
             for m in chat._models:
                 held.enter_context(chat._turn_locks[m])
-        histories = adopted(snapshot(chat), model, text)
+        histories = adopted(snapshot(chat), model, text, dropped_of(chat))
         for m in chat._models:
             held.enter_context(chat._locks[m])
         for m, history in histories.items():
