@@ -259,3 +259,32 @@ def test_a_report_counts_a_models_own_turn_not_judges_or_fallbacks(router: OpenR
     assert entries[A].tokens == turn["lab/c"].total_tokens
     assert entries[B].cost == pytest.approx(turn[B].cost)  # not the judging request
     assert entries[B].tokens == turn[B].total_tokens
+
+
+def test_judges_and_chairmen_are_logged_at_once(router: OpenRouterDouble, connect: dict, tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from irouter import AsyncChat
+
+    path = tmp_path / "logs.db"
+    chat = Chat([A, B], log=path, **connect)
+    chat("q")
+    router.queue(json.dumps({k: {"reason": "r", "score": 5} for k in "AB"}), model=JUDGE)
+    chat.review(JUDGE, swap=False)
+    chat.synthesize(JUDGE)
+    logged = [(e["model"], e["purpose"]) for e in Log(path).get(chat.log_id)["ledger"]]
+    assert sorted(logged[:2]) == [(A, None), (B, None)]  # the turn's requests end in either order
+    assert logged[2:] == [(JUDGE, "review"), (JUDGE, "synthesize")]
+
+    async def main() -> Any:
+        achat = AsyncChat([A, B], log=path, **connect)
+        await achat("q")
+        router.queue(json.dumps({k: {"reason": "r", "score": 5} for k in "AB"}), model=JUDGE)
+        await achat.review(JUDGE, swap=False)
+        await achat.synthesize(JUDGE)
+        return achat.log_id
+
+    logged = [(e["model"], e["purpose"]) for e in Log(path).get(asyncio.run(main()))["ledger"]]
+    assert sorted(logged[:2]) == [(A, None), (B, None)]  # the turn's requests end in either order
+    assert logged[2:] == [(JUDGE, "review"), (JUDGE, "synthesize")]

@@ -19,7 +19,8 @@ reply that is not the JSON asked for, a score outside 0..10, the budget) is kept
 **What "the last turn" is.** A model's last turn starts at its last user message (irouter's own summary request after
 ``max_steps`` does not count); its answer is the text of the turn's last assistant message, so tool steps in between
 are not part of it. A model whose last turn failed has one turn less than the others (turns dropped to make room,
-``on_overflow``, still count): `review` and `synthesize` leave it out, `adopt` refuses. A model still waiting for tool results has no answer yet: all three refuse.
+``on_overflow``, still count): `review` and `synthesize` leave it out, `adopt` refuses. A model still waiting for
+tool results has no answer yet: all three refuse.
 
 **Costs.** The judges' and the chairman's requests are sent through the chat's endpoint with its key, retries,
 ``timeout`` and ``extra_headers`` (not its other defaults, such as ``tools`` or ``temperature``: pass request
@@ -562,7 +563,10 @@ def review(chat: _Conversation, judge: Any, criteria: Any, blind: Any, swap: Any
     check_not_running(chat)
     panel = Panel.of(chat, judge, criteria, blind, swap, options)
     panel.client._check_capabilities(panel.messages(False)[1]["content"], panel.plan)
-    return panel.review(fan_out(list(panel.jobs), panel.run, panel.plan.cancel))
+    try:
+        return panel.review(fan_out(list(panel.jobs), panel.run, panel.plan.cancel))
+    finally:
+        chat._write_log()  # the judges' requests, like a turn's
 
 
 def areview(chat: _Conversation, judge: Any, criteria: Any, blind: Any, swap: Any, options: dict[str, Any]) -> Any:
@@ -578,7 +582,10 @@ def areview(chat: _Conversation, judge: Any, criteria: Any, blind: Any, swap: An
         from ._engine import afan_out
 
         await panel.client._acheck_capabilities(content, panel.plan, pending)
-        return panel.review(await afan_out(list(panel.jobs), panel.arun, panel.plan.cancel))
+        try:
+            return panel.review(await afan_out(list(panel.jobs), panel.arun, panel.plan.cancel))
+        finally:
+            chat._write_log()
 
     return run()
 
@@ -630,7 +637,10 @@ def synthesize(chat: _Conversation, model: Any, instructions: Any, options: dict
     check_not_running(chat)
     job = Synthesis.of(chat, model, instructions, options)
     job.client._check_capabilities(job.messages[1]["content"], job.plan)
-    return str(fan_out([job.model], job.run, job.plan.cancel)[job.model].value)
+    try:
+        return str(fan_out([job.model], job.run, job.plan.cancel)[job.model].value)
+    finally:
+        chat._write_log()  # the chairman's requests, like a turn's
 
 
 def asynthesize(chat: _Conversation, model: Any, instructions: Any, options: dict[str, Any]) -> Any:
@@ -645,7 +655,10 @@ def asynthesize(chat: _Conversation, model: Any, instructions: Any, options: dic
         from ._engine import afan_out
 
         await job.client._acheck_capabilities(content, job.plan, pending)
-        return str((await afan_out([job.model], job.arun, job.plan.cancel))[job.model].value)
+        try:
+            return str((await afan_out([job.model], job.arun, job.plan.cancel))[job.model].value)
+        finally:
+            chat._write_log()
 
     return run()
 
