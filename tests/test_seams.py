@@ -288,3 +288,23 @@ def test_judges_and_chairmen_are_logged_at_once(router: OpenRouterDouble, connec
     logged = [(e["model"], e["purpose"]) for e in Log(path).get(asyncio.run(main()))["ledger"]]
     assert sorted(logged[:2]) == [(A, None), (B, None)]  # the turn's requests end in either order
     assert logged[2:] == [(JUDGE, "review"), (JUDGE, "synthesize")]
+
+
+def test_an_async_chat_falls_back_to_another_endpoint(
+    router: OpenRouterDouble, other: OpenRouterDouble, connect: dict
+) -> None:
+    import asyncio
+
+    from irouter import AsyncChat
+
+    async def main() -> Any:
+        router.queue(Error(500), Error(500), model=A)
+        chat = AsyncChat(A, fallbacks=["mine/m"], max_retries=0, **connect)
+        streamed = [piece async for piece in await chat("one", stream=True)]
+        return await chat("two"), "".join(streamed), chat.history[-1]
+
+    answer, streamed, last = asyncio.run(main())
+    assert (answer, streamed) == ("You said: two", "You said: one")
+    assert last == {"role": "assistant", "content": "You said: two", "model": "mine/m"}
+    assert [b["model"] for b in other.chat_requests] == ["m", "m"]
+    assert [b["model"] for b in router.chat_requests] == [A, A]
