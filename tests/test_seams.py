@@ -300,7 +300,7 @@ def test_an_async_chat_falls_back_to_another_endpoint(
     async def main() -> Any:
         router.queue(Error(500), Error(500), model=A)
         chat = AsyncChat(A, fallbacks=["mine/m"], max_retries=0, **connect)
-        streamed = [piece async for piece in await chat("one", stream=True)]
+        streamed = [piece async for piece in chat("one", stream=True)]
         return await chat("two"), "".join(streamed), chat.history[-1]
 
     answer, streamed, last = asyncio.run(main())
