@@ -308,3 +308,22 @@ def test_an_async_chat_falls_back_to_another_endpoint(
     assert last == {"role": "assistant", "content": "You said: two", "model": "mine/m"}
     assert [b["model"] for b in other.chat_requests] == ["m", "m"]
     assert [b["model"] for b in router.chat_requests] == [A, A]
+
+
+def test_an_answer_that_failed_its_format_is_not_served_from_the_cache(router: OpenRouterDouble, connect: dict) -> None:
+    from typing import TypedDict
+
+    from irouter import StructuredOutputError
+
+    class City(TypedDict):
+        name: str
+
+    router.queue("not json", '{"name": "Paris"}', model=A)
+    chat = Chat(A, cache_responses=True, temperature=0, **connect)
+    with pytest.raises(StructuredOutputError):
+        chat("Capital of France?", response_format=City)
+    assert chat("Capital of France?", response_format=City) == {"name": "Paris"}  # asked again, not the bad one
+    assert len(router.chat_requests) == 2
+    again = Chat(A, cache_responses=True, temperature=0, **connect)
+    assert again("Capital of France?", response_format=City) == {"name": "Paris"}  # the good answer is kept
+    assert len(router.chat_requests) == 2

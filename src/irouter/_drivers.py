@@ -105,12 +105,21 @@ class Recorder:
     """The response cache (``cache_responses=True``): consulted before each request, given each answer."""
     fallback_for: str | None = None
     """The slug whose turn this model answers as a fallback (``None``: its own turn)."""
+    stored: tuple[str, dict[str, Any]] | None = None
+    """The last request whose answer went into (or came from) the response cache, as ``(model, body)``."""
+
+    def unstore(self) -> None:
+        """Take the last cached answer out of the response cache: it failed its turn (it does not fit
+        ``response_format``), so it would fail the same way every time it was served."""
+        if self.stored is not None and self.cache is not None:
+            self.cache.forget(*self.stored)
+        self.stored = None
 
     def instead(self, slug: str) -> Recorder:
         """Where the requests of ``slug`` go when it takes this recorder's turn (itself, for its own model)."""
         if slug == self.model:
             return self
-        return replace(self, model=slug, fallback_for=self.fallback_for or self.model)
+        return replace(self, model=slug, fallback_for=self.fallback_for or self.model, stored=None)
 
     def failed(self, exc: BaseException) -> None:
         """This model's turn failed and goes to the next fallback: the ledger notes the attempt (nothing billed)."""
@@ -144,6 +153,7 @@ class Recorder:
         if reply is not None:
             from ._log import cached_entry
 
+            self.stored = (self.model, body)
             now = time.monotonic()
             entry = entry_for(
                 self.model,
@@ -194,6 +204,7 @@ class Recorder:
         self.meter.settle(ticket.hold, entry)
         if reply is not None and ticket.body is not None and self.cache is not None:
             self.cache.put(self.model, ticket.body, reply)
+            self.stored = (self.model, ticket.body)
 
 
 def _fail(engine: Engine, exc: BaseException) -> NoReturn:

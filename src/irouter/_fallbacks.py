@@ -105,6 +105,26 @@ def _rejected(fallbacks: Fallbacks, result: TurnResult, slug: str, last: bool) -
     return True
 
 
+def _tried(attempt: Callable[[str, Recorder], TurnResult], slug: str, accounts: Recorder) -> TurnResult:
+    """``attempt(slug, accounts)``; an answer that does not fit ``response_format`` leaves the response cache."""
+    try:
+        return attempt(slug, accounts)
+    except StructuredOutputError:
+        accounts.unstore()
+        raise
+
+
+async def _atried(
+    attempt: Callable[[str, Recorder], Awaitable[TurnResult]], slug: str, accounts: Recorder
+) -> TurnResult:
+    """`_tried`, awaited."""
+    try:
+        return await attempt(slug, accounts)
+    except StructuredOutputError:
+        accounts.unstore()
+        raise
+
+
 def run(
     model: str,
     fallbacks: Fallbacks,
@@ -116,13 +136,13 @@ def run(
     fallbacks' requests are accounted under their own slugs, for ``model`` (`Recorder.fallback_for`). ``spoke()``
     true (a stream already handed out text) raises a failure instead of passing the turn on."""
     if not fallbacks.active:
-        return attempt(model, recorder)
+        return _tried(attempt, model, recorder)
     chain, errors = fallbacks.chain(model), dict[str, Exception]()
     for i, slug in enumerate(chain):
         last = i == len(chain) - 1
         accounts = recorder.instead(slug)
         try:
-            result = attempt(slug, accounts)
+            result = _tried(attempt, slug, accounts)
         except Exception as exc:
             _passes_on(exc, slug, last, errors, spoke)
             accounts.failed(exc)
@@ -141,13 +161,13 @@ async def arun(
 ) -> TurnResult:
     """`run`, awaited."""
     if not fallbacks.active:
-        return await attempt(model, recorder)
+        return await _atried(attempt, model, recorder)
     chain, errors = fallbacks.chain(model), dict[str, Exception]()
     for i, slug in enumerate(chain):
         last = i == len(chain) - 1
         accounts = recorder.instead(slug)
         try:
-            result = await attempt(slug, accounts)
+            result = await _atried(attempt, slug, accounts)
         except Exception as exc:
             _passes_on(exc, slug, last, errors, spoke)
             accounts.failed(exc)

@@ -196,6 +196,18 @@ class ResponseCache:
 
         using(self.path, write, "the response cache")
 
+    def forget(self, model: str, body: Mapping[str, Any]) -> None:
+        """Take the answer to this request out (it failed its turn: it would fail the same way every time)."""
+        found = self.key(model, body)
+        if found is None:
+            return
+
+        def delete(store: Store) -> None:
+            with store.write() as db:
+                db.execute("DELETE FROM cells WHERE key = ? AND kind = ?", (found[0], RESPONSE))
+
+        using(self.path, delete, "the response cache")
+
 
 def cached_entry(entry: LedgerEntry) -> LedgerEntry:
     """The ledger entry of an answer served from the cache: nothing used, nothing spent, marked ``cached``."""
