@@ -327,3 +327,12 @@ def test_an_answer_that_failed_its_format_is_not_served_from_the_cache(router: O
     again = Chat(A, cache_responses=True, temperature=0, **connect)
     assert again("Capital of France?", response_format=City) == {"name": "Paris"}  # the good answer is kept
     assert len(router.chat_requests) == 2
+
+
+@pytest.mark.parametrize("value", [123, {A: 1}, {A}])
+def test_fallbacks_that_are_not_slugs_are_refused_clearly(router: OpenRouterDouble, connect: dict, value: Any) -> None:
+    with pytest.raises(TypeError, match="fallbacks must be a model slug or a list of slugs"):
+        Chat(B, fallbacks=value, **connect)
+    with pytest.raises(TypeError, match="fallbacks must be a model slug or a list of slugs"):
+        Chat(B, **connect)("hi", fallbacks=value)
+    assert router.chat_requests == []

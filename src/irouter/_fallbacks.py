@@ -70,6 +70,8 @@ def check_fallbacks(value: Any) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"fallbacks must be a model slug or a list of slugs, got {value!r}")
     return tuple(check_models(list(value))) if value else ()
 
 
