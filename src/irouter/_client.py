@@ -260,9 +260,9 @@ class ModelClient:
         """Fallbacks go where their slugs say, like the models (a registered prefix, ``local/``, else the default
         endpoint). A chat whose models are all elsewhere gets its default endpoint for a per-call fallback then
         (its key from the environment)."""
-        for model in models:
-            if model not in self._routes:
-                self._routes[model] = self._with_client(route(model, None))
+        new = {m: self._with_client(route(m, None)) for m in models if m not in self._routes}
+        if new:  # a new dict: a turn running in another thread may be reading the routes
+            self._routes = {**self._routes, **new}
         if getattr(self, "_endpoint", False) is None and any(self._routes[m] is None for m in models):
             self._endpoint = Endpoint(self._base_url, None, client=self._http_client)
 
