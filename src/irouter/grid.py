@@ -136,6 +136,13 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def stored(cell: Cell) -> str:
+    """What the store keeps of a cell (shared by duplicates): `Cell.to_dict` without prompt_id, model, key and
+    from_store, as canonical JSON."""
+    kept = {k: v for k, v in cell.to_dict().items() if k not in ("prompt_id", "model", "key", "from_store")}
+    return canonical(kept)
+
+
 def _cell_from(row: st.CellRow, parse: Callable[[str, str], Any] | None, mine: str | None = None) -> Cell:
     """A stored cell read back for one grid row (``from_store`` unless this run wrote it, ``mine``)."""
     data = json.loads(row.result or "{}")
@@ -372,6 +379,9 @@ class Grid:
         """The catalog check still to do (async grids), in a worker thread when the run starts."""
         self.stream = False
         """Read answers as streams (``stream=True`` among the options): cells get their time to first token."""
+        self._hooks: Any = None
+        """A cluster adapter's hooks (`irouter.ray`): ``hooks.attach(run)`` swaps a run's budget, rate limit and
+        in-flight gate for job-wide ones before it sends anything."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self._prompts)} prompts x {self.models}, store={str(self.path)!r})"
@@ -610,6 +620,8 @@ class Grid:
                 budget = await asyncio.to_thread(self._credits_left) if forecast.cells_to_send else None
             run = _Run(self, store, grid_id, replace(self._plan, cancel=cancel), started, progress, parse)
             run.in_flight = _InFlight(budget if isinstance(budget, (int, float)) else None)
+            if self._hooks is not None:
+                self._hooks.attach(run)
             async for cell in run.cells():
                 yield cell
             if progress is not None:
@@ -1095,11 +1107,8 @@ class _Run:
         finally:
             self.in_flight.release(held)
             self.limiter.release(ok)
-        stored = {k: v for k, v in cell.to_dict().items() if k not in ("prompt_id", "model", "key", "from_store")}
         try:
-            self.store.finish(
-                row.key, cell.ok, canonical(stored), cell.cost, cell.prompt_tokens, cell.completion_tokens
-            )
+            self.store.finish(row.key, cell.ok, stored(cell), cell.cost, cell.prompt_tokens, cell.completion_tokens)
         except Exception as exc:  # the caller still gets the cell; a later run sends it again
             import logging
 
