@@ -18,12 +18,12 @@ import pytest
 pytest.importorskip("ray.data")
 pytest.importorskip("pyarrow")
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import ray  # noqa: E402
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
 
-import irouter.ray  # noqa: E402
-from irouter.testing import OpenRouterDouble  # noqa: E402
+import irouter.ray
+from irouter.testing import OpenRouterDouble
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
@@ -86,12 +86,15 @@ def test_two_thousand_cells_times_two_models(router: OpenRouterDouble) -> None:
         assert row["text"] == f"You said: Question {number}?"
         assert row["served_model"] == row["model"]
         assert row["provider"]
-        assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+        assert row["prompt_tokens"] > 0
+        assert row["completion_tokens"] > 0
         expected = row["prompt_tokens"] * PRICES[0] + row["completion_tokens"] * PRICES[1]
         assert row["cost"] == pytest.approx(expected)
-        assert row["requests"] == 1 and row["latency"] > 0
+        assert row["requests"] == 1
+        assert row["latency"] > 0
     counts = sent(router)
-    assert len(counts) == 4000 and set(counts.values()) == {1}  # nothing sent twice
+    assert len(counts) == 4000
+    assert set(counts.values()) == {1}
     assert {r["temperature"] for r in router.chat_requests} == {0}
 
 
@@ -111,7 +114,8 @@ def test_a_killed_worker_does_not_send_finished_cells_again(router: OpenRouterDo
     runner.join(600)
 
     rows = result["rows"]
-    assert len(rows) == 1500 and len({r["id"] for r in rows}) == 1500
+    assert len(rows) == 1500
+    assert len({r["id"] for r in rows}) == 1500
     assert all(r["error"] is None and r["cost"] for r in rows)
     assert victim not in job.report()["workers"].values() or len(job.report()["workers"]) > 2  # a new worker came
     finished = job.finished()
@@ -140,7 +144,9 @@ def test_max_cost_holds_for_the_whole_job(router: OpenRouterDouble) -> None:
     assert job.report()["spent"] == pytest.approx(spent)
     refused = [r for r in rows if r["error"] == "BudgetExceeded"]
     answered = [r for r in rows if r["error"] is None]
-    assert refused and answered and len(refused) + len(answered) == 1200
+    assert refused
+    assert answered
+    assert len(refused) + len(answered) == 1200
     assert "max_cost=$0.004" in refused[0]["error_message"]
     assert len(router.chat_requests) == len(answered)  # refused cells were never sent
 
@@ -164,7 +170,8 @@ def test_resume_sends_only_the_missing_cells(router: OpenRouterDouble, tmp_path:
 
     old = {(i, m) for i, m in zip(kept.column("id").to_pylist(), kept.column("model").to_pylist(), strict=True)}
     new = {(r["id"], r["model"]) for r in rows}
-    assert not old & new and len(old | new) == 800  # together: every cell once
+    assert not old & new
+    assert len(old | new) == 800
     assert sent(router) == collections.Counter({(m, f"Question {i[1:]}?"): 1 for i, m in new})
 
 
@@ -224,7 +231,7 @@ def test_bad_input_raises_before_anything_is_sent(router: OpenRouterDouble) -> N
         irouter.ray.grid(prompts(2), MODELS, concurrency_per_worker=0)
     with pytest.raises(ValueError, match="models"):
         irouter.ray.grid(prompts(2), [])
-    with pytest.raises(TypeError, match="ray.data.Dataset"):
+    with pytest.raises(TypeError, match=r"ray\.data\.Dataset"):
         irouter.ray.grid([{"id": 1, "prompt": "x"}], MODELS)
     with pytest.raises(ValueError, match="max_cost"):
         irouter.ray.Job(max_cost=-1)

@@ -27,7 +27,6 @@ The API key reaches the workers through their environment (Ray's ``runtime_env``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import threading
@@ -221,7 +220,7 @@ class Job:
             if len(chunk) >= 10_000:
                 count = ray.get(self.actor.skip.remote(chunk))
                 chunk = []
-        return ray.get(self.actor.skip.remote(chunk)) if chunk or not count else count  # type: ignore[no-any-return]
+        return ray.get(self.actor.skip.remote(chunk)) if chunk or not count else count
 
 
 def _plain(value: Any) -> Any:
@@ -261,7 +260,7 @@ class _JobMeter(_GridMeter):
                 "spent or held by requests in flight on its workers. Raise max_cost and run again with resume_from= "
                 "the output so far: only the missing cells are sent.",
                 spent=exc.spent,
-                limit=self.job_max_cost,
+                limit=exc.limit,
                 kind=exc.kind,
                 model=model,
                 needed=exc.needed,
@@ -369,8 +368,9 @@ class GridWorker:
     """A callable class for ``Dataset.map_batches``: each batch of rows (an ``id`` and a ``prompt`` column) sent
     to every model, one output row per cell (the columns of `COLUMNS`).
 
+    >>> job = irouter.ray.Job(max_cost=5.0)                                                  # doctest: +SKIP
     >>> answers = prompts.map_batches(GridWorker, fn_constructor_kwargs={"models": ["openai/gpt-4o-mini"],
-    ...     "job": irouter.ray.Job(max_cost=5.0)}, concurrency=4, batch_size=256, batch_format="pyarrow")  # doctest: +SKIP
+    ...     "job": job}, compute=ray.data.ActorPoolStrategy(size=4), batch_format="pyarrow")  # doctest: +SKIP
 
     Args:
         models: the model slugs.
@@ -450,7 +450,7 @@ class GridWorker:
     def __call__(self, batch: Any) -> Any:
         """The cells of every row of ``batch`` (a pyarrow Table, a pandas DataFrame or a dict of columns), as a
         pyarrow Table, one row per (row, model)."""
-        import pyarrow as pa
+        import pyarrow as pa  # type: ignore[import-untyped]
 
         table = _as_table(batch)
         for name in (self.id_column, self.prompt_column):
@@ -531,8 +531,8 @@ def _schema(id_type: Any) -> Any:
 
     text, whole, real = pa.string(), pa.int64(), pa.float64()
     types = {"id": id_type, "error_status": whole, "requests": whole, "latency": real, "ttft": real}
-    types.update({n: whole for n in ("prompt_tokens", "completion_tokens", "total_tokens")})
-    types.update({n: real for n in ("cost", "estimated_cost")})
+    types.update(dict.fromkeys(("prompt_tokens", "completion_tokens", "total_tokens"), whole))
+    types.update(dict.fromkeys(("cost", "estimated_cost"), real))
     return pa.schema([(name, types.get(name, text)) for name in COLUMNS])
 
 
