@@ -42,7 +42,8 @@ def single(texts: list[str], server: common.Server) -> dict[str, Any]:
     cells = list(call.grid(texts, concurrency=CONCURRENCY, progress=False).run())
     wall = time.perf_counter() - start
     cpu1 = process_cpu(server.pid)
-    assert len(cells) == len(texts) * len(MODELS) and all(c.ok for c in cells)
+    if len(cells) != len(texts) * len(MODELS) or not all(c.ok for c in cells):
+        raise RuntimeError(f"Call.grid: {len(cells)} cells, {sum(not c.ok for c in cells)} failed")
     per_request = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / len(cells)
     return {"cells": len(cells), "wall_s": wall, "double_cpu_per_request_s": per_request}
 
@@ -60,7 +61,8 @@ def on_ray(texts: list[str], workers: int) -> dict[str, Any]:
     start = time.perf_counter()
     out = answers.take_all()
     wall = time.perf_counter() - start
-    assert len(out) == len(texts) * len(MODELS) and all(r["error"] is None for r in out)
+    if len(out) != len(texts) * len(MODELS) or any(r["error"] for r in out):
+        raise RuntimeError(f"irouter.ray.grid: {len(out)} cells, {sum(bool(r['error']) for r in out)} failed")
     times = sorted(job.finished().values())
     steady = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
     return {"cells": len(out), "wall_s": wall, "steady_cells_per_s": steady}

@@ -58,6 +58,7 @@ def router(double: OpenRouterDouble, cluster: None, monkeypatch: pytest.MonkeyPa
     """The module's double, emptied, with this process's environment pointing at it (as a user's would)."""
     double.reset()
     double.latency = 0.0
+    double.prices = PRICES
     monkeypatch.setenv("OPENROUTER_BASE_URL", double.base_url)
     monkeypatch.setenv("OPENROUTER_API_KEY", double.api_key)
     return double
@@ -134,21 +135,39 @@ def test_a_killed_worker_does_not_send_finished_cells_again(router: OpenRouterDo
 
 
 def test_max_cost_holds_for_the_whole_job(router: OpenRouterDouble) -> None:
-    job = irouter.ray.Job(max_cost=0.004)
-    answers = irouter.ray.grid(prompts(600), MODELS, job=job, concurrency_per_worker=16, batch_size=50, max_tokens=8)
+    probe = irouter.ray.grid(prompts(1), MODELS[:1], max_tokens=5).take_all()[0]["cost"]  # what one cell costs
+    router.reset()
+    cap = round(probe * 150, 9)
+    job = irouter.ray.Job(max_cost=cap)
+    answers = irouter.ray.grid(
+        prompts(600), MODELS[:1], job=job, concurrency_per_worker=16, batch_size=50, max_tokens=5
+    )
     rows = answers.take_all()
 
-    assert len(rows) == 1200
+    assert len(rows) == 600
     spent = sum(r["cost"] or 0.0 for r in rows)
-    assert spent <= 0.004
+    assert spent <= cap  # never above the cap, across both workers
+    assert spent >= 0.9 * cap  # and cells were refused only once the cap was nearly reached
     assert job.report()["spent"] == pytest.approx(spent)
     refused = [r for r in rows if r["error"] == "BudgetExceeded"]
     answered = [r for r in rows if r["error"] is None]
     assert refused
-    assert answered
-    assert len(refused) + len(answered) == 1200
-    assert "max_cost=$0.004" in refused[0]["error_message"]
+    assert len(refused) + len(answered) == 600
+    assert f"max_cost=${cap:g}" in refused[0]["error_message"]
     assert len(router.chat_requests) == len(answered)  # refused cells were never sent
+
+
+def test_a_large_budget_refuses_nothing(router: OpenRouterDouble) -> None:
+    router.prices = (0.000001, 0.000002)  # above the catalog's: answers cost more than the worst case they held
+    rows = [{"id": f"q{i}", "prompt": f"What is {i} + {i}? Answer with the number only."} for i in range(200)]
+    models = [MODELS[0], "meta-llama/llama-3.3-70b-instruct"]
+    job = irouter.ray.Job(max_cost=1.0)
+    answers = irouter.ray.grid(ray.data.from_items(rows), models, job=job, concurrency_per_worker=64, max_tokens=20)
+    out = answers.take_all()
+    assert [r["error_message"] for r in out if r["error"]] == []
+    assert len(router.chat_requests) == 400
+    assert job.report()["spent"] == pytest.approx(sum(r["cost"] for r in out))
+    assert job.report()["granted"] == pytest.approx(0.0, abs=1e-12)  # every grant settled
 
 
 def test_resume_sends_only_the_missing_cells(router: OpenRouterDouble, tmp_path: Path) -> None:

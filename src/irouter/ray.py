@@ -71,6 +71,10 @@ without a ``response_format``); ``error`` is the error's type name, beside its H
 
 KEY_VARIABLES = ("OPENROUTER_API_KEY", "OPENROUTER_BASE_URL")
 """Variables `grid` hands to its workers through ``runtime_env`` when the driver has them (plus ``api_key_env``)."""
+GRANT_MARGIN = 2.0
+"""A cell asks the job for this many times its estimated worst case: the requests it sends reserve their own worst
+case against the grant, estimated from the whole request body (a little more than the cell's), and a tool step
+needs a second reservation. What is not spent goes back to the job when the cell ends."""
 WAIT_FOR_BUDGET = 0.05
 """Seconds a worker waits before asking again for a cell's worst case that fits once other cells settle."""
 
@@ -130,9 +134,11 @@ class _JobState:
         self.granted += need
         return "ok", need
 
-    def settle(self, returned: float, spent: float) -> None:
+    def settle(self, returned: float, spent: float, excess: float = 0.0) -> None:
+        """A worker gives back ``returned`` dollars unspent and reports ``spent`` since it last settled, of which
+        ``excess`` was beyond what the job had granted (answers dearer than their worst case)."""
         self.spent += spent
-        self.granted = max(0.0, self.granted - returned - spent)
+        self.granted = max(0.0, self.granted - returned - spent + excess)
 
     # rate limits
     def pace(self, model: str, tokens: int) -> float:
@@ -248,8 +254,21 @@ class _JobMeter(_GridMeter):
         super().__init__(None if job_max_cost is None else 0.0, quote)
         self.job_max_cost = job_max_cost
 
+        self.excess = 0.0
+        """Dollars requests cost beyond the worst case they held (the server's price above the catalog's)."""
+
     def held(self) -> float:
         return 0.0  # the grid's local admission (`_Run._admit`) never waits: the job's grants do
+
+    def settle(self, hold: Any, entry: Any) -> None:
+        """`_GridMeter.settle`; a request that cost more than it held widens the grant by as much (the money is
+        spent: the job counts it when the worker settles), so one dear answer does not refuse the next cells."""
+        if self.max_cost is not None and hold is not None and entry is not None:
+            used = entry.cost if entry.cost is not None else (entry.estimated_cost or 0.0)
+            beyond = max(0.0, used - hold.cost)
+            self.max_cost += beyond
+            self.excess += beyond
+        super().settle(hold, entry)
 
     def reserve(self, model: str, body: Mapping[str, Any]) -> Any:
         try:
@@ -276,13 +295,14 @@ class _JobGate(_InFlight):
         self.actor, self.meter = actor, meter
         self.outstanding = 0.0
         self.reported = 0.0
+        self.reported_excess = 0.0
         self.pending: set[Any] = set()
 
     async def acquire(self, need: float | None) -> float | None:
         if self.meter.max_cost is None:
             return None
         while True:
-            verdict, granted = await self.actor.grant.remote(need or 0.0)
+            verdict, granted = await self.actor.grant.remote((need or 0.0) * GRANT_MARGIN)
             if verdict == "ok":
                 self.meter.max_cost += granted
                 self.outstanding += granted
@@ -302,12 +322,14 @@ class _JobGate(_InFlight):
         if self.meter.max_cost is None:
             return None
         spent = self.meter.spent() - self.reported
+        excess = self.meter.excess - self.reported_excess
         free = max(0.0, self.meter.max_cost - self.meter.spent() - self.outstanding)
         if not free and not spent:
             return None
         self.meter.max_cost -= free
         self.reported += spent
-        ref = self.actor.settle.remote(free, spent)
+        self.reported_excess += excess
+        ref = self.actor.settle.remote(free, spent, excess)
         self.pending.add(ref)
         return ref
 
