@@ -254,6 +254,10 @@ def test_bad_input_raises_before_anything_is_sent(router: OpenRouterDouble) -> N
         irouter.ray.grid([{"id": 1, "prompt": "x"}], MODELS)
     with pytest.raises(ValueError, match="max_cost"):
         irouter.ray.Job(max_cost=-1)
+    with pytest.raises(ValueError, match="rpm"):
+        irouter.ray.Job(rpm=0)
+    with pytest.raises(ValueError, match="tpm"):
+        irouter.ray.Job(tpm={"openai/gpt-4o-mini": -5})
     no_ids = ray.data.from_items([{"text": "hello"}])
     with pytest.raises(Exception, match="no 'id' column"):
         irouter.ray.grid(no_ids, MODELS).take_all()

@@ -196,8 +196,8 @@ class Job:
 
         check_limit("max_cost", max_cost)
         for name, value in (("rpm", rpm), ("tpm", tpm)):
-            if value is not None:
-                _per_model(name, value, list(value) if isinstance(value, Mapping) else [])
+            if value is not None:  # checked as a grid checks them (the models are not known here)
+                _per_model(name, value, list(value) if isinstance(value, Mapping) else ["every model"])
         ray = _ray()
         actor = ray.remote(num_cpus=0, max_restarts=0)(_JobState)
         self.max_cost = max_cost
@@ -223,10 +223,12 @@ class Job:
         ray, count, chunk = _ray(), 0, []
         for key in keys:
             chunk.append(key)
-            if len(chunk) >= 10_000:
+            if len(chunk) >= 10_000:  # a chunk at a time: an output of millions of cells is never one message
                 count = ray.get(self.actor.skip.remote(chunk))
                 chunk = []
-        return ray.get(self.actor.skip.remote(chunk)) if chunk or not count else count
+        if chunk or not count:
+            count = ray.get(self.actor.skip.remote(chunk))
+        return int(count)
 
 
 def _plain(value: Any) -> Any:
