@@ -394,7 +394,8 @@ class GridWorker:
 
     >>> job = irouter.ray.Job(max_cost=5.0)                                                  # doctest: +SKIP
     >>> answers = prompts.map_batches(GridWorker, fn_constructor_kwargs={"models": ["openai/gpt-4o-mini"],
-    ...     "job": job}, compute=ray.data.ActorPoolStrategy(size=4), batch_format="pyarrow")  # doctest: +SKIP
+    ...     "job": job}, compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0.5,
+    ...     batch_format="pyarrow")                                                          # doctest: +SKIP
 
     Args:
         models: the model slugs.
