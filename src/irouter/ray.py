@@ -255,7 +255,6 @@ class _JobMeter(_GridMeter):
     def __init__(self, job_max_cost: float | None, quote: Callable[[str], Any]) -> None:
         super().__init__(None if job_max_cost is None else 0.0, quote)
         self.job_max_cost = job_max_cost
-
         self.excess = 0.0
         """Dollars requests cost beyond the worst case they held (the server's price above the catalog's)."""
 
