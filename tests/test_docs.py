@@ -31,9 +31,15 @@ NEEDS_LOCAL = {"local-models.md"}
 """Pages whose examples run the real local model (the ``local`` extra)."""
 
 
+NEEDS_RAY = {"ray.md"}
+"""Pages whose examples start a local Ray cluster (the ``ray`` extra)."""
+
+
 def _param(path: Path) -> object:
     if path.name in NEEDS_LOCAL:
         return pytest.param(path, marks=pytest.mark.local, id=path.name)
+    if path.name in NEEDS_RAY:
+        return pytest.param(path, marks=[pytest.mark.ray, pytest.mark.timeout(600)], id=path.name)
     return pytest.param(path, id=path.name)
 
 
@@ -43,6 +49,8 @@ def test_examples_run(path: Path, router: OpenRouterDouble, monkeypatch: pytest.
         if os.environ.get("IROUTER_REQUIRE_LOCAL"):
             pytest.fail('the local extra is missing: pip install -e ".[local]"')
         pytest.skip('needs pip install "irouter[local]"')
+    if path.name in NEEDS_RAY and importlib.util.find_spec("ray") is None:
+        pytest.skip('needs pip install "irouter[ray]"')
     monkeypatch.chdir(ROOT)  # examples use paths such as docs/assets/cat.png
     monkeypatch.setenv("OPENROUTER_BASE_URL", router.base_url)
     monkeypatch.setenv("OPENROUTER_API_KEY", router.api_key)

@@ -103,7 +103,7 @@ def test_import_is_light() -> None:
     code = (
         "import sys, irouter\n"
         "heavy = {'httpx', 'httpx2', 'httpcore', 'httpcore2', 'truststore', 'openai', 'pydantic', 'anyio', 'ssl',\n"
-        "         'irouter.testing', 'http.server'}\n"
+        "         'irouter.testing', 'http.server', 'ray', 'pyarrow'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

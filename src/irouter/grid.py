@@ -136,6 +136,13 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def stored(cell: Cell) -> str:
+    """What the store keeps of a cell (shared by duplicates): `Cell.to_dict` without prompt_id, model, key and
+    from_store, as canonical JSON."""
+    kept = {k: v for k, v in cell.to_dict().items() if k not in ("prompt_id", "model", "key", "from_store")}
+    return canonical(kept)
+
+
 def _cell_from(row: st.CellRow, parse: Callable[[str, str], Any] | None, mine: str | None = None) -> Cell:
     """A stored cell read back for one grid row (``from_store`` unless this run wrote it, ``mine``)."""
     data = json.loads(row.result or "{}")
@@ -413,6 +420,9 @@ class Grid:
         """Send the cells through OpenRouter's Batch API (``deferred=True`` or ``"mixed"``: see `Call.grid`)."""
         self.poll_interval = 5.0
         """Seconds before a deferred run's first poll (the waits grow from there)."""
+        self._hooks: Any = None
+        """A cluster adapter's hooks (`irouter.ray`): ``hooks.attach(run)`` swaps a run's budget, rate limit and
+        in-flight gate for job-wide ones before it sends anything."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self._prompts)} prompts x {self.models}, store={str(self.path)!r})"
@@ -658,6 +668,8 @@ class Grid:
             else:
                 run = _Run(self, store, grid_id, plan, started, progress, parse)
                 run.in_flight = _InFlight(budget if isinstance(budget, (int, float)) else None)
+                if self._hooks is not None:
+                    self._hooks.attach(run)
                 async for cell in run.cells():
                     yield cell
             if progress is not None:
@@ -1145,11 +1157,8 @@ class _Run:
         finally:
             self.in_flight.release(held)
             self.limiter.release(ok)
-        stored = {k: v for k, v in cell.to_dict().items() if k not in ("prompt_id", "model", "key", "from_store")}
         try:
-            self.store.finish(
-                row.key, cell.ok, canonical(stored), cell.cost, cell.prompt_tokens, cell.completion_tokens
-            )
+            self.store.finish(row.key, cell.ok, stored(cell), cell.cost, cell.prompt_tokens, cell.completion_tokens)
         except Exception as exc:  # the caller still gets the cell; a later run sends it again
             import logging
 
