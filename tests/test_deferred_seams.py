@@ -4,13 +4,17 @@ response cache and the log in the same file, and store files written by earlier 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
-from irouter import Call
+from irouter import Call, Log
 from irouter import _batch_wire as wire
+from irouter import _store as st
+from irouter._store import SCHEMA_VERSION
 from irouter.testing import OpenRouterDouble
 
 LLAMA = "meta-llama/llama-3.3-70b-instruct"
@@ -81,8 +85,6 @@ def test_the_forecast_of_a_deferred_grid_prices_provider_slugs(router: OpenRoute
 
 
 def test_the_double_takes_only_provider_only_on_a_batch(router: OpenRouterDouble) -> None:
-    import httpx2
-
     url = router.base_url.replace("/api/v1", "/api/beta/batches")
     headers = {"Authorization": f"Bearer {router.api_key}"}
     lines = [wire.request_line("a" * 64, {"messages": [{"role": "user", "content": "Hi"}]})]
@@ -120,3 +122,96 @@ def test_a_deferred_grid_places_cache_breakpoints_like_a_normal_grid(tmp_path: P
         assert marks(normal) == [("system", "Be brief.", "1h"), ("user", "one", "1h")]
         assert marks({"model": ANTHROPIC, **item["body"]}) == marks(normal)
         assert item["body"]["messages"] == normal["messages"]
+
+
+# --------------------------------------------------------------------------------------------- older store files
+DATA = Path(__file__).resolve().parent / "data" / "store"
+PAIR = ["a/a", "b/b"]
+
+
+def load(path: Path, dump: str) -> Path:
+    with sqlite3.connect(path) as db:
+        db.executescript((DATA / dump).read_text())
+    return path
+
+
+def rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def version(path: Path) -> str:
+    return str(rows(path, "SELECT value FROM meta WHERE key = 'schema_version'")[0][0])
+
+
+def test_a_schema_2_log_and_grid_file_migrates_to_3_and_runs_deferred(router: OpenRouterDouble, tmp_path: Path) -> None:
+    """A file of schema 2 (a grid, a logged conversation, a response-cache row) opens, gets the batch tables, keeps
+    its grid cells, its log and its cache, and runs a deferred grid; the cache's row is never a grid or batch cell."""
+    path = load(tmp_path / "v2.sqlite", "store-v2.sql")
+    assert version(path) == "2"
+    call = Call(PAIR, base_url=router.base_url, api_key=router.api_key, temperature=0)
+    done = list(call.grid(["What is 2+2?", "Name a colour."], store=path, progress=False).run())
+    assert router.chat_requests == []
+    assert sorted(c.text for c in done) == sorted(["You said: What is 2+2?", "You said: Name a colour."] * 2)
+    assert version(path) == str(SCHEMA_VERSION)
+
+    log = Log(path)
+    (found,) = log.search("number")
+    assert log.get(found["id"])["history"]["a/a"][-1]["content"] == "You said: Remember the number 7."
+    assert log.cache_stats()["entries"] == 1
+
+    g = call.grid(["What is 2+2?", "Say hi."], store=path, progress=False, deferred=True, poll_interval=FAST)
+    assert g.forecast().models["a/a"].observed == 2  # the grid's done cells, not the cached chat answer
+    cells = list(g.run())
+    assert sorted((c.prompt_id, c.model, c.from_store) for c in cells) == sorted(
+        [(0, m, True) for m in PAIR] + [(1, m, False) for m in PAIR]
+    )
+    posts = submissions(router)
+    assert [len(p["requests"]) for p in posts] == [1, 1]
+    (response_key,) = rows(path, "SELECT key FROM cells WHERE kind = 'response'")
+    assert response_key not in {i["custom_id"] for p in posts for i in p["requests"]}
+    assert rows(path, "SELECT state, kind FROM cells WHERE key = ?", response_key) == [("done", "response")]
+    assert log.cache_stats()["entries"] == 1
+    assert len(Log(path).search("number")) == 1
+
+
+def test_a_file_with_the_unversioned_batch_tables_migrates_and_reattaches(
+    router: OpenRouterDouble, tmp_path: Path
+) -> None:
+    """A file written by the first deferred grids (schema 1 plus batch tables made without a version bump, two
+    batches still open) migrates to the current schema, and the next run re-attaches to the open batches: nothing
+    is submitted again, and their cells get their answers."""
+    path = load(tmp_path / "h21.sqlite", "store-v1-batches.sql")
+    assert version(path) == "1"
+    # the double holds the open batches under new ids: the file is made to name them (the requests are the same)
+    url = router.base_url.replace("/api/v1", "/api/beta/batches")
+    headers = {"Authorization": f"Bearer {router.api_key}"}
+    router.batches.pause()
+    for old, model in rows(path, "SELECT id, model FROM batches WHERE collected = 0"):
+        keys = [k for (k,) in rows(path, "SELECT key FROM batch_cells WHERE batch = ? ORDER BY rowid", (old,))]
+        lines = []
+        for key in keys:
+            request = json.loads(rows(path, "SELECT request FROM cells WHERE key = ?", (key,))[0][0])
+            lines.append(wire.request_line(key, {"messages": request["messages"], **request["options"]}))
+        new = httpx2.post(url, content=wire.submission(model, lines), headers=headers).json()["id"]
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE batches SET id = ? WHERE id = ?", (new, old))
+            db.execute("UPDATE batch_cells SET batch = ? WHERE batch = ?", (new, old))
+            db.execute("UPDATE cells SET owner = ? WHERE owner = ?", (st.BATCH_OWNER + new, st.BATCH_OWNER + old))
+    before = len(submissions(router))
+    router.batches.resume()
+
+    call = Call(PAIR, base_url=router.base_url, api_key=router.api_key, temperature=0)
+    g = call.grid(["Name a colour.", "Say hi."], store=path, progress=False, deferred=True, poll_interval=FAST)
+    cells = list(g.run())
+    assert version(path) == str(SCHEMA_VERSION)
+    assert len(submissions(router)) == before  # re-attached: nothing submitted again
+    assert router.chat_requests == []
+    assert sorted((c.prompt_id, c.model, c.text) for c in cells) == sorted(
+        (i, m, f"You said: {p}") for i, p in enumerate(["Name a colour.", "Say hi."]) for m in PAIR
+    )
+    assert rows(path, "SELECT COUNT(*) FROM batches WHERE collected = 0") == [(0,)]
+    assert rows(path, "SELECT DISTINCT kind FROM cells") == [("grid",)]
+    first = list(call.grid(["What is 2+2?"], store=path, progress=False).run())
+    assert [c.from_store for c in first] == [True, True]
+    assert Log(path).conversations() == []  # the log's tables are there too
