@@ -17,6 +17,9 @@ from irouter import _store as st
 from irouter._store import SCHEMA_VERSION
 from irouter.testing import OpenRouterDouble
 
+from .test_cli import env as cli_env  # noqa: F401 (a fixture)
+from .test_cli import run
+
 LLAMA = "meta-llama/llama-3.3-70b-instruct"
 FAST = 0.01
 
@@ -215,3 +218,25 @@ def test_a_file_with_the_unversioned_batch_tables_migrates_and_reattaches(
     first = list(call.grid(["What is 2+2?"], store=path, progress=False).run())
     assert [c.from_store for c in first] == [True, True]
     assert Log(path).conversations() == []  # the log's tables are there too
+
+
+def test_irouter_batches_lists_the_batches_of_older_files_and_of_a_log_file(
+    router: OpenRouterDouble,
+    cli_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    kept = load(tmp_path / "h21.sqlite", "store-v1-batches.sql")
+    out = run(cli_env, "batches", "--store", str(kept), "--json")
+    assert out.returncode == 0, out.stderr
+    listed = json.loads(out.stdout)
+    assert [(r["model"], r["status"], r["cells"], r["collected"]) for r in listed] == [
+        ("a/a", "completed", 1, True),
+        ("b/b", "completed", 1, True),
+        ("a/a", "validating", 2, False),
+        ("b/b", "validating", 2, False),
+    ]
+    log = load(tmp_path / "v2.sqlite", "store-v2.sql")
+    none = run(cli_env, "batches", "--store", str(log))
+    assert (none.returncode, none.stdout, none.stderr.strip()) == (0, "", "irouter: no batches")
+    assert len(Log(log).search("number")) == 1  # still the log it was
+    assert router.requests == []
