@@ -240,3 +240,41 @@ def test_irouter_batches_lists_the_batches_of_older_files_and_of_a_log_file(
     assert (none.returncode, none.stdout, none.stderr.strip()) == (0, "", "irouter: no batches")
     assert len(Log(log).search("number")) == 1  # still the log it was
     assert router.requests == []
+
+
+# --------------------------------------------------------------------------------------------- options of grids
+def test_grids_and_batches_refuse_a_calls_fallbacks_before_any_request(
+    router: OpenRouterDouble, tmp_path: Path
+) -> None:
+    """A grid and `Call.batch` refuse ``fallbacks=`` as their own option; given as a default of the `Call` it would
+    have run anyway (a cell answered by another model, kept under the cell's model). Refused the same way."""
+    kwargs = {"base_url": router.base_url, "api_key": router.api_key}
+
+    def no(answer: str) -> bool:
+        return False
+
+    for defaults in ({"fallbacks": ["b/b"]}, {"fallbacks": ["b/b"], "fallback_on": no}):
+        call = Call(["a/a"], **kwargs, **defaults)
+        for make in (
+            lambda c: c.grid(["hi"], store=tmp_path / "g.sqlite", progress=False),
+            lambda c: c.grid(["hi"], store=tmp_path / "g.sqlite", progress=False, deferred=True),
+            lambda c: c.batch(["hi"]),
+        ):
+            with pytest.raises(TypeError, match=r"fallbacks= \(a default of this Call\(\.\.\.\)\) is not an option"):
+                make(call)
+    assert router.requests == []
+
+
+def test_a_grid_takes_the_options_that_make_sense_there(router: OpenRouterDouble, tmp_path: Path) -> None:
+    """A grid keeps its answers in its own store: a Call's ``cache_responses`` default is left to its calls, and
+    the grid's own ``cache_responses=``/``log=`` are refused, saying why; ``cache=True`` and ``models=`` are sent."""
+    kwargs = {"base_url": router.base_url, "api_key": router.api_key}
+    call = Call(["a/a"], temperature=0, cache_responses=True, **kwargs)
+    with pytest.raises(TypeError, match=r"cache_responses= is not an option of call\.grid.*its own store"):
+        call.grid(["hi"], cache_responses=True)
+    with pytest.raises(TypeError, match=r"log= is not an option of call\.grid.*belongs to a Chat"):
+        call.grid(["hi"], log=True)
+    assert router.requests == []
+    cells = list(call.grid(["hi"], store=tmp_path / "g.sqlite", progress=False, models=["b/b"]).run())
+    assert [c.text for c in cells] == ["You said: hi"]
+    assert [b["models"] for b in router.chat_requests] == [["b/b"]]
