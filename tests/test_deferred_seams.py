@@ -278,3 +278,44 @@ def test_a_grid_takes_the_options_that_make_sense_there(router: OpenRouterDouble
     cells = list(call.grid(["hi"], store=tmp_path / "g.sqlite", progress=False, models=["b/b"]).run())
     assert [c.text for c in cells] == ["You said: hi"]
     assert [b["models"] for b in router.chat_requests] == [["b/b"]]
+
+
+# --------------------------------------------------------------------------------------------- the double's routes
+def test_the_doubles_routes_coexist_and_unknown_ones_are_404(router: OpenRouterDouble) -> None:
+    headers = {"Authorization": f"Bearer {router.api_key}"}
+    origin = router.base_url.removesuffix("/api/v1")
+    known = {
+        ("GET", "/api/v1/models"): 200,
+        ("GET", f"/api/v1/models/{LLAMA}/endpoints"): 200,
+        ("GET", "/api/beta/batches"): 200,
+        ("GET", "/api/v1/credits"): 200,
+    }
+    for (method, path), status in known.items():
+        assert httpx2.request(method, origin + path, headers=headers).status_code == status, path
+    embedded = httpx2.post(f"{router.base_url}/embeddings", json={"model": "m/e", "input": "hi"}, headers=headers)
+    assert embedded.status_code == 200
+    chat = httpx2.post(
+        f"{router.base_url}/chat/completions",
+        json={"model": LLAMA, "messages": [{"role": "user", "content": "hi"}]},
+        headers=headers,
+    )
+    assert chat.json()["choices"][0]["message"]["content"] == "You said: hi"
+    unknown = [
+        ("GET", "/api/v1/embeddings"),
+        ("GET", "/api/v1/chat/completions"),
+        ("POST", "/api/v1/models"),
+        ("POST", "/api/v1/nothing"),
+        ("DELETE", "/api/v1/models"),
+        ("GET", "/api/beta/nothing"),
+        ("POST", "/api/beta/batches/batch_1/cancel"),
+        ("GET", "/api/beta/batches/batch_1/results"),
+        ("DELETE", "/api/beta/batches"),
+        ("GET", "/api/beta/batchesXYZ"),
+    ]
+    for method, path in unknown:
+        answer = httpx2.request(method, origin + path, headers=headers, content=b"{}")
+        assert answer.status_code == 404, (method, path, answer.text)
+    # only what was answered counts as a chat or embeddings request
+    assert router.chat_requests == [{"model": LLAMA, "messages": [{"role": "user", "content": "hi"}]}]
+    assert router.embedding_requests == [{"model": "m/e", "input": "hi"}]
+    assert router.batches.ids == []
