@@ -319,3 +319,50 @@ def test_the_doubles_routes_coexist_and_unknown_ones_are_404(router: OpenRouterD
     assert router.chat_requests == [{"model": LLAMA, "messages": [{"role": "user", "content": "hi"}]}]
     assert router.embedding_requests == [{"model": "m/e", "input": "hi"}]
     assert router.batches.ids == []
+
+
+# --------------------------------------------------------------------------------------------- normal after deferred
+def test_a_normal_run_collects_the_batches_a_dead_deferred_run_left(router: OpenRouterDouble, tmp_path: Path) -> None:
+    """A deferred run killed after submitting; the next run of the grid is a normal one. It sends the cells no
+    batch holds, and collects the open batches for the others (it neither sends them again nor waits forever)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from .test_batches import SCRIPT, stored_batches
+
+    store = tmp_path / "run.sqlite"
+    router.batches.pause()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "IROUTER_"))}
+    first = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, router.base_url, router.api_key, str(store), *PAIR],
+        env={**env, "IROUTER_CACHE_DIR": str(tmp_path / "cache")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while len(stored_batches(store)) < 2:
+        assert first.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    router.batches.resume()
+
+    prompts = [f"Prompt number {i}" for i in range(6)]  # the 5 in the batches and one more
+    call = Call(PAIR, base_url=router.base_url, api_key=router.api_key)
+    cells: list[Any] = []
+    grid = call.grid(prompts, store=store, progress=False, poll_interval=FAST)
+    thread = threading.Thread(target=lambda: cells.extend(grid.run()), daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the normal run waited forever for cells held by open batches"
+    assert sorted((c.prompt_id, c.model, c.text) for c in cells) == sorted(
+        (i, m, f"You said: {p}") for i, p in enumerate(prompts) for m in PAIR
+    )
+    assert sorted(b["messages"][-1]["content"] for b in router.chat_requests) == [prompts[5]] * 2
+    assert len(submissions(router)) == 2
+    assert rows(store, "SELECT COUNT(*) FROM batches WHERE collected = 0") == [(0,)]

@@ -118,6 +118,14 @@ class Deferred:
         async for cell in self._poll():
             yield cell
 
+    async def collect(self) -> AsyncIterator[Cell]:
+        """Submit nothing: wait for the open batches of the store and write their cells (a normal run of a grid
+        some of whose cells an earlier deferred run left in batches)."""
+        for row in self.store.rows(self.grid_id):
+            self.rows.setdefault(row.key, []).append(row)
+        async for cell in self._poll():
+            yield cell
+
     def _plan_cells(self) -> tuple[list[str], set[str]]:
         """(keys to batch, keys to run normally): refused cells are named here, before anything is submitted."""
         todo: list[str] = []
