@@ -366,3 +366,17 @@ def test_a_normal_run_collects_the_batches_a_dead_deferred_run_left(router: Open
     assert sorted(b["messages"][-1]["content"] for b in router.chat_requests) == [prompts[5]] * 2
     assert len(submissions(router)) == 2
     assert rows(store, "SELECT COUNT(*) FROM batches WHERE collected = 0") == [(0,)]
+
+
+def test_a_deferred_grid_sends_extra_headers_with_its_batches(router: OpenRouterDouble, tmp_path: Path) -> None:
+    """``extra_headers=`` go with every request of a grid, the batch routes' included (a gateway that needs them
+    would refuse the submission otherwise)."""
+    call = Call(PAIR, base_url=router.base_url, api_key=router.api_key)
+    headers = {"X-Team": "evals"}
+    g = call.grid(
+        ["hi"], store=tmp_path / "g.sqlite", progress=False, deferred=True, poll_interval=FAST, extra_headers=headers
+    )
+    assert all(c.ok for c in g.run())
+    batch_requests = [r for r in router.requests if r.path.startswith("/api/beta/batches")]
+    assert {r.method for r in batch_requests} == {"POST", "GET"}
+    assert all(r.headers.get("x-team") == "evals" for r in batch_requests)

@@ -225,7 +225,9 @@ class Deferred:
 
         async def attempt() -> Any:
             self.plan.cancel.check()
-            return await self.endpoint.arequest("POST", wire.ROUTE, content, timeout=self.plan.timeout)
+            return await self.endpoint.arequest(
+                "POST", wire.ROUTE, content, timeout=self.plan.timeout, extra_headers=self.plan.extra_headers
+            )
 
         return wire.read_batch(await retry.acall(attempt, self.plan.policy()))
 
@@ -280,7 +282,9 @@ class Deferred:
     async def _get(self, batch: str) -> Any:
         async def attempt() -> Any:
             self.plan.cancel.check()
-            return await self.endpoint.arequest("GET", f"{wire.ROUTE}/{batch}", timeout=self.plan.timeout)
+            return await self.endpoint.arequest(
+                "GET", f"{wire.ROUTE}/{batch}", timeout=self.plan.timeout, extra_headers=self.plan.extra_headers
+            )
 
         try:
             return await retry.acall(attempt, self.plan.policy())
