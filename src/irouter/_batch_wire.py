@@ -6,9 +6,11 @@ quickstart page and the official Python SDK's reference) and the docs' own examp
 the field order of a submission, the status names, the limits, what the validation refuses, how a result reads.
 
 - Routes: ``POST/GET {origin}/api/beta/batches``, ``GET/DELETE .../{id}`` (not under ``/api/v1``; `batches_base`).
-- A submission is ``{"endpoint", "model", "requests": [{"custom_id", "body"}]}`` with ``endpoint`` and ``model``
-  before ``requests`` in the JSON text (the server stream-parses it; ``requests`` first is a 400): `submission`
-  writes the bytes itself, never through a key-sorting encoder.
+- A submission is ``{"endpoint", "model", "provider"?, "requests": [{"custom_id", "body"}]}`` with ``endpoint``
+  and ``model`` before ``requests`` in the JSON text (the server stream-parses it; ``requests`` first is a 400):
+  `submission` writes the bytes itself, never through a key-sorting encoder. ``model`` is the plain slug (a
+  ``model@provider`` slug's provider goes in ``provider: {"only": [...]}``, the one routing key documented for a
+  batch, and in each request's own routing, as a normal request sends it).
 - A batch moves ``validating -> in_progress -> finalizing -> completed`` (or ``failed``, ``expired``,
   ``cancelling``, ``cancelled``); ``results`` come inline once ``completed``, each with exactly one of ``response``
   or ``error`` (`read_result`).
@@ -91,10 +93,22 @@ def request_line(key: str, body: Mapping[str, Any]) -> bytes:
     return b'{"custom_id":' + _dumps(custom_id(key)) + b',"body":' + _dumps(fields) + b"}"
 
 
-def submission(model: str, lines: Sequence[bytes], endpoint: str = ENDPOINT) -> bytes:
-    """The submit body's bytes: ``endpoint`` and ``model`` first, then ``requests`` (field order matters)."""
-    head = b'{"endpoint":' + _dumps(endpoint) + b',"model":' + _dumps(model) + b',"requests":['
-    return head + b",".join(lines) + b"]}"
+def submission(
+    model: str, lines: Sequence[bytes], endpoint: str = ENDPOINT, provider: Mapping[str, Any] | None = None
+) -> bytes:
+    """The submit body's bytes: ``endpoint`` and ``model`` first, then the batch's ``provider`` routing if any,
+    then ``requests`` (field order matters)."""
+    head = b'{"endpoint":' + _dumps(endpoint) + b',"model":' + _dumps(model)
+    if provider:
+        head += b',"provider":' + _dumps(dict(provider))
+    return head + b',"requests":[' + b",".join(lines) + b"]}"
+
+
+def batch_provider(routing: Any) -> dict[str, Any] | None:
+    """The batch-level ``provider`` for requests routed with ``routing`` (their body's ``provider``): its
+    ``only`` list, the one routing key the Batch API documents for a batch (the requests keep their own)."""
+    only = routing.get("only") if isinstance(routing, Mapping) else None
+    return {"only": list(only)} if isinstance(only, (list, tuple)) and only else None
 
 
 SUBMISSION_OVERHEAD = 256

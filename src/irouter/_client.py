@@ -359,7 +359,9 @@ class ModelClient:
             if found is not None and isinstance(found.endpoint, Endpoint):
                 found.endpoint.check_key(f"register the endpoint of {model!r} again in this process, with its key.")
         check_options(kwargs, place, spelling=self._openrouter)
-        options = merge_options(getattr(self, "defaults", {}), kwargs)
+        defaults = getattr(self, "defaults", {})
+        opts.check_defaults({k: v for k, v in defaults.items() if v is not None}, place, self._place_new)
+        options = merge_options(defaults, kwargs)
         body, client = opts.split(options)
         plan = Plan(body, extra_headers=client.get("extra_headers"), timeout=client.get("timeout"))
         if client.get("max_retries") is not None:

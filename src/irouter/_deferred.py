@@ -32,6 +32,7 @@ from .errors import BatchRefusedError, BudgetExceeded
 
 if TYPE_CHECKING:
     from ._client import Plan
+    from ._engine import TurnSpec
     from .call import _OneOff
     from .grid import Cell, Grid, _Progress
 
@@ -101,6 +102,8 @@ class Deferred:
         self.holds: dict[str, Hold] = {}
         self.out: list[Cell] = []
         self.counts = {"submitted": 0, "open": 0}
+        self.specs: dict[str, TurnSpec] = {}
+        """Each model's turn spec (what its request bodies are made with)."""
 
     # ------------------------------------------------------------------------------------------ the run
     async def cells(self) -> AsyncIterator[Cell]:
@@ -112,6 +115,14 @@ class Deferred:
         if normal:
             async for cell in self._run_normally(normal):
                 yield cell
+        async for cell in self._poll():
+            yield cell
+
+    async def collect(self) -> AsyncIterator[Cell]:
+        """Submit nothing: wait for the open batches of the store and write their cells (a normal run of a grid
+        some of whose cells an earlier deferred run left in batches)."""
+        for row in self.store.rows(self.grid_id):
+            self.rows.setdefault(row.key, []).append(row)
         async for cell in self._poll():
             yield cell
 
@@ -143,10 +154,12 @@ class Deferred:
         return row.state == st.PENDING or (row.state == st.FAILED and self.grid.retry_failed)
 
     def _body(self, row: st.CellRow) -> dict[str, Any]:
-        from ._wire import build_body
-
-        request = json.loads(row.request)
-        return build_body(row.model, request["messages"], self.grid._options)
+        """The cell's request body, made as a normal request of the grid's call would make it (`ModelClient._spec`:
+        the plain slug and pinned routing of ``model@provider``, prompt-cache breakpoints)."""
+        spec = self.specs.get(row.model)
+        if spec is None:
+            spec = self.specs[row.model] = self.grid._call._spec(row.model, self.plan)
+        return spec.body(row.model, json.loads(row.request)["messages"], spec.turn_options())
 
     # ------------------------------------------------------------------------------------------ submitting
     async def _submit_model(self, model: str, keys: list[str]) -> None:
@@ -158,6 +171,7 @@ class Deferred:
             return
         bodies = {k: self._body(self.rows[k][0]) for k in claimed}
         lines = [wire.request_line(k, bodies[k]) for k in claimed]
+        first = bodies[claimed[0]]  # the model's bodies share their model and routing
         for part in wire.split(lines):
             keys_in = [claimed[i] for i in part]
             hold = self._reserve(model, [bodies[k] for k in keys_in])
@@ -165,7 +179,7 @@ class Deferred:
                 self._fail(keys_in, model, hold)
                 continue
             try:
-                info = await self._send_batch(model, [lines[i] for i in part])
+                info = await self._send_batch(first["model"], first.get("provider"), [lines[i] for i in part])
             except Exception as exc:
                 self.meter.settle(hold, None)
                 self._fail(keys_in, model, exc)
@@ -205,12 +219,15 @@ class Deferred:
             meter.holds.append(hold)
         return hold
 
-    async def _send_batch(self, model: str, lines: list[bytes]) -> wire.BatchInfo:
-        content = wire.submission(model, lines)
+    async def _send_batch(self, model: str, provider: Any, lines: list[bytes]) -> wire.BatchInfo:
+        """Submit one batch for ``model`` (the name the server knows), with the routing its requests carry."""
+        content = wire.submission(model, lines, provider=wire.batch_provider(provider))
 
         async def attempt() -> Any:
             self.plan.cancel.check()
-            return await self.endpoint.arequest("POST", wire.ROUTE, content, timeout=self.plan.timeout)
+            return await self.endpoint.arequest(
+                "POST", wire.ROUTE, content, timeout=self.plan.timeout, extra_headers=self.plan.extra_headers
+            )
 
         return wire.read_batch(await retry.acall(attempt, self.plan.policy()))
 
@@ -265,7 +282,9 @@ class Deferred:
     async def _get(self, batch: str) -> Any:
         async def attempt() -> Any:
             self.plan.cancel.check()
-            return await self.endpoint.arequest("GET", f"{wire.ROUTE}/{batch}", timeout=self.plan.timeout)
+            return await self.endpoint.arequest(
+                "GET", f"{wire.ROUTE}/{batch}", timeout=self.plan.timeout, extra_headers=self.plan.extra_headers
+            )
 
         try:
             return await retry.acall(attempt, self.plan.policy())

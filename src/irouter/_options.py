@@ -178,6 +178,28 @@ def check(options: Mapping[str, Any], place: str, spelling: bool = True) -> None
         raise TypeError("extra_body may not set 'stream': pass stream=True to the call")
 
 
+CHECKS_DEFAULTS = frozenset({GRID, BATCH})
+"""Places whose requests also take the defaults of the `Call` they are made from, which must then suit them too."""
+IGNORED_DEFAULTS: dict[str, frozenset[str]] = {GRID: frozenset({"cache_responses", "cache_responses_ttl"})}
+"""Defaults a place leaves alone on purpose (a grid keeps its answers in its own store, not the response cache)."""
+
+
+def check_defaults(defaults: Mapping[str, Any], place: str, owner: str) -> None:
+    """Refuse, before any request, a default given to ``owner`` (``Call(...)``) that ``place`` does not accept
+    (``fallbacks`` at a grid): it would apply there although the option itself is refused. Constructor-only
+    settings and `IGNORED_DEFAULTS` pass; only places of `CHECKS_DEFAULTS` are checked."""
+    if place not in CHECKS_DEFAULTS:
+        return
+    for key in defaults:
+        option = BY_NAME.get(key)
+        if option is None or place in option.where or option.where <= NEW or key in IGNORED_DEFAULTS.get(place, ()):
+            continue
+        raise TypeError(
+            f"{key}= (a default of this {owner}) is not an option of {place}: {option.hint or 'see the docs'}. "
+            f"Make the {place} from a {owner} without it."
+        )
+
+
 def _check_spelling(key: str) -> None:
     """An option that is not known but looks like a known one is almost surely a typo: say so rather than send
     it (OpenRouter would silently ignore it). Unknown names that look like nothing known pass through."""

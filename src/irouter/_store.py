@@ -340,10 +340,11 @@ class Store:
         return found
 
     def observed(self, model: str) -> Observed | None:
-        """Completion tokens of ``model``'s done cells (for the forecast); ``None`` when there are none."""
+        """Completion tokens of ``model``'s done grid cells (for the forecast; the response cache's rows are
+        chats' answers, not cells); ``None`` when there are none."""
         row = self._db.execute(
             "SELECT COUNT(*), AVG(completion_tokens), MIN(completion_tokens) FROM cells "
-            "WHERE model = ? AND state = 'done' AND completion_tokens IS NOT NULL",
+            "WHERE model = ? AND state = 'done' AND kind = 'grid' AND completion_tokens IS NOT NULL",
             (model,),
         ).fetchone()
         if not row or not row[0]:

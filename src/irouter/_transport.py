@@ -342,14 +342,21 @@ class Endpoint:
         *,
         params: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """`request`, awaited."""
-        return await self._raw(method, path, content, params, timeout).read_async()
+        """`request`, awaited (with the call's ``extra_headers``, as its other requests)."""
+        return await self._raw(method, path, content, params, timeout, extra_headers).read_async()
 
     def _raw(
-        self, method: str, path: str, content: bytes | None, params: Mapping[str, str] | None, timeout: float | None
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+        timeout: float | None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> _Request:
-        request = self._prepare(method, path, None, None, timeout, None)
+        request = self._prepare(method, path, None, extra_headers, timeout, None)
         if content is not None:
             request.kwargs["content"] = content
         if params:

@@ -672,6 +672,12 @@ class Grid:
                     self._hooks.attach(run)
                 async for cell in run.cells():
                     yield cell
+                if run.batched and self._call._endpoint is not None:  # an earlier deferred run's open batches
+                    from ._deferred import Deferred
+
+                    polling = replace(plan, cancel=CancelSignal())  # the run's signal is set when it ends
+                    async for cell in Deferred(self, store, grid_id, polling, started, progress, parse).collect():
+                        yield cell
             if progress is not None:
                 progress.close()
         finally:
@@ -702,6 +708,11 @@ class Grid:
             return self._register(store)
         finally:
             store.close()
+
+
+def _in_batch(owner: str | None) -> bool:
+    """Whether a running cell's owner is a Batch API batch (``batch:<id>``: no lease, no process to wait for)."""
+    return owner is not None and owner.startswith(st.BATCH_OWNER)
 
 
 def _after(row: st.CellRow, started: float) -> bool:
@@ -1024,6 +1035,9 @@ class _Run:
         self.dispatcher: asyncio.Future[None] | None = None
         self.in_flight = _InFlight(None)
         """The grid's in-flight budget (set by the caller once it knows the account's balance)."""
+        self.batched = False
+        """Some cells are held by Batch API batches (an earlier deferred run): not waited for here, but collected
+        once this run ends (`Grid._acells`)."""
 
     async def cells(self) -> AsyncIterator[Cell]:
         end = object()
@@ -1083,6 +1097,8 @@ class _Run:
                 claimed.discard(row.key)  # a later duplicate finds it in flight, or finished
                 self.inflight[row.key] = [row]
                 await self._start(row)
+            elif _in_batch(row.owner if row.state == st.RUNNING else None):
+                self.batched = True  # its batch is polled once the run ends
             elif self._sendable(row) or _after(row, self.started):
                 self.waiting.append(row)  # held by another process, or finished since the run started
 
@@ -1119,9 +1135,11 @@ class _Run:
                 elif self.store.claim([row.key], self.grid.retry_failed, self.started):  # its owner let go
                     self.inflight[row.key] = [row]
                     await self._start(row)
-                elif self.store.cell(row.key)[0] in (st.DONE, st.FAILED):
+                elif (state := self.store.cell(row.key))[0] in (st.DONE, st.FAILED):
                     fresh = self.store.page(self.grid_id, row.seq - 1, 1)[0]
                     await self._emit(_cell_from(fresh, self.parse, self.store.owner))
+                elif _in_batch(state[1]):  # another process's deferred run submitted it meanwhile
+                    self.batched = True
                 else:
                     self.waiting.append(row)  # still in flight elsewhere
             if self.waiting:

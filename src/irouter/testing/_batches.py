@@ -45,6 +45,8 @@ class _Batch:
     elapsed: float = 0.0
     seen: float = field(default_factory=time.monotonic)
     finalized_at: int | None = None
+    provider: dict[str, Any] | None = None
+    """The batch's routing (``{"only": [...]}``), used by requests that route nothing themselves."""
 
 
 class BatchQueue:
@@ -250,6 +252,14 @@ class BatchQueue:
             return "model is required", None
         if not isinstance(requests, list) or not requests:
             return "requests must be a non-empty array", None
+        provider = body.get("provider")
+        if provider is not None and (
+            not isinstance(provider, dict)
+            or set(provider) != {"only"}
+            or not isinstance(provider["only"], list)
+            or not all(isinstance(p, str) for p in provider["only"])
+        ):
+            return "provider: only provider.only (a list of provider slugs) is supported in batches", None
         ids = [r.get("custom_id") if isinstance(r, dict) else None for r in requests]
         if any(not isinstance(i, str) for i in ids) or len(set(ids)) != len(ids):
             return "every request needs a unique custom_id", None
@@ -257,12 +267,16 @@ class BatchQueue:
             return "every request needs a body, whose model (if any) is the batch's", None
         created = int(time.time())
         batch_id = "batch_" + "".join(random.choices("0123456789abcdef", k=24))
-        batch = _Batch(batch_id, model, endpoint, created, [])
+        batch = _Batch(batch_id, model, endpoint, created, [], provider=provider)
         refused = next((why for r in requests if (why := _refused(r["body"]))), None)
         if refused:
             batch.outcome = ("failed", f"Validation failed: {refused}")
         else:
-            batch.results = [self._answer(model, r["custom_id"], r["body"]) for r in requests]
+            routed = [
+                r["body"] if provider is None or "provider" in r["body"] else {**r["body"], "provider": provider}
+                for r in requests
+            ]
+            batch.results = [self._answer(model, r["custom_id"], b) for r, b in zip(requests, routed, strict=True)]
         return None, batch
 
     def _answer(self, model: str, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -192,8 +192,8 @@ class OpenRouterDouble:
 
     @property
     def embedding_requests(self) -> list[dict[str, Any]]:
-        """The JSON bodies of every ``/embeddings`` request, in order."""
-        return [r.json for r in list(self.requests) if r.path.endswith("/embeddings")]
+        """The JSON bodies of every ``POST /embeddings`` request, in order."""
+        return [r.json for r in list(self.requests) if r.method == "POST" and r.path.endswith("/embeddings")]
 
     def reset(self) -> None:
         """Forget queued replies and recorded requests."""
@@ -206,8 +206,8 @@ class OpenRouterDouble:
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
-        """The JSON bodies of every ``/chat/completions`` request, in order."""
-        return [r.json for r in list(self.requests) if r.path.endswith("/chat/completions")]
+        """The JSON bodies of every ``POST /chat/completions`` request, in order."""
+        return [r.json for r in list(self.requests) if r.method == "POST" and r.path.endswith("/chat/completions")]
 
     def _next(self, model: str | None, request: dict[str, Any]) -> Script:
         with self._lock:
