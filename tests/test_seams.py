@@ -336,3 +336,23 @@ def test_fallbacks_that_are_not_slugs_are_refused_clearly(router: OpenRouterDoub
     with pytest.raises(TypeError, match="fallbacks must be a model slug or a list of slugs"):
         Chat(B, **connect)("hi", fallbacks=value)
     assert router.chat_requests == []
+
+
+@pytest.mark.parametrize("duplicate", ["pickle", "deepcopy"])
+def test_a_copied_chat_is_logged_as_a_conversation_of_its_own(
+    router: OpenRouterDouble, connect: dict, tmp_path: Path, duplicate: str
+) -> None:
+    """Two chats going on from one conversation must not write over each other's messages in the log."""
+    import copy
+    import pickle
+
+    path = tmp_path / "logs.db"
+    chat = Chat(A, log=path, **connect)
+    chat("q1")
+    twin = pickle.loads(pickle.dumps(chat)) if duplicate == "pickle" else copy.deepcopy(chat)
+    twin.api_key = router.api_key  # never pickled
+    chat("from the original")
+    twin("from the copy")
+    assert twin.log_id != chat.log_id
+    assert Log(path).get(chat.log_id)["history"] == {A: chat.history}
+    assert Log(path).get(twin.log_id)["history"] == {A: twin.history}

@@ -154,6 +154,16 @@ class _Conversation(ModelClient):
         super().__setstate__(state)
         self._new_locks()
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_log_id"], state["_logged"] = None, {}  # unpickled, it goes on as a conversation of its own
+        return state
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        twin = super().__deepcopy__(memo)
+        twin._new_log_conversation()  # both may go on: neither writes over the other's messages in the log
+        return twin
+
     def _start(self) -> list[dict[str, Any]]:
         return [{"role": "system", "content": self.system}] if self.system else []
 
