@@ -143,10 +143,12 @@ class Deferred:
         return row.state == st.PENDING or (row.state == st.FAILED and self.grid.retry_failed)
 
     def _body(self, row: st.CellRow) -> dict[str, Any]:
+        from ._routing import parse_slug
         from ._wire import build_body
 
         request = json.loads(row.request)
-        return build_body(row.model, request["messages"], self.grid._options)
+        pinned = parse_slug(row.model)  # "x/y@provider": the plain slug, with the provider routing
+        return build_body(pinned.model, request["messages"], pinned.apply(self.grid._options))
 
     # ------------------------------------------------------------------------------------------ submitting
     async def _submit_model(self, model: str, keys: list[str]) -> None:
@@ -206,7 +208,9 @@ class Deferred:
         return hold
 
     async def _send_batch(self, model: str, lines: list[bytes]) -> wire.BatchInfo:
-        content = wire.submission(model, lines)
+        from ._routing import plain
+
+        content = wire.submission(plain(model), lines)  # OpenRouter knows the plain slug; the routing is per request
 
         async def attempt() -> Any:
             self.plan.cancel.check()

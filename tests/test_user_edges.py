@@ -1,0 +1,42 @@
+"""Edge cases found by using the new features from the outside, as a first-time user would: each test names the
+user-visible behaviour it pins down, against the OpenRouter double over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import irouter
+from irouter import Call
+from irouter.testing import OpenRouterDouble
+
+
+def test_a_deferred_grid_of_a_provider_slug_sends_the_plain_model_and_its_routing(tmp_path: Path) -> None:
+    """OpenRouter knows no 'x/y@provider' model: a batch carries the plain slug, and each request the provider
+    routing, exactly as a normal request would; the cells keep the full name."""
+    slug = "meta-llama/llama-3.3-70b-instruct@together:fp8"
+    with OpenRouterDouble() as router:
+        router.batches.step = 0.03
+        call = Call(slug, base_url=router.base_url, api_key=router.api_key, temperature=0)
+        grid = call.grid(["Hi"], store=tmp_path / "g.sqlite", deferred=True, progress=False, poll_interval=0.01)
+        cells = list(grid.run())
+        call("Hi")  # the same request the normal way, to compare
+    [post] = [r for r in router.requests if r.method == "POST" and r.path == "/api/beta/batches"]
+    body = json.loads(post.body)
+    assert body["model"] == "meta-llama/llama-3.3-70b-instruct"
+    [item] = body["requests"]
+    normal = router.chat_requests[-1]
+    assert item["body"]["provider"] == normal["provider"] == {
+        "order": ["together"],
+        "only": ["together"],
+        "allow_fallbacks": False,
+        "quantizations": ["fp8"],
+    }
+    assert {k: v for k, v in normal.items() if k != "model"} == item["body"]
+    [cell] = cells
+    assert cell.ok, cell.error
+    assert cell.model == slug
