@@ -12,6 +12,7 @@ import pytest
 
 import irouter
 from irouter import Call
+from irouter.endpoints import unregister_endpoint
 from irouter.testing import OpenRouterDouble
 
 
@@ -40,3 +41,25 @@ def test_a_deferred_grid_of_a_provider_slug_sends_the_plain_model_and_its_routin
     [cell] = cells
     assert cell.ok, cell.error
     assert cell.model == slug
+
+
+def test_providers_of_an_unknown_model_say_what_to_do(router: OpenRouterDouble) -> None:
+    with pytest.raises(irouter.NotFoundError) as caught:
+        irouter.providers("no-such/model", base_url=router.base_url)
+    text = str(caught.value)
+    assert "Resource not found" in text and "'no-such/model'" in text and "irouter models" in text
+    assert caught.value.model == "no-such/model"
+
+
+def test_providers_of_a_local_or_registered_model_are_refused_before_any_request(
+    router: OpenRouterDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENROUTER_BASE_URL", router.base_url)  # the default endpoint is the double
+    irouter.register_endpoint("mine/", router.base_url, api_key="k")
+    try:
+        for slug in ("local/smollm2", "mine/model"):
+            with pytest.raises(ValueError, match="not served through OpenRouter"):
+                irouter.providers(slug)
+    finally:
+        unregister_endpoint("mine/")
+    assert router.requests == []
