@@ -63,3 +63,30 @@ def test_providers_of_a_local_or_registered_model_are_refused_before_any_request
     finally:
         unregister_endpoint("mine/")
     assert router.requests == []
+
+
+def test_a_server_that_never_answers_at_start_is_stopped_before_the_error(
+    router: OpenRouterDouble, connect: dict[str, str], tmp_path: Path
+) -> None:
+    """start_timeout= is the wait: when it passes, the silent server is stopped then and there (not left running
+    while irouter waits for a session that never opened), and nothing is sent."""
+    pytest.importorskip("mcp")
+    import irouter.mcp
+    from irouter import Chat
+
+    pidfile = tmp_path / "pid"
+    code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    silent = irouter.mcp.stdio(sys.executable, "-c", code, start_timeout=1)
+    chat = Chat("m/m", tools=[silent], **connect)
+    with pytest.raises(irouter.mcp.MCPServerError, match=r"did not start in 1 s"):
+        chat("hi")
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the server that did not start was still running when the error was raised")
+    assert router.requests == []
+    chat.close()

@@ -331,9 +331,10 @@ class _Session:
             self._stop.set()
         task = self._task
         if task is not None and not task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 5)
-            except (asyncio.TimeoutError, Exception):
+            if self._up is not None and not self._up.is_set():
+                task.cancel()  # still starting (a silent server): no session to close, stop its process now
+            await asyncio.wait({task}, timeout=5)  # the SDK closes the session and ends the process
+            if not task.done():
                 task.cancel()
 
 
