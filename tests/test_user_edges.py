@@ -90,3 +90,31 @@ def test_a_server_that_never_answers_at_start_is_stopped_before_the_error(
         pytest.fail("the server that did not start was still running when the error was raised")
     assert router.requests == []
     chat.close()
+
+
+def test_a_pickled_mcp_server_keeps_no_secret_environment_variable(router: OpenRouterDouble) -> None:
+    """A common way to start a server is env=dict(os.environ): its API keys and tokens must not reach a pickle."""
+    pytest.importorskip("mcp")
+    import pickle
+
+    import irouter.mcp
+    from irouter import Chat
+
+    env = {"OPENROUTER_API_KEY": router.api_key, "GITHUB_TOKEN": "ghp_s3cr3tvalue", "MODE": "fast"}
+    server = irouter.mcp.stdio(sys.executable, "server.py", env=env)
+    chat = Chat("m/m", tools=[server], base_url=router.base_url, api_key=router.api_key)
+    for thing in (server, chat):
+        data = pickle.dumps(thing)
+        assert router.api_key.encode() not in data and b"ghp_s3cr3tvalue" not in data
+    again = pickle.loads(pickle.dumps(server))
+    assert again.env == {"MODE": "fast"}
+    assert server.env == env  # the live spec still starts the server with everything it was given
+
+
+@pytest.mark.parametrize("env", [["A=1"], {"A": 1}, "A=1"])
+def test_an_mcp_server_env_that_is_not_a_dict_of_strings_is_refused_at_once(env: object) -> None:
+    pytest.importorskip("mcp")
+    import irouter.mcp
+
+    with pytest.raises(TypeError, match=r"env must be a dict of names to strings"):
+        irouter.mcp.stdio(sys.executable, "server.py", env=env)  # type: ignore[arg-type]
