@@ -118,3 +118,20 @@ def test_an_mcp_server_env_that_is_not_a_dict_of_strings_is_refused_at_once(env:
 
     with pytest.raises(TypeError, match=r"env must be a dict of names to strings"):
         irouter.mcp.stdio(sys.executable, "server.py", env=env)  # type: ignore[arg-type]
+
+
+def test_a_judge_that_replies_with_a_tool_call_is_a_failed_verdict_not_a_lost_review(
+    router: OpenRouterDouble, connect: dict[str, str]
+) -> None:
+    from irouter import Chat
+    from irouter.testing import Text, ToolCall
+
+    a, b, judge = "openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct", "anthropic/claude-sonnet-4.5"
+    chat = Chat([a, b], **connect)
+    chat("Capital of Australia?")
+    router.queue(Text(tool_calls=[ToolCall("lookup", {})]), model=judge)  # one pass calls a tool, the other judges
+    review = chat.review(judge)
+    [failed] = review.errors
+    assert isinstance(failed.error, irouter.StructuredOutputError)
+    assert "without a verdict" in str(failed.error) and "tool_calls" in str(failed.error)
+    assert len(review.verdicts) == 2 and [r.model for r in review.ranking] == [a, b]  # the other pass still ranks

@@ -496,6 +496,13 @@ class Panel:
         cost, latency = dollars(entries), sum(e.latency for e in entries) if entries else None
         if isinstance(outcome, Exception):
             return Verdict(judge, order, swapped, error=outcome, cost=cost, latency=latency)
+        if not isinstance(outcome.value, Mapping):  # no structured reply at all (a tool call instead, say)
+            error = StructuredOutputError(
+                f"The judge replied without a verdict (finish_reason {outcome.reply.finish_reason!r})",
+                text=outcome.reply.content,
+                model=judge,
+            )
+            return Verdict(judge, order, swapped, error=error, cost=cost, latency=latency)
         scores, reasons = {}, {}
         for label, model in zip(labels(len(order)), order, strict=True):
             given = outcome.value[label]
