@@ -13,7 +13,13 @@ import pytest
 import irouter
 from irouter import Call
 from irouter.endpoints import unregister_endpoint
-from irouter.testing import OpenRouterDouble
+from irouter.testing import Error, OpenRouterDouble
+
+from . import test_cli
+from .test_cli import run
+
+cli_env = test_cli.env
+"""The fixture of tests/test_cli.py: the double's URL and key, and a tmp home, cache and config."""
 
 
 def test_a_deferred_grid_of_a_provider_slug_sends_the_plain_model_and_its_routing(tmp_path: Path) -> None:
@@ -135,3 +141,17 @@ def test_a_judge_that_replies_with_a_tool_call_is_a_failed_verdict_not_a_lost_re
     assert isinstance(failed.error, irouter.StructuredOutputError)
     assert "without a verdict" in str(failed.error) and "tool_calls" in str(failed.error)
     assert len(review.verdicts) == 2 and [r.model for r in review.ranking] == [a, b]  # the other pass still ranks
+
+
+def test_compare_without_a_judge_when_a_model_fails_prints_its_table(
+    router: OpenRouterDouble, cli_env: dict[str, str]
+) -> None:
+    a, b = "openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct"
+    router.queue(Error(400, "bad request"), model=b)
+    out = run(cli_env, "compare", "Hi", "-m", a, "-m", b, "--no-log")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr and "400: bad request" in out.stderr
+    lines = out.stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("model ")))
+    assert lines[start].split() == ["model", "cost", "latency", "tokens"]
+    assert lines[start + 1].split()[0] == a and lines[start + 2].split()[::4] == [b, "failed"]

@@ -129,6 +129,9 @@ def show(
         else ["model", "cost", "latency", "tokens"]
     )
     body = [cells(row, judged) for row in sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0))]
+    if not judged and any(row["error"] for row in rows):  # a column for the "failed" of the models that did
+        head.append("")
+        body = [line if len(line) == len(head) else [*line, ""] for line in body]
     out = printer.out
     if printer.rich:
         from rich.console import Console
