@@ -155,3 +155,20 @@ def test_compare_without_a_judge_when_a_model_fails_prints_its_table(
     start = lines.index(next(line for line in lines if line.startswith("model ")))
     assert lines[start].split() == ["model", "cost", "latency", "tokens"]
     assert lines[start + 1].split()[0] == a and lines[start + 2].split()[::4] == [b, "failed"]
+
+
+def test_the_cache_of_a_log_file_not_made_yet_is_empty(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """`irouter cache clear` is safe to run first thing (say, before an eval): no file means nothing to forget,
+    and no file is made; a negative --older-than is a usage error."""
+    missing = tmp_path / "none" / "logs.db"
+    cleared = run(cli_env, "cache", "clear", "--path", str(missing))
+    assert cleared.returncode == 0, cleared.stderr
+    assert "cleared 0 cached answers" in cleared.stderr
+    stats = run(cli_env, "cache", "stats", "--json", "--path", str(missing))
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["entries"] == 0
+    assert not missing.parent.exists()
+    negative = run(cli_env, "cache", "clear", "--older-than", "-5", "--path", str(missing))
+    assert negative.returncode == 2 and "older_than must be a number of seconds, 0 or more" in negative.stderr
+    with pytest.raises(ValueError, match="older_than"):
+        irouter.Log(missing).clear_cache(older_than=-1)
