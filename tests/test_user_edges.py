@@ -172,3 +172,38 @@ def test_the_cache_of_a_log_file_not_made_yet_is_empty(cli_env: dict[str, str], 
     assert negative.returncode == 2 and "older_than must be a number of seconds, 0 or more" in negative.stderr
     with pytest.raises(ValueError, match="older_than"):
         irouter.Log(missing).clear_cache(older_than=-1)
+
+
+def test_a_misspelt_summarize_with_is_refused_before_the_first_request(router: OpenRouterDouble) -> None:
+    """It is used only once the window is full, maybe hours later: the catalog check finds it at once, like a
+    misspelt model or fallback."""
+    from irouter import Chat, UnknownModelError
+
+    chat = Chat(
+        "openai/gpt-4o-mini",
+        on_overflow="summarize",
+        summarize_with="openai/gpt-4o-minii",
+        check_capabilities=True,
+        base_url=router.base_url,
+        api_key=router.api_key,
+    )
+    with pytest.raises(UnknownModelError, match="'openai/gpt-4o-minii' is not in the model catalog"):
+        chat("hi")
+    assert router.chat_requests == []
+
+
+    def weather(city: str) -> str:
+        """Today's weather."""
+        return "sunny"
+
+    ok = Chat(
+        "openai/gpt-4o-mini",
+        on_overflow="summarize",
+        summarize_with="google/gemma-3n-e2b-it:free",  # in the catalog, without tool support
+        check_capabilities=True,
+        tools=[weather],
+        base_url=router.base_url,
+        api_key=router.api_key,
+    )
+    ok("hi")  # the summarizer is not asked to take the chat's tools
+    assert router.chat_requests[-1]["model"] == "openai/gpt-4o-mini"

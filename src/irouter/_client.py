@@ -432,7 +432,10 @@ class ModelClient:
         not block their event loop) returns ``False`` instead of fetching: call again, in a thread, to finish."""
         chain = dict.fromkeys([*self._models, *plan.fallbacks.models])  # a fallback is checked like the models
         models = [m for m in chain if self._routes.get(m) is None]
-        if plan.check is False or not models or not (plan.check or is_openrouter(self.base_url)):
+        summarizer = plan.summarize_with if plan.on_overflow == "summarize" else None
+        elsewhere = summarizer is None or summarizer.startswith("local/") or route(summarizer, None) is not None
+        named = [] if elsewhere else [summarizer]  # looked up in the catalog, with no needs of its own
+        if plan.check is False or not (models or named) or not (plan.check or is_openrouter(self.base_url)):
             return True
         toolbox = plan.toolbox
         tools = bool(toolbox and any(s.get("type") == "function" for s in toolbox.schemas))
@@ -444,6 +447,7 @@ class ModelClient:
             age, records = cached
             try:
                 check_capabilities(records, models, requirements)
+                check_capabilities(records, named, [])
                 return True
             except UnknownModelError:
                 if age <= RECHECK_AFTER:
@@ -461,6 +465,7 @@ class ModelClient:
                 raise
             return True
         check_capabilities(records, models, requirements)
+        check_capabilities(records, named, [])
         return True
 
     async def _acheck_capabilities(self, content: Any, plan: Plan, pending: bool) -> None:
