@@ -37,12 +37,16 @@ def test_a_deferred_grid_of_a_provider_slug_sends_the_plain_model_and_its_routin
     assert body["model"] == "meta-llama/llama-3.3-70b-instruct"
     [item] = body["requests"]
     normal = router.chat_requests[-1]
-    assert item["body"]["provider"] == normal["provider"] == {
-        "order": ["together"],
-        "only": ["together"],
-        "allow_fallbacks": False,
-        "quantizations": ["fp8"],
-    }
+    assert (
+        item["body"]["provider"]
+        == normal["provider"]
+        == {
+            "order": ["together"],
+            "only": ["together"],
+            "allow_fallbacks": False,
+            "quantizations": ["fp8"],
+        }
+    )
     assert {k: v for k, v in normal.items() if k != "model"} == item["body"]
     [cell] = cells
     assert cell.ok, cell.error
@@ -191,7 +195,6 @@ def test_a_misspelt_summarize_with_is_refused_before_the_first_request(router: O
         chat("hi")
     assert router.chat_requests == []
 
-
     def weather(city: str) -> str:
         """Today's weather."""
         return "sunny"
@@ -207,3 +210,33 @@ def test_a_misspelt_summarize_with_is_refused_before_the_first_request(router: O
     )
     ok("hi")  # the summarizer is not asked to take the chat's tools
     assert router.chat_requests[-1]["model"] == "openai/gpt-4o-mini"
+
+
+def test_an_embedding_slug_with_a_provider_is_sent_as_routing(
+    router: OpenRouterDouble, connect: dict[str, str]
+) -> None:
+    """'model@provider' means the same in embed() as in a chat: the plain slug and OpenRouter's provider routing
+    (a server would refuse the '@' name); the result and its ledger keep the full name."""
+    vectors = irouter.embed(["hello"], "openai/text-embedding-3-small@openai", provider={"sort": "price"}, **connect)
+    assert router.embedding_requests[-1] == {
+        "input": ["hello"],
+        "model": "openai/text-embedding-3-small",
+        "provider": {"sort": "price", "order": ["openai"], "only": ["openai"], "allow_fallbacks": False},
+    }
+    assert vectors.model == vectors.ledger[0].model == "openai/text-embedding-3-small@openai"
+    with pytest.raises(ValueError, match="excludes 'openai'"):
+        irouter.embed(["hello"], "openai/text-embedding-3-small@openai", provider={"ignore": ["openai"]}, **connect)
+    with pytest.raises(ValueError, match="is not a quantization"):
+        irouter.embed(["hello"], "openai/text-embedding-3-small@openai:fp9", **connect)
+    assert len(router.embedding_requests) == 1
+
+
+def test_an_embedding_that_is_not_base64_float32s_is_a_response_error(
+    router: OpenRouterDouble, connect: dict[str, str]
+) -> None:
+    from irouter.testing import Raw
+
+    for vector in ("AAAA", "not base64!"):
+        router.queue_embeddings(Raw(json.dumps({"data": [{"embedding": vector, "index": 0}]}).encode()))
+        with pytest.raises(irouter.APIResponseError, match="not base64 float32s"):
+            irouter.embed(["hello"], **connect)

@@ -137,7 +137,9 @@ class Server:
             if given is not None and (
                 not isinstance(given, Mapping) or not all(isinstance(v, str) for v in [*given, *given.values()])
             ):
-                raise TypeError(f"{label} must be a dict of names to strings, such as {{'NAME': 'value'}}, got {given!r}")
+                raise TypeError(
+                    f"{label} must be a dict of names to strings, such as {{'NAME': 'value'}}, got {given!r}"
+                )
         self.command = list(command) if command is not None else None
         self.url = url
         self.env = dict(env) if env is not None else None
