@@ -57,7 +57,9 @@ def test_providers_of_an_unknown_model_say_what_to_do(router: OpenRouterDouble) 
     with pytest.raises(irouter.NotFoundError) as caught:
         irouter.providers("no-such/model", base_url=router.base_url)
     text = str(caught.value)
-    assert "Resource not found" in text and "'no-such/model'" in text and "irouter models" in text
+    assert "Resource not found" in text
+    assert "'no-such/model'" in text
+    assert "irouter models" in text
     assert caught.value.model == "no-such/model"
 
 
@@ -115,7 +117,8 @@ def test_a_pickled_mcp_server_keeps_no_secret_environment_variable(router: OpenR
     chat = Chat("m/m", tools=[server], base_url=router.base_url, api_key=router.api_key)
     for thing in (server, chat):
         data = pickle.dumps(thing)
-        assert router.api_key.encode() not in data and b"ghp_s3cr3tvalue" not in data
+        assert router.api_key.encode() not in data
+        assert b"ghp_s3cr3tvalue" not in data
     again = pickle.loads(pickle.dumps(server))
     assert again.env == {"MODE": "fast"}
     assert server.env == env  # the live spec still starts the server with everything it was given
@@ -143,8 +146,10 @@ def test_a_judge_that_replies_with_a_tool_call_is_a_failed_verdict_not_a_lost_re
     review = chat.review(judge)
     [failed] = review.errors
     assert isinstance(failed.error, irouter.StructuredOutputError)
-    assert "without a verdict" in str(failed.error) and "tool_calls" in str(failed.error)
-    assert len(review.verdicts) == 2 and [r.model for r in review.ranking] == [a, b]  # the other pass still ranks
+    assert "without a verdict" in str(failed.error)
+    assert "tool_calls" in str(failed.error)
+    assert len(review.verdicts) == 2
+    assert [r.model for r in review.ranking] == [a, b]
 
 
 def test_compare_without_a_judge_when_a_model_fails_prints_its_table(
@@ -154,11 +159,13 @@ def test_compare_without_a_judge_when_a_model_fails_prints_its_table(
     router.queue(Error(400, "bad request"), model=b)
     out = run(cli_env, "compare", "Hi", "-m", a, "-m", b, "--no-log")
     assert out.returncode == 1
-    assert "Traceback" not in out.stderr and "400: bad request" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert "400: bad request" in out.stderr
     lines = out.stdout.splitlines()
     start = lines.index(next(line for line in lines if line.startswith("model ")))
     assert lines[start].split() == ["model", "cost", "latency", "tokens"]
-    assert lines[start + 1].split()[0] == a and lines[start + 2].split()[::4] == [b, "failed"]
+    assert lines[start + 1].split()[0] == a
+    assert lines[start + 2].split()[::4] == [b, "failed"]
 
 
 def test_the_cache_of_a_log_file_not_made_yet_is_empty(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -173,7 +180,8 @@ def test_the_cache_of_a_log_file_not_made_yet_is_empty(cli_env: dict[str, str], 
     assert json.loads(stats.stdout)["entries"] == 0
     assert not missing.parent.exists()
     negative = run(cli_env, "cache", "clear", "--older-than", "-5", "--path", str(missing))
-    assert negative.returncode == 2 and "older_than must be a number of seconds, 0 or more" in negative.stderr
+    assert negative.returncode == 2
+    assert "older_than must be a number of seconds, 0 or more" in negative.stderr
     with pytest.raises(ValueError, match="older_than"):
         irouter.Log(missing).clear_cache(older_than=-1)
 

@@ -433,8 +433,9 @@ class ModelClient:
         chain = dict.fromkeys([*self._models, *plan.fallbacks.models])  # a fallback is checked like the models
         models = [m for m in chain if self._routes.get(m) is None]
         summarizer = plan.summarize_with if plan.on_overflow == "summarize" else None
-        elsewhere = summarizer is None or summarizer.startswith("local/") or route(summarizer, None) is not None
-        named = [] if elsewhere else [summarizer]  # looked up in the catalog, with no needs of its own
+        named: list[str] = []  # looked up in the catalog, with no needs of its own
+        if summarizer is not None and not summarizer.startswith("local/") and route(summarizer, None) is None:
+            named.append(summarizer)
         if plan.check is False or not (models or named) or not (plan.check or is_openrouter(self.base_url)):
             return True
         toolbox = plan.toolbox
