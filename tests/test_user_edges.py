@@ -248,3 +248,47 @@ def test_an_embedding_that_is_not_base64_float32s_is_a_response_error(
         router.queue_embeddings(Raw(json.dumps({"data": [{"embedding": vector, "index": 0}]}).encode()))
         with pytest.raises(irouter.APIResponseError, match="not base64 float32s"):
             irouter.embed(["hello"], **connect)
+
+
+def test_an_adopted_answer_is_what_the_log_keeps_and_a_resumed_chat_goes_on_from(
+    router: OpenRouterDouble, tmp_path: Path
+) -> None:
+    from irouter import Chat, Log
+
+    a, b = "openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct"
+    path = tmp_path / "logs.db"
+    connect = {"base_url": router.base_url, "api_key": router.api_key}
+    router.queue("Canberra.", model=a)
+    router.queue("Sydney.", model=b)
+    chat = Chat([a, b], log=path, **connect)
+    chat("Capital of Australia?")
+    chat.adopt(a)
+    assert Log(path).get(chat.log_id)["history"] == chat.history  # at once, not only with the next turn
+    chat("Its population?")
+    assert Log(path).get(chat.log_id)["history"] == chat.history
+    chat.adopt(text="About 470,000.")
+    again = Chat.resume(chat.log_id, log=path, **connect)
+    assert again.history == chat.history
+    again("And its founding year?")
+    sent = router.chat_requests[-1]["messages"]
+    assert sent[2] == {"role": "assistant", "content": "Canberra."}  # b goes on from the adopted answers
+    assert sent[4] == {"role": "assistant", "content": "About 470,000."}
+    assert Log(path).search("Sydney") == []  # the replaced answer is not found as if it were still said
+
+
+def test_a_chat_that_drops_old_turns_keeps_logging_every_turn(router: OpenRouterDouble, tmp_path: Path) -> None:
+    """on_overflow='drop_oldest' takes turns out of history; the log keeps everything said, in order (it used to
+    stop recording new turns once history got shorter than what was logged)."""
+    from irouter import Chat, Log, list_models
+
+    path = tmp_path / "logs.db"
+    list_models(router.base_url)
+    slug = "google/gemma-3n-e2b-it:free"  # an 8,192-token window in the double's catalog
+    chat = Chat(slug, on_overflow="drop_oldest", log=path, base_url=router.base_url, api_key=router.api_key)
+    for i in range(6):
+        chat(f"Question {i}: " + "word " * 1_500)
+    assert chat.dropped  # turns were dropped
+    logged = Log(path).get(chat.log_id)["history"][slug]
+    assert [m["content"].split(":")[0] for m in logged if m["role"] == "user"] == [f"Question {i}" for i in range(6)]
+    assert logged == [chat.history[0], *chat.dropped, *chat.history[1:]]
+    assert Log(path).search("Question 5")[0]["id"] == chat.log_id

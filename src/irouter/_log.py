@@ -247,6 +247,14 @@ def write_turn(path: Path, turn: Turn) -> bool:
         with store.write() as db:
             _conversation(db, turn, now)
             for model, (start, messages) in turn.messages.items():
+                # what the log holds from ``start`` on is written again (a chat that adopted an answer)
+                where = "conversation = ? AND model = ? AND seq >= ?"
+                if fts:
+                    db.execute(
+                        f"DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE {where})",
+                        (turn.conversation, model, start),
+                    )
+                db.execute(f"DELETE FROM messages WHERE {where}", (turn.conversation, model, start))
                 for seq, message in enumerate(messages, start):
                     stored, text = _stored_message(db, message)
                     cursor = db.execute(

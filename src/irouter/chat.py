@@ -81,6 +81,9 @@ class _Conversation(ModelClient):
         self._log_id: str | None = None
         self._logged: dict[str, int] = {}
         """How many messages of each model's history, and of the ledger (key ``""``), are in the log."""
+        self._log_shift: dict[str, int] = {}
+        """How far each model's positions in the log run ahead of its history's: messages taken out of history
+        to make room (``on_overflow``) stay in the log, so its next messages go after them."""
 
     @property
     def log_id(self) -> str | None:
@@ -112,10 +115,34 @@ class _Conversation(ModelClient):
             data = self.to_dict()
             settings = {k: v for k, v in data.items() if k not in ("history", "usage", "cost", "ledger")}
             conversation = self._log_id or new_id()
-            if write_turn(self._log_path, Turn(conversation, settings, new, entries[done:])):
+            shift = getattr(self, "_log_shift", {})
+            at = {m: (start + shift.get(m, 0), messages) for m, (start, messages) in new.items()}
+            if write_turn(self._log_path, Turn(conversation, settings, at, entries[done:])):
                 self._log_id = conversation
                 self._logged = {m: start + len(messages) for m, (start, messages) in new.items()}
                 self._logged[""] = len(entries)
+
+    def _shift_log(self, model: str, removed: int) -> None:
+        """``removed`` messages (net of a summary) left ``model``'s history before its logged tail: the log keeps
+        them, and the tail's positions in the log stay where they were."""
+        logged = self._logged.get(model, 0)
+        if self._log_path is None or removed <= 0 or not logged:
+            return
+        kept = max(0, logged - removed)
+        shift = dict(getattr(self, "_log_shift", {}))
+        shift[model] = shift.get(model, 0) + logged - kept
+        self._log_shift = shift
+        self._logged[model] = kept
+
+    def _relog_from(self, positions: Mapping[str, int]) -> None:
+        """Histories changed from ``positions`` on (`adopt`): the log's messages from there are written again, at
+        once (never raises, like every log write)."""
+        if self._log_path is None or not self._logged:
+            return
+        for model, position in positions.items():
+            if model in self._logged:
+                self._logged[model] = min(self._logged[model], position)
+        self._write_log()
 
     def _new_locks(self) -> None:
         """Locks belong to one object and one process: made here, and anew for copies and unpickled chats."""
@@ -296,6 +323,7 @@ class _Conversation(ModelClient):
             for model, result in results.items():
                 fit = (fits or {}).get(model)
                 if fit is not None:  # the turn went from a shortened history: that is what was sent
+                    self._shift_log(model, len(self._history[model]) - len(fit.history))
                     self._history[model] = [*fit.history, *result.messages]
                     self._dropped[model] = [*self._dropped.get(model, []), *fit.dropped]
                 else:

@@ -680,3 +680,4 @@ def adopt(chat: _Conversation, model: Any, text: Any) -> None:
             held.enter_context(chat._locks[m])
         for m, history in histories.items():
             chat._history[m] = history
+    chat._relog_from({m: len(h) - 1 for m, h in histories.items()})  # the log goes on from the adopted answer
