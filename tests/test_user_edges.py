@@ -292,3 +292,23 @@ def test_a_chat_that_drops_old_turns_keeps_logging_every_turn(router: OpenRouter
     assert [m["content"].split(":")[0] for m in logged if m["role"] == "user"] == [f"Question {i}" for i in range(6)]
     assert logged == [chat.history[0], *chat.dropped, *chat.history[1:]]
     assert Log(path).search("Question 5")[0]["id"] == chat.log_id
+
+
+def test_spend_in_the_log_counts_each_request_once(router: OpenRouterDouble, tmp_path: Path) -> None:
+    """reset_history(), set_history() and fork() start new conversations in the log; the requests already logged
+    are not logged again with them, so `irouter logs stats` is what was spent."""
+    from irouter import Chat, Log
+
+    path = tmp_path / "logs.db"
+    chat = Chat("openai/gpt-4o-mini", log=path, base_url=router.base_url, api_key=router.api_key)
+    chat("one")
+    chat.reset_history()
+    chat("two")
+    chat.set_history([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+    chat("three")
+    twin = chat.fork()
+    twin("four")
+    [day] = Log(path).stats()
+    assert day["requests"] == len(router.chat_requests) == 4
+    assert day["cost"] == pytest.approx(sum(e.cost for e in twin.ledger))  # the fork's ledger holds all four
+    assert sorted(c["requests"] for c in Log(path).conversations()) == [1, 1, 1, 1]

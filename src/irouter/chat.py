@@ -77,9 +77,11 @@ class _Conversation(ModelClient):
         self._new_log_conversation()
 
     def _new_log_conversation(self) -> None:
-        """The next logged call starts a new conversation in the log (a new chat, or its history replaced)."""
+        """The next logged call starts a new conversation in the log (a new chat, or its history replaced). Ledger
+        entries already logged (with the conversation before, or the chat a fork came from) are not logged again."""
+        done = getattr(self, "_logged", {}).get("", 0)
         self._log_id: str | None = None
-        self._logged: dict[str, int] = {}
+        self._logged: dict[str, int] = {"": done} if done else {}
         """How many messages of each model's history, and of the ledger (key ``""``), are in the log."""
         self._log_shift: dict[str, int] = {}
         """How far each model's positions in the log run ahead of its history's: messages taken out of history
