@@ -312,3 +312,32 @@ def test_spend_in_the_log_counts_each_request_once(router: OpenRouterDouble, tmp
     assert day["requests"] == len(router.chat_requests) == 4
     assert day["cost"] == pytest.approx(sum(e.cost for e in twin.ledger))  # the fork's ledger holds all four
     assert sorted(c["requests"] for c in Log(path).conversations()) == [1, 1, 1, 1]
+
+
+def test_a_deferred_structured_cell_that_does_not_fit_fails_as_in_a_normal_grid(tmp_path: Path) -> None:
+    """Both ways the reply 'not json' for a typed grid is a StructuredOutputError cell (which the next run
+    retries), not a successful cell whose value is None."""
+    from typing import TypedDict
+
+    from irouter.testing import Text
+
+    class Capital(TypedDict):
+        city: str
+
+    outcomes = {}
+    for deferred in (False, True):
+        with OpenRouterDouble() as router:
+            router.batches.step = 0.03
+            router.queue(Text(json.dumps({"city": "Paris"})), Text("not json"))
+            call = Call("openai/gpt-4o-mini", response_format=Capital, base_url=router.base_url, api_key=router.api_key)
+            grid = call.grid(
+                ["France?", "Peru?"], store=tmp_path / f"{deferred}.sqlite", deferred=deferred, progress=False,
+                poll_interval=0.01,
+            )  # fmt: skip
+            cells = sorted(grid.run(), key=lambda c: c.prompt_id)
+        outcomes[deferred] = [(c.ok, c.value, c.error.type if c.error else None) for c in cells]
+        assert cells[1].cost is not None
+        assert cells[1].cost > 0
+    assert (
+        outcomes[True] == outcomes[False] == [(True, {"city": "Paris"}, None), (False, None, "StructuredOutputError")]
+    )
