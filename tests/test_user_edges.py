@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -341,3 +342,32 @@ def test_a_deferred_structured_cell_that_does_not_fit_fails_as_in_a_normal_grid(
     assert (
         outcomes[True] == outcomes[False] == [(True, {"city": "Paris"}, None), (False, None, "StructuredOutputError")]
     )
+
+
+def test_the_judges_and_the_synthesis_are_in_the_logged_spend(router: OpenRouterDouble, tmp_path: Path) -> None:
+    import asyncio
+
+    from irouter import AsyncChat, Chat, Log
+
+    a, b, judge = "openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct", "anthropic/claude-sonnet-4.5"
+    path = tmp_path / "logs.db"
+    connect = {"base_url": router.base_url, "api_key": router.api_key}
+    chat = Chat([a, b], log=path, **connect)
+    chat("Capital of Australia?")
+    chat.review(judge)
+    chat.synthesize(judge)
+
+    async def main() -> Any:
+        other = AsyncChat([a, b], log=path, **connect)
+        await other("Capital of Peru?")
+        await other.review(judge)
+        await other.synthesize(judge)
+        return other
+
+    other = asyncio.run(main())
+    logged = {c["id"]: c for c in Log(path).conversations()}
+    for one in (chat, other):
+        assert logged[one.log_id]["requests"] == len(one.ledger) == 5  # two answers, two judge passes, a synthesis
+        assert logged[one.log_id]["cost"] == pytest.approx(sum(e.cost for e in one.ledger))
+    by_model = {row["model"]: row["requests"] for row in Log(path).stats()}
+    assert by_model[judge] == 6

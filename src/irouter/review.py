@@ -546,7 +546,10 @@ def review(chat: _Conversation, judge: Any, criteria: Any, blind: Any, swap: Any
     check_not_running(chat)
     panel = Panel.of(chat, judge, criteria, blind, swap, options)
     panel.client._check_capabilities(panel.messages(False)[1]["content"], panel.plan)
-    return panel.review(fan_out(list(panel.jobs), panel.run, panel.plan.cancel))
+    try:
+        return panel.review(fan_out(list(panel.jobs), panel.run, panel.plan.cancel))
+    finally:
+        chat._write_log()  # the judges' requests join the conversation's log (its spend)
 
 
 def areview(chat: _Conversation, judge: Any, criteria: Any, blind: Any, swap: Any, options: dict[str, Any]) -> Any:
@@ -562,7 +565,10 @@ def areview(chat: _Conversation, judge: Any, criteria: Any, blind: Any, swap: An
         from ._engine import afan_out
 
         await panel.client._acheck_capabilities(content, panel.plan, pending)
-        return panel.review(await afan_out(list(panel.jobs), panel.arun, panel.plan.cancel))
+        try:
+            return panel.review(await afan_out(list(panel.jobs), panel.arun, panel.plan.cancel))
+        finally:
+            chat._write_log()
 
     return run()
 
@@ -614,7 +620,10 @@ def synthesize(chat: _Conversation, model: Any, instructions: Any, options: dict
     check_not_running(chat)
     job = Synthesis.of(chat, model, instructions, options)
     job.client._check_capabilities(job.messages[1]["content"], job.plan)
-    return str(fan_out([job.model], job.run, job.plan.cancel)[job.model].value)
+    try:
+        return str(fan_out([job.model], job.run, job.plan.cancel)[job.model].value)
+    finally:
+        chat._write_log()  # the request joins the conversation's log (its spend)
 
 
 def asynthesize(chat: _Conversation, model: Any, instructions: Any, options: dict[str, Any]) -> Any:
@@ -629,7 +638,10 @@ def asynthesize(chat: _Conversation, model: Any, instructions: Any, options: dic
         from ._engine import afan_out
 
         await job.client._acheck_capabilities(content, job.plan, pending)
-        return str((await afan_out([job.model], job.arun, job.plan.cancel))[job.model].value)
+        try:
+            return str((await afan_out([job.model], job.arun, job.plan.cancel))[job.model].value)
+        finally:
+            chat._write_log()
 
     return run()
 
