@@ -371,3 +371,25 @@ def test_the_judges_and_the_synthesis_are_in_the_logged_spend(router: OpenRouter
         assert logged[one.log_id]["cost"] == pytest.approx(sum(e.cost for e in one.ledger))
     by_model = {row["model"]: row["requests"] for row in Log(path).stats()}
     assert by_model[judge] == 6
+
+
+def test_compare_shows_the_answers_when_the_synthesis_fails(router: OpenRouterDouble, cli_env: dict[str, str]) -> None:
+    a, b, chair = "openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct", "anthropic/claude-sonnet-4.5"
+    router.queue("Canberra.", model=a)
+    router.queue("Sydney.", model=b)
+    router.queue(Error(503, "overloaded"), Error(503, "overloaded"), Error(503, "overloaded"), model=chair)
+    out = run(cli_env, "compare", "Capital?", "-m", a, "-m", b, "--synthesize", chair, "-o", "max_retries=1")
+    assert out.returncode == 1
+    assert f"## {a}\n\nCanberra." in out.stdout
+    assert f"## {b}\n\nSydney." in out.stdout
+    assert f"irouter: error: --synthesize {chair}: 503: overloaded" in out.stderr
+    router.queue("Canberra.", model=a)
+    router.queue("Sydney.", model=b)
+    router.queue(Error(503, "overloaded"), Error(503, "overloaded"), Error(503, "overloaded"), model=chair)
+    as_json = run(
+        cli_env, "compare", "Capital?", "-m", a, "-m", b, "--synthesize", chair, "--json", "-o", "max_retries=1"
+    )
+    report = json.loads(as_json.stdout)
+    assert report["answers"] == {a: "Canberra.", b: "Sydney."}
+    assert report["synthesis"] is None
+    assert report["synthesis_error"].startswith("503: overloaded")
