@@ -393,3 +393,11 @@ def test_compare_shows_the_answers_when_the_synthesis_fails(router: OpenRouterDo
     assert report["answers"] == {a: "Canberra.", b: "Sydney."}
     assert report["synthesis"] is None
     assert report["synthesis_error"].startswith("503: overloaded")
+
+
+def test_the_numpy_array_of_no_texts_is_two_dimensional(router: OpenRouterDouble, connect: dict[str, str]) -> None:
+    pytest.importorskip("numpy")
+    empty = irouter.embed([], **connect)
+    assert empty.to_numpy().shape == (0, 0)
+    assert router.requests == []  # nothing to send
+    assert irouter.embed(["a", "b"], **connect).to_numpy().shape == (2, 8)

@@ -64,7 +64,7 @@ class Embeddings(list[list[float]]):
             import numpy
         except ImportError:
             raise ImportError("Embeddings.to_numpy() needs numpy: pip install numpy") from None
-        return numpy.asarray(self, dtype=dtype)
+        return numpy.asarray(self, dtype=dtype).reshape(len(self), -1 if self else 0)  # 2-D, even for no texts
 
     def __repr__(self) -> str:
         width = len(self[0]) if self else 0
