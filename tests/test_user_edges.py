@@ -401,3 +401,25 @@ def test_the_numpy_array_of_no_texts_is_two_dimensional(router: OpenRouterDouble
     assert empty.to_numpy().shape == (0, 0)
     assert router.requests == []  # nothing to send
     assert irouter.embed(["a", "b"], **connect).to_numpy().shape == (2, 8)
+
+
+def test_a_review_with_failed_verdicts_pickles_and_copies(router: OpenRouterDouble, connect: dict[str, str]) -> None:
+    import copy
+    import pickle
+
+    from irouter import Chat
+    from irouter.testing import Text
+
+    a, b, judge = "openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct", "anthropic/claude-sonnet-4.5"
+    chat = Chat([a, b], max_retries=0, **connect)
+    chat("Capital of Australia?")
+    router.queue(Error(500, "boom"), Text("not a verdict"), model=judge)
+    review = chat.review(judge)
+    assert sorted(type(v.error).__name__ for v in review.errors) == ["ServerError", "StructuredOutputError"]
+    data = pickle.dumps(review)
+    assert router.api_key.encode() not in data
+    for again in (pickle.loads(data), copy.deepcopy(review)):
+        assert [str(v.error) for v in again.errors] == [str(v.error) for v in review.errors]
+        server = next(v.error for v in again.errors if isinstance(v.error, irouter.ServerError))
+        assert (server.status, server.message, server.model) == (500, "boom", judge)
+        assert again.to_dict() == review.to_dict()
