@@ -82,13 +82,15 @@ def test_every_turn_is_logged_after_old_turns_are_dropped(tmp_path: Path, policy
         for i in range(6):
             chat(f"q{i} " + "ww " * 300)
         assert chat.dropped  # old turns went
-        logged = Log(path).get(chat.log_id)
-        assert logged["history"][A] == chat.history  # what the chat goes on from, the newest turn included
-        assert logged["history"][A][-2]["content"].startswith("q5 ")
-        resumed = Chat.resume(log=path, **connect)
-        assert resumed.history == chat.history
-        assert resumed.dropped == chat.dropped
-        assert Log(path).search("q5")  # the newest turn is found too
+        logged = Log(path).get(chat.log_id)["history"][A]
+        asked = [m["content"].split(" ")[0] for m in logged if m["role"] == "user" and m["content"].startswith("q")]
+        assert asked == [f"q{i}" for i in range(6)]  # the log keeps every turn said, the dropped ones too, in order
+        assert logged[-2:] == chat.history[-2:]  # the newest turn included
+        assert Log(path).search("q5")  # and found
+        resumed = Chat.resume(log=path, on_overflow=policy, summarize_with=B, **connect)
+        resumed("q6 " + "ww " * 300)  # goes on, making room again as its turn needs
+        assert router.chat_requests[-1]["messages"][-1]["content"].startswith("q6 ")
+        assert Log(path).get(resumed.log_id)["history"][A][-2]["content"].startswith("q6 ")
 
 
 # --------------------------------------------------------------------------------------------- fallbacks

@@ -43,7 +43,12 @@ def compare_command(argv: list[str]) -> int:
         review = None
         if args.judge and answers:
             review = chat.review(args.judge, args.criteria, blind=not args.names, swap=not args.no_swap)
-        synthesis = chat.synthesize(args.synthesize) if args.synthesize and answers else None
+        synthesis, unsynthesized = None, None
+        if args.synthesize and answers:
+            try:
+                synthesis = chat.synthesize(args.synthesize)
+            except errors.APIError as exc:  # the answers were paid for: they are shown all the same
+                unsynthesized = exc
     except KeyboardInterrupt:
         print("\nirouter: stopped", file=sys.stderr)
         return INTERRUPTED
@@ -57,6 +62,7 @@ def compare_command(argv: list[str]) -> int:
             "models": rows,
             "review": review.to_dict() if review is not None else None,
             "synthesis": synthesis,
+            **({"synthesis_error": describe(unsynthesized)} if unsynthesized is not None else {}),
             "cost": dollars(chat.ledger),
         }
         print(json.dumps(report, indent=1, ensure_ascii=False, default=str))
@@ -64,6 +70,9 @@ def compare_command(argv: list[str]) -> int:
         show(Printer(stats=False), chat, answers, rows, review, synthesis)
     if failed:
         fail(errors.MultiModelError(answers, dict(failed)), chat.models)
+    if unsynthesized is not None:
+        print(f"irouter: error: --synthesize {args.synthesize}: {describe(unsynthesized)}", file=sys.stderr)
+        return max(code(failed, review), exit_code(unsynthesized))
     return code(failed, review)
 
 
@@ -129,6 +138,9 @@ def show(
         else ["model", "cost", "latency", "tokens"]
     )
     body = [cells(row, judged) for row in sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0))]
+    if not judged and any(row["error"] for row in rows):  # a column for the "failed" of the models that did
+        head.append("")
+        body = [line if len(line) == len(head) else [*line, ""] for line in body]
     out = printer.out
     if printer.rich:
         from rich.console import Console

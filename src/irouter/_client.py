@@ -446,7 +446,11 @@ class ModelClient:
         not block their event loop) returns ``False`` instead of fetching: call again, in a thread, to finish."""
         chain = dict.fromkeys([*self._models, *plan.fallbacks.models])  # a fallback is checked like the models
         models = [m for m in chain if self._routes.get(m) is None]
-        if plan.check is False or not models or not (plan.check or is_openrouter(self.base_url)):
+        summarizer = plan.summarize_with if plan.on_overflow == "summarize" else None
+        named: list[str] = []  # looked up in the catalog, with no needs of its own
+        if summarizer is not None and not summarizer.startswith("local/") and route(summarizer, None) is None:
+            named.append(summarizer)
+        if plan.check is False or not (models or named) or not (plan.check or is_openrouter(self.base_url)):
             return True
         toolbox = plan.toolbox
         tools = bool(toolbox and any(s.get("type") == "function" for s in toolbox.schemas))
@@ -458,6 +462,7 @@ class ModelClient:
             age, records = cached
             try:
                 check_capabilities(records, models, requirements)
+                check_capabilities(records, named, [])
                 return True
             except UnknownModelError:
                 if age <= RECHECK_AFTER:
@@ -475,6 +480,7 @@ class ModelClient:
                 raise
             return True
         check_capabilities(records, models, requirements)
+        check_capabilities(records, named, [])
         return True
 
     async def _acheck_capabilities(self, content: Any, plan: Plan, pending: bool) -> None:

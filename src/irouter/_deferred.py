@@ -326,6 +326,7 @@ class Deferred:
         self, batch: Mapping[str, Any], info: wire.BatchInfo, results: list[wire.Result], keys: list[str]
     ) -> None:
         """A completed batch: each cell's answer or error, with its usage and its share of the batch's cost."""
+        from ._structured import parser_for
         from ._wire import parse_completion
         from .grid import CellError
 
@@ -336,6 +337,9 @@ class Deferred:
         def price(_: str, prompt: int, completion: int) -> float | None:
             full = quote.cost(prompt, completion) if quote is not None else None
             return None if full is None else full * wire.PRICE_SHARE
+
+        output = self.grid._plan.output_type
+        checked: Callable[[str], Any] = parser_for(output, model) if output is not None else str
 
         outcome: dict[str, Any] = {}
         for key in keys:
@@ -356,6 +360,11 @@ class Deferred:
                     model, reply.usage, reply, started=time.monotonic(), wall_started=time.time(), ttft=None,
                     step=1, streamed=False, price=price,
                 )  # fmt: skip
+                try:
+                    checked(reply.content)
+                except Exception as exc:  # as in a normal grid: a reply that does not fit the type fails the cell
+                    outcome[key] = (None, CellError.of(exc), entry)
+                    continue
                 outcome[key] = (reply.content, None, entry)
         _share_cost(outcome, info.cost)
         self._write(keys, model, lambda key: outcome[key], latency=time.time() - float(batch["submitted"]))

@@ -64,7 +64,7 @@ class Embeddings(list[list[float]]):
             import numpy
         except ImportError:
             raise ImportError("Embeddings.to_numpy() needs numpy: pip install numpy") from None
-        return numpy.asarray(self, dtype=dtype)
+        return numpy.asarray(self, dtype=dtype).reshape(len(self), -1 if self else 0)  # 2-D, even for no texts
 
     def __repr__(self) -> str:
         width = len(self[0]) if self else 0
@@ -133,10 +133,18 @@ def _job(texts: Any, model: str, base_url: str | None, api_key: str | None, kw: 
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     policy = retry.RetryPolicy(retry.check_retries(kw["max_retries"]), retry.check_retry_wait(kw["max_retry_wait"]))
+    from ._routing import parse_slug
+
+    pinned = parse_slug(model)  # "x/y@provider": the plain slug, with OpenRouter's provider routing
     found = route(model, None)
     if found is None:
         endpoint: Any = Endpoint(base_url, api_key)
-        wire = model
+        wire = pinned.model
+    elif pinned.provider is not None:
+        raise ValueError(
+            f"{model!r}: a provider after '@' picks one of OpenRouter's providers, but this slug goes to another "
+            "endpoint (a registered prefix or local/); drop the '@...' suffix"
+        )
     else:
         endpoint, wire = found.endpoint, found.wire_model
         if model.startswith("local/"):  # llama.cpp serves embeddings from a server started in embedding mode
@@ -144,6 +152,7 @@ def _job(texts: Any, model: str, base_url: str | None, api_key: str | None, kw: 
 
             endpoint = LocalEndpoint(endpoint.path, embedding=True)
     fields = {k: kw[k] for k in ("dimensions", "input_type", "user", "provider", "extra_body") if kw[k] is not None}
+    fields = pinned.apply(fields)  # a provider= at odds with the slug's provider raises here
     batches = [items[i : i + size] for i in range(0, len(items), size)]
     return _Job(model, wire, endpoint, batches, fields, kw["extra_headers"], timeout, policy, concurrency)
 
@@ -182,8 +191,15 @@ def parse_embeddings(raw: Any, count: int, model: str) -> tuple[list[list[float]
 
 def _vector(value: Any, model: str, raw: Any) -> list[float]:
     if isinstance(value, str):
-        data = base64.b64decode(value)
-        return list(struct.unpack(f"<{len(data) // 4}f", data))
+        try:
+            data = base64.b64decode(value, validate=True)
+        except ValueError:
+            data = b"?"  # not base64: refused below
+        if data and len(data) % 4 == 0:
+            return list(struct.unpack(f"<{len(data) // 4}f", data))
+        raise APIResponseError(
+            "The embeddings answer has a text vector that is not base64 float32s", model=model, body=raw
+        )
     if isinstance(value, list) and value and all(isinstance(row, list) for row in value):  # one per token
         width = len(value[0])
         return [sum(row[i] for row in value) / len(value) for i in range(width)]

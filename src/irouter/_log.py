@@ -518,7 +518,10 @@ class Log:
 
     def cache_stats(self) -> dict[str, Any]:
         """The response cache: ``entries``, ``hits`` (answers served from it), ``bytes`` (of stored answers),
-        ``saved`` (dollars those hits would have cost again), ``oldest``/``newest`` (Unix time)."""
+        ``saved`` (dollars those hits would have cost again), ``oldest``/``newest`` (Unix time). No file yet is an
+        empty cache."""
+        if not self.path.exists():
+            return {"entries": 0, "hits": 0, "bytes": 0, "saved": 0.0, "oldest": None, "newest": None}
         row = self._read(
             "SELECT COUNT(*), SUM(hits), SUM(LENGTH(result)), SUM(hits * COALESCE(cost, 0)), MIN(updated), "
             "MAX(updated) FROM cells WHERE kind = ?",
@@ -535,7 +538,13 @@ class Log:
 
     def clear_cache(self, older_than: float | None = None) -> int:
         """Forget the response cache's answers (only those stored more than ``older_than`` seconds ago, if
-        given); returns how many. The log's conversations are kept."""
+        given); returns how many. The log's conversations are kept. No file yet: nothing to forget (0)."""
+        if older_than is not None and (
+            isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or not older_than >= 0
+        ):
+            raise ValueError(f"older_than must be a number of seconds, 0 or more, got {older_than!r}")
+        if not self.path.exists():
+            return 0
         store = open_for_reading(self.path)
         before = time.time() - older_than if older_than is not None else float("inf")
         with _lock, store.write() as db:

@@ -22,7 +22,7 @@ from . import _retry as retry
 from ._routing import plain
 from ._transport import Endpoint, resolve_base_url
 from .catalog import CATALOG_TTL, _lock, _memory, _price, _read_disk, _write_disk
-from .errors import APIResponseError
+from .errors import APIResponseError, NotFoundError
 
 __all__ = ["Percentiles", "Provider", "Providers", "providers"]
 
@@ -219,8 +219,21 @@ def providers(
     from ._routing import parse_slug
 
     slug = parse_slug(model)
+    if base_url is None and _elsewhere(slug.model):
+        raise ValueError(
+            f"{slug.model!r} is not served through OpenRouter (local/ or a registered endpoint), so it has no "
+            "OpenRouter providers to list; irouter.providers(...) takes an OpenRouter slug such as 'moonshotai/kimi-k3'"
+        )
     url = resolve_base_url(base_url)
-    body = _endpoints_body(url, slug.model, refresh, max_age, timeout, max_retries, api_key, http_client)
+    try:
+        body = _endpoints_body(url, slug.model, refresh, max_age, timeout, max_retries, api_key, http_client)
+    except NotFoundError as error:
+        error.model = error.model or slug.model
+        error.message = (
+            f"{error.message}: {url} lists no providers for {slug.model!r}; check the slug "
+            "(irouter.get_all_models() or `irouter models` lists them)"
+        )
+        raise
     found = [Provider.from_record(r, slug.model) for r in body["endpoints"] if isinstance(r, Mapping)]
     if slug.provider is not None:
         wanted = slug.provider.lower()
@@ -228,6 +241,13 @@ def providers(
     if slug.quantization is not None:
         found = [p for p in found if p.quantization == slug.quantization]
     return Providers(found, slug.model)
+
+
+def _elsewhere(model: str) -> bool:
+    """Whether ``model`` goes to another endpoint than OpenRouter (``local/`` or a registered prefix)."""
+    from .endpoints import registered_endpoints
+
+    return model.startswith("local/") or any(model.startswith(prefix) for prefix in registered_endpoints())
 
 
 def _endpoints_body(

@@ -77,10 +77,15 @@ class _Conversation(ModelClient):
         self._new_log_conversation()
 
     def _new_log_conversation(self) -> None:
-        """The next logged call starts a new conversation in the log (a new chat, or its history replaced)."""
+        """The next logged call starts a new conversation in the log (a new chat, or its history replaced). Ledger
+        entries already logged (with the conversation before, or the chat a fork came from) are not logged again."""
+        done = getattr(self, "_logged", {}).get("", 0)
         self._log_id: str | None = None
-        self._logged: dict[str, int] = {}
+        self._logged: dict[str, int] = {"": done} if done else {}
         """How many messages of each model's history, and of the ledger (key ``""``), are in the log."""
+        self._log_shift: dict[str, int] = {}
+        """How far each model's positions in the log run ahead of its history's: messages taken out of history
+        to make room (``on_overflow``) stay in the log, so its next messages go after them."""
 
     @property
     def log_id(self) -> str | None:
@@ -112,7 +117,9 @@ class _Conversation(ModelClient):
             data = self.to_dict()
             settings = {k: v for k, v in data.items() if k not in ("history", "usage", "cost", "ledger")}
             conversation = self._log_id or new_id()
-            if write_turn(self._log_path, Turn(conversation, settings, new, entries[done:])):
+            shift = getattr(self, "_log_shift", {})
+            at = {m: (start + shift.get(m, 0), messages) for m, (start, messages) in new.items()}
+            if write_turn(self._log_path, Turn(conversation, settings, at, entries[done:])):
                 self._log_id = conversation
                 self._logged = {m: start + len(messages) for m, (start, messages) in new.items()}
                 self._logged[""] = len(entries)
@@ -129,6 +136,18 @@ class _Conversation(ModelClient):
         with self._log_lock:
             if model in self._logged:
                 self._logged[model] = min(self._logged[model], same)
+
+    def _shift_log(self, model: str, removed: int) -> None:
+        """``removed`` messages (net of a summary) left ``model``'s history before its logged tail: the log keeps
+        them, and the tail's positions in the log stay where they were."""
+        logged = self._logged.get(model, 0)
+        if self._log_path is None or removed <= 0 or not logged:
+            return
+        kept = max(0, logged - removed)
+        shift = dict(getattr(self, "_log_shift", {}))
+        shift[model] = shift.get(model, 0) + logged - kept
+        self._log_shift = shift
+        self._logged[model] = kept
 
     def _new_locks(self) -> None:
         """Locks belong to one object and one process: made here, and anew for copies and unpickled chats."""
@@ -330,7 +349,8 @@ class _Conversation(ModelClient):
             for model, result in results.items():
                 fit = (fits or {}).get(model)
                 if fit is not None:  # the turn went from a shortened history: that is what was sent
-                    self._rewrite(model, [*fit.history, *result.messages])
+                    self._shift_log(model, len(self._history[model]) - len(fit.history))
+                    self._history[model] = [*fit.history, *result.messages]
                     self._dropped[model] = [*self._dropped.get(model, []), *fit.dropped]
                 else:
                     self._history[model].extend(result.messages)

@@ -69,6 +69,18 @@ __all__ = [
 class IrouterError(Exception):
     """The root of every exception irouter raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as its arguments and attributes: the subclasses' keyword-only arguments (status=, model=...)
+        # would otherwise be missing when a pickle (a saved Review's failed verdicts, a grid's errors) is loaded
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuilt(kind: type[IrouterError], args: tuple[Any, ...], state: dict[str, Any]) -> IrouterError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class MissingAPIKeyError(IrouterError, ValueError):
     """No API key: neither ``api_key=`` nor the ``OPENROUTER_API_KEY`` environment variable."""

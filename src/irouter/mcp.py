@@ -133,6 +133,13 @@ class Server:
                 raise ValueError(f"{label} must be a positive number of seconds, got {value!r}")
         if not isinstance(prefix, str) or (prefix and not TOOL_NAME.fullmatch(prefix)):
             raise ValueError(f"prefix must be letters, digits, '_' or '-', got {prefix!r}")
+        for label, given in (("env", env), ("headers", headers)):
+            if given is not None and (
+                not isinstance(given, Mapping) or not all(isinstance(v, str) for v in [*given, *given.values()])
+            ):
+                raise TypeError(
+                    f"{label} must be a dict of names to strings, such as {{'NAME': 'value'}}, got {given!r}"
+                )
         self.command = list(command) if command is not None else None
         self.url = url
         self.env = dict(env) if env is not None else None
@@ -155,11 +162,14 @@ class Server:
         return " ".join(self.command) if self.command else str(self.url)
 
     def __getstate__(self) -> dict[str, Any]:
-        """The spec only: a pickle holds no session, no stderr stream and no secret header."""
+        """The spec only: a pickle holds no session, no stderr stream, no secret header and no secret environment
+        variable (``OPENROUTER_API_KEY``, ``GITHUB_TOKEN``...: names that say so, as for headers)."""
         from ._persist import is_secret_header
 
         state = {k: v for k, v in self.__dict__.items() if k not in ("_session", "_lock", "stderr")}
         state["headers"] = {k: v for k, v in self.headers.items() if not is_secret_header(k)}
+        if self.env is not None:
+            state["env"] = {k: v for k, v in self.env.items() if not is_secret_header(k)}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -331,9 +341,10 @@ class _Session:
             self._stop.set()
         task = self._task
         if task is not None and not task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 5)
-            except (asyncio.TimeoutError, Exception):
+            if self._up is not None and not self._up.is_set():
+                task.cancel()  # still starting (a silent server): no session to close, stop its process now
+            await asyncio.wait({task}, timeout=5)  # the SDK closes the session and ends the process
+            if not task.done():
                 task.cancel()
 
 

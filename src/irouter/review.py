@@ -504,14 +504,14 @@ class Panel:
         try:
             return self.client._run(judge, messages[:1], messages[1], self.plan, recorder)
         except IrouterError as exc:
-            return exc
+            return kept(exc)
 
     async def arun(self, key: str) -> Any:
         judge, messages, recorder = self.start(key)
         try:
             return await self.client._arun(judge, messages[:1], messages[1], self.plan, recorder)
         except IrouterError as exc:
-            return exc
+            return kept(exc)
 
     def verdict(self, key: str, outcome: TurnResult | Exception) -> Verdict:
         judge, swapped = self.jobs[key]
@@ -520,6 +520,13 @@ class Panel:
         cost, latency = dollars(entries), sum(e.latency for e in entries) if entries else None
         if isinstance(outcome, Exception):
             return Verdict(judge, order, swapped, error=outcome, cost=cost, latency=latency)
+        if not isinstance(outcome.value, Mapping):  # no structured reply at all (a tool call instead, say)
+            error = StructuredOutputError(
+                f"The judge replied without a verdict (finish_reason {outcome.reply.finish_reason!r})",
+                text=outcome.reply.content,
+                model=judge,
+            )
+            return Verdict(judge, order, swapped, error=error, cost=cost, latency=latency)
         scores, reasons = {}, {}
         for label, model in zip(labels(len(order)), order, strict=True):
             given = outcome.value[label]
@@ -547,6 +554,14 @@ class Panel:
             swap=self.swap,
             cost=dollars([e for key in self.jobs for e in self.kept.get(key, [])]),
         )
+
+
+def kept(error: IrouterError) -> IrouterError:
+    """A judge's error as its verdict keeps it: without the reply type made for this review (``target``), which
+    no pickle could name, so a `Review` pickles like its other values."""
+    if isinstance(error, StructuredOutputError):
+        error.target = None
+    return error
 
 
 def dollars(entries: Sequence[LedgerEntry]) -> float | None:
