@@ -646,3 +646,26 @@ def test_a_saved_chat_keeps_its_judges_costs(router: OpenRouterDouble, tmp_path:
     assert [e.purpose for e in loaded.ledger] == [e.purpose for e in chat.ledger] == [None, None, "review", "review"]
     assert loaded.cost == chat.cost
     assert list(loaded.cost) == [A, B, J]
+
+
+def test_a_review_shows_as_a_ranked_table_in_notebooks(router: OpenRouterDouble) -> None:
+    chat = asked(router, (A, B))
+    judged_by(router, J, {A: 7, B: 3})
+    reply = per_pass((A, B), Error(400, "Provider returned error"), "this is not JSON")
+    router.queue(reply, reply, model=K)
+    review = chat.review([J, K])
+    page = review._repr_html_()
+    rows = page.split("<tbody>")[1].split("</tbody>")[0].split("</tr>")[:-1]
+    assert [A in rows[0], B in rows[1]] == [True, True]  # best first
+    assert "7.00" in rows[0]
+    assert "3.00" in rows[1]
+    assert "Paris. (I am GPT 4o mini, by OpenAI.)" in rows[0]  # the answer judged, unmasked
+    assert "failed verdicts" in page
+    assert "BadRequestError" in page
+    evil = Review(
+        ranking=[irouter.Ranked(model="<x>", rank=1, score=5.0, reason="<script>alert(1)</script>")],
+        verdicts=[], judges=["<j>"], question="<q>", answers={"<x>": "<b>hi</b>"}, criteria="",
+    )  # fmt: skip
+    assert "<script>" not in evil._repr_html_()
+    assert "&lt;script&gt;" in evil._repr_html_()
+    assert "<b>hi</b>" not in evil._repr_html_()

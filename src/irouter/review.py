@@ -183,6 +183,33 @@ class Review:
             "cost": self.cost,
         }
 
+    def _repr_html_(self) -> str:
+        """The ranking as a table in notebooks, each row coloured by its score, with each answer judged; for the
+        answers side by side with cost against latency, see ``chat.report(review=review)``."""
+        from .report import _esc, _score_colour
+
+        rows = "".join(
+            f"<tr><td>{r.rank}</td><td><code>{_esc(r.model)}</code></td>"
+            f'<td style="color:{_score_colour(r.score)};font-weight:600">{r.score:.2f}</td>'
+            f"<td>{_esc(r.reason)}</td>"
+            f'<td style="white-space:pre-wrap;max-width:40em">{_esc(self.answers.get(r.model, ""))}</td></tr>'
+            for r in self.ranking
+        )
+        failed = "".join(
+            f"<li>{_esc(v.judge)}{' (swapped)' if v.swapped else ''}: {_esc(type(v.error).__name__)}: {_esc(v.error)}"
+            "</li>"
+            for v in self.errors
+        )
+        spent = "cost unknown" if self.cost is None else f"${self.cost:.6f}"
+        return (
+            f"<div><p><b>Question:</b> {_esc(self.question)}</p>"
+            "<table><thead><tr><th>rank</th><th>model</th><th>score</th><th>reason</th><th>answer</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+            f"<p>judged by {_esc(', '.join(self.judges))}, {spent}</p>"
+            + (f"<p>failed verdicts:</p><ul>{failed}</ul>" if failed else "")
+            + "</div>"
+        )
+
     def __str__(self) -> str:
         rows = [("rank", "model", "score", "reason")]
         rows += [(str(r.rank), r.model, f"{r.score:.2f}", r.reason) for r in self.ranking]
