@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from irouter.testing import OpenRouterDouble
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "openrouter"
 """The captured OpenRouter payloads the tests replay, kept in the repository (see ``tests/data/README.md``)."""
+
+# Every local Ray cluster the tests start (docs/ray.md's example, tests/test_ray.py) runs without token
+# authentication. Ray reads the mode once per process: a second cluster in the same pytest process whose workers were
+# told otherwise could not register with it, and hung.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 @pytest.fixture(autouse=True)
