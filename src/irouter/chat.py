@@ -393,8 +393,10 @@ class _Conversation(ModelClient):
     def _room(self, model: str, history: list[dict[str, Any]], start: Any, plan: Plan) -> Fit | None:
         """With ``on_overflow``, the history a turn can start from in ``model``'s context window (oldest whole
         turns dropped; raises `ContextWindowError` when even that does not fit); ``None`` when nothing need go."""
+        if plan.on_overflow is None:  # no policy: nothing to work out (the engine still checks each request)
+            return None
         spec = self._spec(model, plan)
-        if plan.on_overflow is None or not spec.context_length:
+        if not spec.context_length:
             return None
         new = list(start) if isinstance(start, list) else [start]
         options = spec.turn_options()
